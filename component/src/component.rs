@@ -1,0 +1,184 @@
+//! The WebAssembly component: `wats:service/handler` exported over the
+//! world's imports. Imports are synchronous, so every future of the service
+//! completes on its first poll and a trivial executor suffices.
+
+use crate::host::{
+    self, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
+};
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+wit_bindgen::generate!({ world: "service", path: "../wit" });
+
+use exports::wats::service::handler::Guest;
+use wats::service::{clock, config, events, kv, log, metrics, outbound_http, types};
+
+struct Component;
+
+impl Guest for Component {
+    fn handle(request: types::Request) -> types::Response {
+        let request = host::Request {
+            method: request.method,
+            path_with_query: request.path_with_query,
+            headers: request.headers,
+            body: request.body,
+        };
+        let response = block_on(crate::handle(&ImportedHost, request));
+        types::Response {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        }
+    }
+}
+
+export!(Component);
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        // Never pending with synchronous imports; looping keeps it correct
+        // should an import ever yield.
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+/// The host as the world's imports provide it.
+struct ImportedHost;
+
+fn kv_error(error: kv::KvError) -> KvError {
+    match error {
+        kv::KvError::Unavailable(reason) => KvError::Unavailable(reason),
+        kv::KvError::TooLarge => KvError::TooLarge,
+        kv::KvError::Other(reason) => KvError::Other(reason),
+    }
+}
+
+impl Host for ImportedHost {
+    async fn send(&self, request: OutgoingRequest) -> Result<Response, OutboundError> {
+        let request = outbound_http::OutgoingRequest {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        };
+        match outbound_http::send(&request) {
+            Ok(response) => Ok(Response {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            }),
+            Err(outbound_http::Error::Timeout) => Err(OutboundError::Timeout),
+            Err(outbound_http::Error::Unreachable(reason)) => {
+                Err(OutboundError::Unreachable(reason))
+            }
+            Err(outbound_http::Error::Denied(reason)) => Err(OutboundError::Denied(reason)),
+            Err(outbound_http::Error::Other(reason)) => Err(OutboundError::Other(reason)),
+        }
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        kv::get(key).map_err(kv_error)
+    }
+
+    async fn kv_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+    ) -> Result<(), KvError> {
+        kv::set(key, value, ttl_seconds).map_err(kv_error)
+    }
+
+    async fn kv_set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+    ) -> Result<bool, KvError> {
+        kv::set_if_absent(key, value, ttl_seconds).map_err(kv_error)
+    }
+
+    async fn kv_remove(&self, key: &str) -> Result<(), KvError> {
+        kv::remove(key).map_err(kv_error)
+    }
+
+    async fn kv_list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<KvPage, KvError> {
+        let page = kv::list_keys(prefix, cursor, limit).map_err(kv_error)?;
+        Ok(KvPage {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
+    }
+
+    fn now_millis(&self) -> u64 {
+        clock::now_millis()
+    }
+
+    fn monotonic_nanos(&self) -> u64 {
+        clock::monotonic_nanos()
+    }
+
+    fn started_millis(&self) -> u64 {
+        clock::started_millis()
+    }
+
+    fn config(&self, key: &str) -> Option<String> {
+        config::get(key)
+    }
+
+    async fn dispatch(&self, update: &Update) -> Result<(), String> {
+        events::dispatch(&events::Update {
+            kind: update.kind.into(),
+            id: update.id.clone(),
+            status: update.status.clone(),
+            json: update.json.clone(),
+        })
+    }
+
+    fn metrics_add(&self, samples: Vec<Sample>) {
+        let samples: Vec<metrics::Sample> = samples
+            .into_iter()
+            .map(|s| metrics::Sample {
+                name: s.name,
+                labels: s.labels,
+                value: s.value,
+            })
+            .collect();
+        metrics::add(&samples);
+    }
+
+    fn metrics_snapshot(&self) -> Vec<Sample> {
+        metrics::snapshot()
+            .into_iter()
+            .map(|s| Sample {
+                name: s.name,
+                labels: s.labels,
+                value: s.value,
+            })
+            .collect()
+    }
+
+    fn log(&self, level: Level, event: &str, fields: &[(&str, String)]) {
+        let level = match level {
+            Level::Debug => log::Level::Debug,
+            Level::Info => log::Level::Info,
+            Level::Warn => log::Level::Warn,
+            Level::Error => log::Level::Error,
+        };
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        log::write(level, event, &fields);
+    }
+}

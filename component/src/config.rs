@@ -1,0 +1,256 @@
+//! Settings and secrets, read through the host's `config` import on every
+//! request and validated here. Errors name the key, never its value.
+
+use crate::host::Host;
+use std::fmt;
+
+pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com";
+pub const DEFAULT_GRAPH_API_VERSION: &str = "v25.0";
+pub const DEFAULT_WEBHOOK_PATH: &str = "/webhooks/whatsapp";
+pub const DEFAULT_API_PREFIX: &str = "/api";
+
+/// A host may say which runtime it is through this reserved key
+/// (keys without the `WATS_` prefix are the hosts' own).
+pub const RUNTIME_KEY: &str = "wats.runtime";
+
+/// Every key the service reads, with whether it is a secret: the table that
+/// docs/configuration.md and `/debug/diagnostics` describe.
+pub const KEYS: &[(&str, bool)] = &[
+    ("WATS_GRAPH_BASE_URL", false),
+    ("WATS_GRAPH_API_VERSION", false),
+    ("WATS_PHONE_NUMBER_ID", false),
+    ("WATS_WABA_ID", false),
+    ("WATS_WEBHOOK_PATH", false),
+    ("WATS_API_PREFIX", false),
+    ("WATS_ACCESS_TOKEN", true),
+    ("WATS_APP_SECRET", true),
+    ("WATS_VERIFY_TOKEN", true),
+    ("WATS_SERVICE_BEARER_TOKEN", true),
+    ("WATS_ENABLE_GROUP_ROUTES", false),
+    ("WATS_LOG_WEBHOOK_EVENTS", false),
+    ("WATS_ECHO_REPLY", false),
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    Missing(&'static str),
+    Invalid {
+        key: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Missing(key) => write!(f, "Missing required setting {key}."),
+            ConfigError::Invalid { key, expected } => {
+                write!(f, "Invalid setting {key}: expected {expected}.")
+            }
+        }
+    }
+}
+
+/// A secret value; its Debug output is redacted so it cannot leak by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// The paths at which the configurable routes live; known even when the rest
+/// of the configuration is invalid, so that routing still works.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    pub webhook: String,
+    pub api_prefix: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub paths: Paths,
+    pub graph_base_url: String,
+    pub graph_api_version: String,
+    pub phone_number_id: String,
+    pub waba_id: Option<String>,
+    pub access_token: Secret,
+    pub app_secret: Secret,
+    pub verify_token: Secret,
+    pub service_bearer_token: Secret,
+    pub enable_group_routes: bool,
+    pub log_webhook_events: bool,
+    pub echo_reply: bool,
+}
+
+fn setting(host: &impl Host, key: &str) -> Option<String> {
+    host.config(key).filter(|value| !value.trim().is_empty())
+}
+
+impl Paths {
+    pub fn load(host: &impl Host) -> Result<Paths, ConfigError> {
+        let webhook = setting(host, "WATS_WEBHOOK_PATH").unwrap_or(DEFAULT_WEBHOOK_PATH.into());
+        let api_prefix = setting(host, "WATS_API_PREFIX").unwrap_or(DEFAULT_API_PREFIX.into());
+        if !is_route_path(&webhook) {
+            return Err(invalid(
+                "WATS_WEBHOOK_PATH",
+                "a path such as /webhooks/whatsapp",
+            ));
+        }
+        let api_prefix = api_prefix.trim_end_matches('/').to_owned();
+        if !api_prefix.is_empty() && !is_route_path(&api_prefix) {
+            return Err(invalid("WATS_API_PREFIX", "a path such as /api"));
+        }
+        Ok(Paths {
+            webhook: webhook.trim_end_matches('/').to_owned(),
+            api_prefix,
+        })
+    }
+}
+
+impl Config {
+    pub fn load(host: &impl Host) -> Result<Config, ConfigError> {
+        let paths = Paths::load(host)?;
+        let graph_base_url = setting(host, "WATS_GRAPH_BASE_URL")
+            .unwrap_or(DEFAULT_GRAPH_BASE_URL.into())
+            .trim_end_matches('/')
+            .to_owned();
+        if !is_base_url(&graph_base_url) {
+            return Err(invalid(
+                "WATS_GRAPH_BASE_URL",
+                "an http or https URL with no query",
+            ));
+        }
+        let graph_api_version =
+            setting(host, "WATS_GRAPH_API_VERSION").unwrap_or(DEFAULT_GRAPH_API_VERSION.into());
+        if !is_api_version(&graph_api_version) {
+            return Err(invalid("WATS_GRAPH_API_VERSION", "a version such as v25.0"));
+        }
+        let phone_number_id = required(host, "WATS_PHONE_NUMBER_ID")?;
+        if !is_numeric_id(&phone_number_id) {
+            return Err(invalid("WATS_PHONE_NUMBER_ID", "a numeric id"));
+        }
+        let waba_id = setting(host, "WATS_WABA_ID");
+        if waba_id.as_deref().is_some_and(|id| !is_numeric_id(id)) {
+            return Err(invalid("WATS_WABA_ID", "a numeric id"));
+        }
+        Ok(Config {
+            paths,
+            graph_base_url,
+            graph_api_version,
+            phone_number_id,
+            waba_id,
+            access_token: secret(host, "WATS_ACCESS_TOKEN")?,
+            app_secret: secret(host, "WATS_APP_SECRET")?,
+            verify_token: secret(host, "WATS_VERIFY_TOKEN")?,
+            service_bearer_token: secret(host, "WATS_SERVICE_BEARER_TOKEN")?,
+            enable_group_routes: flag(host, "WATS_ENABLE_GROUP_ROUTES")?,
+            log_webhook_events: flag(host, "WATS_LOG_WEBHOOK_EVENTS")?,
+            echo_reply: flag(host, "WATS_ECHO_REPLY")?,
+        })
+    }
+}
+
+fn invalid(key: &'static str, expected: &'static str) -> ConfigError {
+    ConfigError::Invalid { key, expected }
+}
+
+fn required(host: &impl Host, key: &'static str) -> Result<String, ConfigError> {
+    setting(host, key)
+        .map(|value| value.trim().to_owned())
+        .ok_or(ConfigError::Missing(key))
+}
+
+fn secret(host: &impl Host, key: &'static str) -> Result<Secret, ConfigError> {
+    let value = host
+        .config(key)
+        .filter(|value| !value.is_empty())
+        .ok_or(ConfigError::Missing(key))?;
+    // Secrets end up in headers and HMAC keys; whitespace around them is a
+    // copy-paste accident that would otherwise fail every request silently.
+    if value.trim() != value || value.chars().any(char::is_control) {
+        return Err(invalid(
+            key,
+            "a value without surrounding whitespace or control characters",
+        ));
+    }
+    Ok(Secret(value))
+}
+
+fn flag(host: &impl Host, key: &'static str) -> Result<bool, ConfigError> {
+    match setting(host, key).as_deref().map(str::trim) {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(_) => Err(invalid(key, "1, 0, true or false")),
+    }
+}
+
+fn is_route_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() > 1
+        && path.len() <= 128
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
+}
+
+fn is_base_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.contains(['?', '#', ' ', '@'])
+            && !rest.chars().any(char::is_control)
+    })
+}
+
+fn is_api_version(version: &str) -> bool {
+    version
+        .strip_prefix('v')
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(major, minor)| {
+            let digits =
+                |s: &str| !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
+            digits(major) && digits(minor)
+        })
+}
+
+pub fn is_numeric_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validators() {
+        assert!(is_route_path("/webhooks/whatsapp"));
+        assert!(!is_route_path("webhooks"));
+        assert!(!is_route_path("/a b"));
+        assert!(!is_route_path("/a//b"));
+        assert!(is_base_url("http://127.0.0.1:9000"));
+        assert!(!is_base_url("ftp://x"));
+        assert!(!is_base_url("https://user@host"));
+        assert!(is_api_version("v25.0"));
+        assert!(!is_api_version("25.0"));
+        assert!(!is_api_version("v25"));
+    }
+
+    #[test]
+    fn errors_name_the_key_not_the_value() {
+        let message = invalid("WATS_APP_SECRET", "x").to_string();
+        assert!(message.contains("WATS_APP_SECRET"));
+        assert_eq!(format!("{:?}", Secret("canary".into())), "[REDACTED]");
+    }
+}

@@ -1,0 +1,121 @@
+//! Every way a request can fail, and the one place that maps them to HTTP.
+//! Messages are fixed text written here: they may name a field or a setting,
+//! never a value the caller sent or a secret.
+
+use crate::config::ConfigError;
+use crate::graph::GraphError;
+use crate::host::Response;
+use crate::http::json_response;
+use serde_json::json;
+
+#[derive(Debug, PartialEq)]
+pub enum ApiError {
+    /// The body or a parameter is malformed; the message names what and why.
+    InvalidRequest(String),
+    /// Missing or wrong service bearer token on an API route.
+    Unauthorized,
+    /// Unknown route, and also the answer to a bad token on operator routes.
+    NotFound,
+    MethodNotAllowed {
+        allow: String,
+    },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    /// The webhook signature is missing or does not match the body.
+    InvalidSignature,
+    /// The webhook verification request does not match the verify token.
+    VerificationFailed,
+    Graph(GraphError),
+    /// The application did not take an update; Meta should deliver it again.
+    DispatchFailed,
+    /// The kv store failed; nothing was acknowledged.
+    StoreUnavailable,
+    InvalidConfig(ConfigError),
+}
+
+impl ApiError {
+    /// The stable error code of the JSON envelope.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::InvalidSignature => "invalid_signature",
+            ApiError::VerificationFailed => "verification_failed",
+            ApiError::Graph(_) => "graph_request_failed",
+            ApiError::DispatchFailed => "dispatch_failed",
+            ApiError::StoreUnavailable => "store_unavailable",
+            ApiError::InvalidConfig(_) => "invalid_config",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidRequest(_) => 400,
+            ApiError::Unauthorized | ApiError::InvalidSignature => 401,
+            ApiError::VerificationFailed => 403,
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::Graph(error) if error.is_rate_limit() => 503,
+            ApiError::Graph(_) => 502,
+            ApiError::DispatchFailed | ApiError::StoreUnavailable | ApiError::InvalidConfig(_) => {
+                503
+            }
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::InvalidRequest(message) => message.clone(),
+            ApiError::Unauthorized => "Missing or invalid bearer token.".into(),
+            ApiError::NotFound => "Not found.".into(),
+            ApiError::MethodNotAllowed { .. } => "Method not allowed.".into(),
+            ApiError::PayloadTooLarge { limit } => {
+                format!("Request body is larger than {limit} bytes.")
+            }
+            ApiError::InvalidSignature => "Missing or invalid X-Hub-Signature-256.".into(),
+            ApiError::VerificationFailed => "Webhook verification failed.".into(),
+            ApiError::Graph(error) => error.message().into(),
+            ApiError::DispatchFailed => "An update could not be delivered; retry later.".into(),
+            ApiError::StoreUnavailable => "State store unavailable; retry later.".into(),
+            ApiError::InvalidConfig(error) => error.to_string(),
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code(), "message": self.message() });
+        let mut headers = Vec::new();
+        match &self {
+            ApiError::MethodNotAllowed { allow } => headers.push(("allow".into(), allow.clone())),
+            ApiError::Graph(graph) => {
+                graph.add_meta_fields(&mut error);
+                if let Some(retry_after) = graph.retry_after() {
+                    headers.push(("retry-after".into(), retry_after.to_owned()));
+                }
+            }
+            ApiError::DispatchFailed | ApiError::StoreUnavailable => {
+                headers.push(("retry-after".into(), "5".into()));
+            }
+            _ => {}
+        }
+        let mut response = json_response(self.status(), &json!({ "error": error }));
+        response.headers.extend(headers);
+        response
+    }
+}
+
+impl From<GraphError> for ApiError {
+    fn from(error: GraphError) -> Self {
+        ApiError::Graph(error)
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(error: ConfigError) -> Self {
+        ApiError::InvalidConfig(error)
+    }
+}

@@ -1,0 +1,131 @@
+//! The seam between the service and whatever runs it: the WIT imports, as a
+//! Rust trait. Its futures need not be `Send` (a Worker's are not); the
+//! component binding drives them with a trivial executor because its imports
+//! are synchronous.
+
+/// An HTTP request as the host received it; `body` is the exact raw bytes.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub method: String,
+    pub path_with_query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+/// A request to the Graph API (or any outbound HTTP the service makes).
+#[derive(Clone, Debug)]
+pub struct OutgoingRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why no response arrived; a response of any status is not an error.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutboundError {
+    Timeout,
+    Unreachable(String),
+    Denied(String),
+    Other(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum KvError {
+    Unavailable(String),
+    TooLarge,
+    Other(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KvPage {
+    pub keys: Vec<String>,
+    pub cursor: Option<String>,
+}
+
+/// One normalized webhook update, as handed to the application.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub status: Option<String>,
+    /// The whole normalized update as a JSON object.
+    pub json: String,
+}
+
+/// One metric series and the amount to add to it (or its total, in a snapshot).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Everything the service needs from its host.
+#[allow(async_fn_in_trait)]
+pub trait Host {
+    async fn send(&self, request: OutgoingRequest) -> Result<Response, OutboundError>;
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    async fn kv_set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+    ) -> Result<(), KvError>;
+    async fn kv_set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+    ) -> Result<bool, KvError>;
+    async fn kv_remove(&self, key: &str) -> Result<(), KvError>;
+    async fn kv_list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<KvPage, KvError>;
+
+    fn now_millis(&self) -> u64;
+    fn monotonic_nanos(&self) -> u64;
+    fn started_millis(&self) -> u64;
+
+    fn config(&self, key: &str) -> Option<String>;
+
+    async fn dispatch(&self, update: &Update) -> Result<(), String>;
+
+    fn metrics_add(&self, samples: Vec<Sample>);
+    fn metrics_snapshot(&self) -> Vec<Sample>;
+
+    /// Field values are already redacted by the service.
+    fn log(&self, level: Level, event: &str, fields: &[(&str, String)]);
+}

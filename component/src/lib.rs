@@ -1,0 +1,153 @@
+//! wats: a WhatsApp Cloud API webhook and messaging service.
+//!
+//! All behaviour lives in this crate and runs over the [`Host`] trait, so
+//! the same code serves as a WebAssembly component (feature `export`), a
+//! Worker and a native library. [`handle`] is the one entry point.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod graph;
+pub mod host;
+pub mod http;
+pub mod messages;
+pub mod metrics;
+pub mod openapi;
+pub mod operator;
+pub mod routes;
+pub mod schemas;
+pub mod webhook;
+
+#[cfg(feature = "export")]
+mod component;
+
+pub use host::{
+    Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Request, Response, Sample, Update,
+};
+
+use auth::secrets_equal;
+use config::{Config, ConfigError, Paths};
+use error::ApiError;
+use metrics::Recorder;
+use routes::{Auth, Handler, Operation, ParamStyle, Resolution};
+
+/// What a request's handlers share: the host, the configuration (loaded once)
+/// and the request's metric samples.
+pub struct Context<'a, H: Host> {
+    pub host: &'a H,
+    config: Result<Config, ConfigError>,
+    pub recorder: Recorder,
+}
+
+impl<H: Host> Context<'_, H> {
+    /// The configuration, or the `invalid_config` error naming the bad key.
+    pub fn config(&self) -> Result<&Config, ApiError> {
+        self.config
+            .as_ref()
+            .map_err(|error| ApiError::InvalidConfig(error.clone()))
+    }
+}
+
+/// Route label for requests that match no route.
+const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Handles one HTTP request. Never panics on any input.
+pub async fn handle<H: Host>(host: &H, request: Request) -> Response {
+    let started = host.monotonic_nanos();
+    let ctx = Context {
+        host,
+        config: Config::load(host),
+        recorder: Recorder::default(),
+    };
+    // Routing needs only the paths, so it works even with a broken config.
+    let paths = match &ctx.config {
+        Ok(config) => Ok(config.paths.clone()),
+        Err(_) => Paths::load(host),
+    };
+    let (route_label, result) = match &paths {
+        Err(error) => (
+            UNMATCHED_ROUTE.to_owned(),
+            Err(ApiError::InvalidConfig(error.clone())),
+        ),
+        Ok(paths) => match routes::resolve(paths, &request.method, request.path()) {
+            Resolution::Found {
+                route, operation, ..
+            } => (
+                route.template(paths, ParamStyle::Colon),
+                run(&ctx, operation, &request).await,
+            ),
+            Resolution::MethodNotAllowed { route } => (
+                route.template(paths, ParamStyle::Colon),
+                Err(ApiError::MethodNotAllowed {
+                    allow: route.allow_header(),
+                }),
+            ),
+            Resolution::NotFound => (UNMATCHED_ROUTE.to_owned(), Err(ApiError::NotFound)),
+        },
+    };
+    let response = result.unwrap_or_else(|error| {
+        ctx.recorder.error(error.code());
+        error.into_response()
+    });
+    let seconds = host.monotonic_nanos().saturating_sub(started) as f64 / 1e9;
+    ctx.recorder
+        .http_request(&route_label, &request.method, response.status, seconds);
+    ctx.recorder.flush(host);
+    response
+}
+
+async fn run<H: Host>(
+    ctx: &Context<'_, H>,
+    operation: &Operation,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    check_body_size(operation, request)?;
+    authorize(ctx, operation, request)?;
+    match operation.handler {
+        Handler::Healthz => Ok(operator::healthz()),
+        Handler::Readyz => operator::readyz(ctx),
+        Handler::Status => operator::status(ctx).await,
+        Handler::Metrics => operator::metrics(ctx),
+        Handler::Diagnostics => operator::diagnostics(ctx).await,
+        Handler::OpenApi => Ok(http::json_response(
+            200,
+            &openapi::document(&ctx.config()?.paths),
+        )),
+        Handler::WebhookVerify => webhook::verify(ctx, request),
+        Handler::WebhookReceive => webhook::receive(ctx, request).await,
+        Handler::SendText => messages::send_text_route(ctx, request).await,
+    }
+}
+
+fn check_body_size(operation: &Operation, request: &Request) -> Result<(), ApiError> {
+    let limit = operation.max_body_bytes;
+    if operation.request_body.is_none() {
+        return Ok(()); // bodies of GET requests are ignored
+    }
+    let declared = request
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if request.body.len() > limit || declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    Ok(())
+}
+
+/// Bearer checks happen here; webhook credentials are checked by the webhook
+/// handlers, which need the query and the raw body.
+fn authorize<H: Host>(
+    ctx: &Context<'_, H>,
+    operation: &Operation,
+    request: &Request,
+) -> Result<(), ApiError> {
+    let failure = match operation.auth {
+        Auth::None | Auth::VerifyToken | Auth::Signature => return Ok(()),
+        Auth::Bearer => ApiError::Unauthorized,
+        Auth::Operator => ApiError::NotFound,
+    };
+    let expected = ctx.config()?.service_bearer_token.expose();
+    match request.bearer_token() {
+        Some(token) if secrets_equal(token, expected) => Ok(()),
+        _ => Err(failure),
+    }
+}

@@ -1,0 +1,321 @@
+//! Metric families, their label values and the Prometheus text rendering.
+//! A request collects its samples in a `Recorder` and hands them to the host
+//! in one call; the host keeps the totals across requests and instances.
+//! Every label value comes from a fixed set or a route template, never from
+//! request data.
+
+use crate::host::{Host, Sample};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Histogram,
+}
+
+struct Family {
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "http_requests_total",
+        kind: Kind::Counter,
+        help: "Inbound HTTP requests to the service.",
+    },
+    Family {
+        name: "http_request_duration_seconds",
+        kind: Kind::Histogram,
+        help: "Time the service spent on a request.",
+    },
+    Family {
+        name: "http_errors_total",
+        kind: Kind::Counter,
+        help: "Error responses by error code.",
+    },
+    Family {
+        name: "webhook_normalization_total",
+        kind: Kind::Counter,
+        help: "Webhook updates normalized, by kind and outcome.",
+    },
+    Family {
+        name: "graph_operations_total",
+        kind: Kind::Counter,
+        help: "Outbound Graph API calls by endpoint family and status class.",
+    },
+    Family {
+        name: "send_outcomes_total",
+        kind: Kind::Counter,
+        help: "Message send attempts by endpoint family and outcome.",
+    },
+    Family {
+        name: "persistence_operations_total",
+        kind: Kind::Counter,
+        help: "State store operations by adapter and outcome.",
+    },
+];
+
+/// The names of every metric family, for `/debug/diagnostics`.
+pub fn family_names() -> impl Iterator<Item = &'static str> {
+    FAMILIES.iter().map(|family| family.name)
+}
+
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "unknown",
+    }
+}
+
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The samples of one request, sent to the host once at its end.
+#[derive(Default)]
+pub struct Recorder {
+    samples: RefCell<Vec<Sample>>,
+}
+
+impl Recorder {
+    fn add(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.samples.borrow_mut().push(Sample {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value,
+        });
+    }
+
+    pub fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let class = status_class(status);
+        let method = method_label(method);
+        self.add(
+            "http_requests_total",
+            &[
+                ("method", method),
+                ("route", route),
+                ("status_class", class),
+            ],
+            1.0,
+        );
+        let labels = [("route", route), ("status_class", class)];
+        for bound in DURATION_BUCKETS.iter().filter(|bound| seconds <= **bound) {
+            let le = format_number(*bound);
+            self.add(
+                "http_request_duration_seconds_bucket",
+                &[labels[0], labels[1], ("le", &le)],
+                1.0,
+            );
+        }
+        self.add(
+            "http_request_duration_seconds_bucket",
+            &[labels[0], labels[1], ("le", "+Inf")],
+            1.0,
+        );
+        self.add("http_request_duration_seconds_sum", &labels, seconds);
+        self.add("http_request_duration_seconds_count", &labels, 1.0);
+    }
+
+    pub fn error(&self, code: &str) {
+        self.add("http_errors_total", &[("code", code)], 1.0);
+    }
+
+    pub fn webhook_update(&self, update_kind: &str, outcome: &str) {
+        self.add(
+            "webhook_normalization_total",
+            &[("update_kind", update_kind), ("outcome", outcome)],
+            1.0,
+        );
+    }
+
+    pub fn graph_operation(&self, family: &str, status_class: &str, outcome: &str) {
+        self.add(
+            "graph_operations_total",
+            &[
+                ("endpoint_family", family),
+                ("status_class", status_class),
+                ("outcome", outcome),
+            ],
+            1.0,
+        );
+    }
+
+    pub fn send_outcome(&self, family: &str, outcome: &str) {
+        self.add(
+            "send_outcomes_total",
+            &[("endpoint_family", family), ("outcome", outcome)],
+            1.0,
+        );
+    }
+
+    pub fn persistence(&self, outcome: &str) {
+        self.add(
+            "persistence_operations_total",
+            &[("adapter", "kv"), ("outcome", outcome)],
+            1.0,
+        );
+    }
+
+    pub fn flush(&self, host: &impl Host) {
+        let samples = self.samples.take();
+        if !samples.is_empty() {
+            host.metrics_add(samples);
+        }
+    }
+}
+
+/// Renders the host's totals as Prometheus text exposition (version 0.0.4).
+pub fn render(snapshot: &[Sample]) -> String {
+    let mut by_family: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
+    for sample in snapshot {
+        if let Some(family) = family_of(&sample.name) {
+            by_family.entry(family.name).or_default().push(sample);
+        }
+    }
+    let mut out = String::new();
+    for family in FAMILIES {
+        let kind = if family.kind == Kind::Counter {
+            "counter"
+        } else {
+            "histogram"
+        };
+        let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+        let _ = writeln!(out, "# TYPE {} {}", family.name, kind);
+        let mut lines: Vec<String> = by_family
+            .get(family.name)
+            .into_iter()
+            .flatten()
+            .map(|sample| series_line(sample))
+            .collect();
+        lines.sort_by(|a, b| {
+            let ((series_a, le_a), (series_b, le_b)) = (series_order(a), series_order(b));
+            series_a.cmp(&series_b).then(le_a.total_cmp(&le_b))
+        });
+        for line in lines {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn family_of(name: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|family| match family.kind {
+        Kind::Counter => name == family.name,
+        Kind::Histogram => name
+            .strip_prefix(family.name)
+            .is_some_and(|suffix| ["_bucket", "_sum", "_count"].contains(&suffix)),
+    })
+}
+
+fn series_line(sample: &Sample) -> String {
+    let mut line = sample.name.clone();
+    if !sample.labels.is_empty() {
+        line.push('{');
+        for (index, (key, value)) in sample.labels.iter().enumerate() {
+            if index > 0 {
+                line.push(',');
+            }
+            let _ = write!(line, "{key}=\"{}\"", escape_label(value));
+        }
+        line.push('}');
+    }
+    let _ = write!(line, " {}", format_number(sample.value));
+    line
+}
+
+/// Sorts series by name and labels, with histogram buckets in `le` order.
+fn series_order(line: &str) -> (String, f64) {
+    let le = line
+        .split("le=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|le| {
+            if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(0.0)
+            }
+        })
+        .unwrap_or(0.0);
+    let without_le = match line.find(",le=\"") {
+        Some(start) => line[..start].to_owned(),
+        None => line
+            .rsplit_once(' ')
+            .map(|(series, _)| series.to_owned())
+            .unwrap_or_default(),
+    };
+    (without_le, le)
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn format_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_ordered() {
+        let recorder = Recorder::default();
+        recorder.http_request("/healthz", "GET", 200, 0.003);
+        let samples = recorder.samples.take();
+        let text = render(&samples);
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("http_request_duration_seconds_bucket"))
+            .collect();
+        assert!(buckets[0].contains("le=\"0.005\""), "{buckets:?}");
+        assert!(buckets.last().unwrap().contains("le=\"+Inf\""));
+        assert!(text.contains(
+            "http_requests_total{method=\"GET\",route=\"/healthz\",status_class=\"2xx\"} 1"
+        ));
+        assert!(text.contains("# TYPE http_request_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn unknown_series_are_not_rendered() {
+        let sample = Sample {
+            name: "evil\"name".into(),
+            labels: vec![],
+            value: 1.0,
+        };
+        assert!(!render(&[sample]).contains("evil"));
+    }
+}

@@ -1,0 +1,92 @@
+//! The OpenAPI 3.1 document, generated from the route table.
+
+use crate::config::Paths;
+use crate::routes::{Auth, ParamStyle, ROUTES};
+use crate::schemas;
+use serde_json::{json, Map, Value};
+
+const SECURITY_SCHEME: &str = "serviceBearerAuth";
+
+fn status_description(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Malformed request or body",
+        401 => "Missing or invalid credentials",
+        403 => "Verification failed",
+        404 => "Not found",
+        405 => "Method not allowed",
+        409 => "Conflict",
+        413 => "Body too large",
+        502 => "Graph request failed",
+        503 => "Rate limited by Graph, or a dependency is unavailable",
+        _ => "Response",
+    }
+}
+
+pub fn document(paths: &Paths) -> Value {
+    let mut path_items = Map::new();
+    for route in ROUTES {
+        let mut item = Map::new();
+        for op in route.operations {
+            let (status, content_type, schema) = op.success;
+            let mut responses = Map::new();
+            responses.insert(
+                status.to_string(),
+                json!({ "description": status_description(status), "content": { content_type: { "schema": schema() } } }),
+            );
+            let mut errors: Vec<u16> = op.errors.to_vec();
+            errors.extend([404, 405]);
+            if op.auth == Auth::Bearer {
+                errors.push(401);
+            }
+            errors.sort_unstable();
+            errors.dedup();
+            for error in errors {
+                responses.insert(
+                    error.to_string(),
+                    json!({
+                        "description": status_description(error),
+                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                    }),
+                );
+            }
+            let mut operation = json!({
+                "operationId": op.operation_id,
+                "summary": op.summary,
+                "responses": responses,
+            });
+            if matches!(op.auth, Auth::Bearer | Auth::Operator) {
+                operation["security"] = json!([{ SECURITY_SCHEME: [] }]);
+            }
+            if !op.params.is_empty() {
+                operation["parameters"] = op
+                    .params
+                    .iter()
+                    .map(|p| json!({ "name": p.name, "in": p.location, "required": p.required, "schema": { "type": "string" } }))
+                    .collect();
+            }
+            if let Some(body) = op.request_body {
+                operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": body() } } });
+            }
+            item.insert(op.method.to_ascii_lowercase(), operation);
+        }
+        path_items.insert(
+            route.template(paths, ParamStyle::Braces),
+            Value::Object(item),
+        );
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "wats",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "WhatsApp Cloud API webhook and messaging service."
+        },
+        "paths": path_items,
+        "components": {
+            "securitySchemes": { SECURITY_SCHEME: { "type": "http", "scheme": "bearer" } },
+            "schemas": { "Error": schemas::error() }
+        }
+    })
+}

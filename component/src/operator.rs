@@ -1,0 +1,182 @@
+//! Liveness, readiness and the bearer-protected operator views: `/status`,
+//! `/metrics`, `/debug/diagnostics`. Nothing here reveals a token, phone
+//! number, WABA id or message content.
+
+use crate::config::{self, Config, Paths, RUNTIME_KEY};
+use crate::error::ApiError;
+use crate::host::{Host, Response};
+use crate::http::{json_response, text_response};
+use crate::metrics;
+use crate::routes::{Auth, ParamStyle, ROUTES};
+use crate::Context;
+use serde_json::{json, Map, Value};
+
+pub const SERVICE: &str = "wats";
+const MAX_ERROR_CLASSES: usize = 10;
+const MAX_ERROR_CLASS_LEN: usize = 80;
+const HEALTH_PROBE_KEY: &str = "wats:health";
+
+pub fn healthz() -> Response {
+    json_response(200, &json!({ "ok": true, "service": SERVICE }))
+}
+
+pub fn readyz<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
+    ctx.config()?;
+    Ok(healthz())
+}
+
+fn route_inventory(paths: &Paths) -> Value {
+    ROUTES
+        .iter()
+        .flat_map(|route| {
+            route.operations.iter().map(move |op| {
+                let auth = match op.auth {
+                    Auth::None => "none",
+                    Auth::Bearer | Auth::Operator => "bearer",
+                    Auth::VerifyToken => "verify-token",
+                    Auth::Signature => "signature",
+                };
+                json!({ "method": op.method, "path": route.template(paths, ParamStyle::Colon), "auth": auth })
+            })
+        })
+        .collect()
+}
+
+fn service_mode(config: &Config) -> &'static str {
+    if config.enable_group_routes {
+        "webhook+persistence+groups"
+    } else {
+        "webhook+persistence"
+    }
+}
+
+fn feature_flags(config: &Config) -> Value {
+    json!({
+        "groupRoutes": config.enable_group_routes,
+        "persistence": true,
+        "logWebhookEvents": config.log_webhook_events,
+        "echoReply": config.echo_reply,
+    })
+}
+
+/// Store health: a real read, plus the failures counted so far.
+async fn persistence_summary<H: Host>(ctx: &Context<'_, H>) -> Value {
+    let ok = ctx.host.kv_get(HEALTH_PROBE_KEY).await.is_ok();
+    ctx.recorder
+        .persistence(if ok { "success" } else { "failure" });
+    let failures: f64 = ctx
+        .host
+        .metrics_snapshot()
+        .iter()
+        .filter(|s| s.name == "persistence_operations_total")
+        .filter(|s| {
+            s.labels
+                .iter()
+                .any(|(k, v)| k == "outcome" && v == "failure")
+        })
+        .map(|s| s.value)
+        .sum();
+    json!({
+        "ok": ok,
+        "backend": "kv",
+        "currentVersion": 1,
+        "redactedLocation": "[REDACTED]",
+        "failedOperations": failures as u64,
+    })
+}
+
+pub async fn status<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
+    let config = ctx.config()?;
+    let uptime_ms = ctx
+        .host
+        .now_millis()
+        .saturating_sub(ctx.host.started_millis());
+    Ok(json_response(
+        200,
+        &json!({
+            "service": SERVICE,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptimeSeconds": uptime_ms / 1000,
+            "graphApiVersion": config.graph_api_version,
+            "serviceMode": service_mode(config),
+            "routes": route_inventory(&config.paths),
+            "featureFlags": feature_flags(config),
+            "persistence": persistence_summary(ctx).await,
+        }),
+    ))
+}
+
+pub fn metrics<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
+    ctx.config()?;
+    let text = metrics::render(&ctx.host.metrics_snapshot());
+    Ok(text_response(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        text,
+    ))
+}
+
+/// Known runtimes; a host that says anything else is `unknown`.
+fn runtime_label(host: &impl Host) -> &'static str {
+    const RUNTIMES: &[&str] = &["wasmtime", "cloudflare", "spin", "jco", "native"];
+    let said = host.config(RUNTIME_KEY).unwrap_or_default();
+    RUNTIMES
+        .iter()
+        .find(|known| **known == said)
+        .copied()
+        .unwrap_or("unknown")
+}
+
+fn recent_errors<H: Host>(ctx: &Context<'_, H>) -> Value {
+    let mut classes: Vec<(String, u64)> = ctx
+        .host
+        .metrics_snapshot()
+        .into_iter()
+        .filter(|s| s.name == "http_errors_total")
+        .filter_map(|s| {
+            let code = s.labels.into_iter().find(|(k, _)| k == "code")?.1;
+            Some((
+                code.chars().take(MAX_ERROR_CLASS_LEN).collect(),
+                s.value as u64,
+            ))
+        })
+        .collect();
+    classes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    classes.truncate(MAX_ERROR_CLASSES);
+    classes
+        .into_iter()
+        .map(|(class, count)| json!({ "class": class, "count": count }))
+        .collect()
+}
+
+pub async fn diagnostics<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
+    let config = ctx.config()?;
+    let config_shape: Map<String, Value> = config::KEYS
+        .iter()
+        .map(|(key, _)| {
+            let shown = if ctx.host.config(key).is_some() {
+                "[REDACTED]"
+            } else {
+                "[UNSET]"
+            };
+            let name = key.trim_start_matches("WATS_").to_ascii_lowercase();
+            (name, Value::from(shown))
+        })
+        .collect();
+    Ok(json_response(
+        200,
+        &json!({
+            "service": SERVICE,
+            "version": env!("CARGO_PKG_VERSION"),
+            "graphApiVersion": config.graph_api_version,
+            "serviceMode": service_mode(config),
+            "runtime": runtime_label(ctx.host),
+            "routes": route_inventory(&config.paths),
+            "featureFlags": feature_flags(config),
+            "persistence": persistence_summary(ctx).await,
+            "metricFamilies": metrics::family_names().collect::<Vec<_>>(),
+            "recentErrors": recent_errors(ctx),
+            "configShape": config_shape,
+        }),
+    ))
+}

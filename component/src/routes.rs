@@ -1,0 +1,435 @@
+//! The route table: each route is declared once here, and this declaration
+//! drives dispatch, the OpenAPI document, the `/status` inventory and the
+//! metric route labels.
+
+use crate::config::Paths;
+use crate::schemas;
+use serde_json::Value;
+
+/// Where a route's path starts: fixed, or at a configured path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    Root,
+    /// `WATS_WEBHOOK_PATH`.
+    Webhook,
+    /// `WATS_API_PREFIX`.
+    Api,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    /// The service bearer token; 401 when missing or wrong.
+    Bearer,
+    /// The service bearer token; a missing or wrong one gets the same 404 as
+    /// an unknown route, so the route's existence is not disclosed.
+    Operator,
+    /// Meta's `hub.verify_token` challenge.
+    VerifyToken,
+    /// Meta's `X-Hub-Signature-256` over the raw body.
+    Signature,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handler {
+    Healthz,
+    Readyz,
+    Status,
+    Metrics,
+    Diagnostics,
+    OpenApi,
+    WebhookVerify,
+    WebhookReceive,
+    SendText,
+}
+
+/// A query or header parameter, for the OpenAPI document.
+pub struct Param {
+    pub name: &'static str,
+    pub location: &'static str,
+    pub required: bool,
+}
+
+pub struct Operation {
+    pub method: &'static str,
+    pub handler: Handler,
+    pub auth: Auth,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    pub params: &'static [Param],
+    pub request_body: Option<fn() -> Value>,
+    /// The success status, its content type and the schema of its body.
+    pub success: (u16, &'static str, fn() -> Value),
+    /// The error statuses this operation documents (besides the common ones).
+    pub errors: &'static [u16],
+    /// Larger bodies are refused with 413 before anything else happens.
+    pub max_body_bytes: usize,
+}
+
+pub struct Route {
+    pub base: Base,
+    /// The path after the base; `{name}` matches one segment.
+    pub suffix: &'static str,
+    pub operations: &'static [Operation],
+}
+
+/// Bodies of Meta's webhook deliveries reach 3 MB; leave room above that.
+pub const WEBHOOK_MAX_BODY: usize = 4 * 1024 * 1024;
+pub const API_MAX_BODY: usize = 256 * 1024;
+/// The largest body any route accepts: a host may stop reading after this
+/// many bytes plus one (the service then answers 413).
+pub const MAX_BODY_BYTES: usize = WEBHOOK_MAX_BODY;
+
+const fn op(
+    method: &'static str,
+    handler: Handler,
+    auth: Auth,
+    operation_id: &'static str,
+    summary: &'static str,
+) -> Operation {
+    Operation {
+        method,
+        handler,
+        auth,
+        operation_id,
+        summary,
+        params: &[],
+        request_body: None,
+        success: (200, "application/json", schemas::health),
+        errors: &[],
+        max_body_bytes: 0,
+    }
+}
+
+impl Operation {
+    const fn params(mut self, params: &'static [Param]) -> Self {
+        self.params = params;
+        self
+    }
+    const fn body(mut self, schema: fn() -> Value, max_body_bytes: usize) -> Self {
+        self.request_body = Some(schema);
+        self.max_body_bytes = max_body_bytes;
+        self
+    }
+    const fn success(
+        mut self,
+        status: u16,
+        content_type: &'static str,
+        schema: fn() -> Value,
+    ) -> Self {
+        self.success = (status, content_type, schema);
+        self
+    }
+    const fn errors(mut self, errors: &'static [u16]) -> Self {
+        self.errors = errors;
+        self
+    }
+}
+
+const TEXT: &str = "text/plain";
+const PROMETHEUS: &str = "text/plain; version=0.0.4";
+
+pub static ROUTES: &[Route] = &[
+    Route {
+        base: Base::Root,
+        suffix: "/healthz",
+        operations: &[op(
+            "GET",
+            Handler::Healthz,
+            Auth::None,
+            "getHealthz",
+            "Liveness: the service answers.",
+        )],
+    },
+    Route {
+        base: Base::Root,
+        suffix: "/readyz",
+        operations: &[op(
+            "GET",
+            Handler::Readyz,
+            Auth::None,
+            "getReadyz",
+            "Readiness: the configuration is valid.",
+        )
+        .errors(&[503])],
+    },
+    Route {
+        base: Base::Root,
+        suffix: "/status",
+        operations: &[op(
+            "GET",
+            Handler::Status,
+            Auth::Operator,
+            "getStatus",
+            "Redacted operator status snapshot.",
+        )
+        .success(200, "application/json", schemas::status)],
+    },
+    Route {
+        base: Base::Root,
+        suffix: "/metrics",
+        operations: &[op(
+            "GET",
+            Handler::Metrics,
+            Auth::Operator,
+            "getMetrics",
+            "Prometheus text exposition.",
+        )
+        .success(200, PROMETHEUS, schemas::text)],
+    },
+    Route {
+        base: Base::Root,
+        suffix: "/debug/diagnostics",
+        operations: &[op(
+            "GET",
+            Handler::Diagnostics,
+            Auth::Operator,
+            "getDiagnostics",
+            "Redacted support diagnostics snapshot.",
+        )
+        .success(200, "application/json", schemas::diagnostics)],
+    },
+    Route {
+        base: Base::Root,
+        suffix: "/openapi.json",
+        operations: &[op(
+            "GET",
+            Handler::OpenApi,
+            Auth::None,
+            "getOpenApi",
+            "This OpenAPI 3.1 document.",
+        )
+        .success(200, "application/json", schemas::any_object)],
+    },
+    Route {
+        base: Base::Webhook,
+        suffix: "",
+        operations: &[
+            op(
+                "GET",
+                Handler::WebhookVerify,
+                Auth::VerifyToken,
+                "verifyWebhook",
+                "Meta's webhook verification challenge.",
+            )
+            .params(&[
+                Param {
+                    name: "hub.mode",
+                    location: "query",
+                    required: true,
+                },
+                Param {
+                    name: "hub.verify_token",
+                    location: "query",
+                    required: true,
+                },
+                Param {
+                    name: "hub.challenge",
+                    location: "query",
+                    required: true,
+                },
+            ])
+            .success(200, TEXT, schemas::text)
+            .errors(&[400, 403]),
+            op(
+                "POST",
+                Handler::WebhookReceive,
+                Auth::Signature,
+                "receiveWebhook",
+                "Receives a signed webhook delivery and dispatches every update in it.",
+            )
+            .params(&[Param {
+                name: "X-Hub-Signature-256",
+                location: "header",
+                required: true,
+            }])
+            .body(schemas::webhook_delivery, WEBHOOK_MAX_BODY)
+            .success(200, "application/json", schemas::webhook_ack)
+            .errors(&[400, 401, 413, 503]),
+        ],
+    },
+    Route {
+        base: Base::Api,
+        suffix: "/messages/text",
+        operations: &[op(
+            "POST",
+            Handler::SendText,
+            Auth::Bearer,
+            "sendTextMessage",
+            "Sends a text message through Graph.",
+        )
+        .body(schemas::send_text, API_MAX_BODY)
+        .success(200, "application/json", schemas::send_result)
+        .errors(&[400, 401, 413, 502, 503])],
+    },
+];
+
+/// How a template's parameters are written: `:name` for `/status` and metric
+/// labels, `{name}` for OpenAPI.
+#[derive(Clone, Copy)]
+pub enum ParamStyle {
+    Colon,
+    Braces,
+}
+
+impl Route {
+    pub fn template(&self, paths: &Paths, style: ParamStyle) -> String {
+        let base = match self.base {
+            Base::Root => "",
+            Base::Webhook => paths.webhook.as_str(),
+            Base::Api => paths.api_prefix.as_str(),
+        };
+        let suffix = match style {
+            ParamStyle::Braces => self.suffix.to_owned(),
+            ParamStyle::Colon => self
+                .suffix
+                .split('/')
+                .map(
+                    |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        Some(name) => format!(":{name}"),
+                        None => segment.to_owned(),
+                    },
+                )
+                .collect::<Vec<_>>()
+                .join("/"),
+        };
+        format!("{base}{suffix}")
+    }
+
+    pub fn allow_header(&self) -> String {
+        self.operations
+            .iter()
+            .map(|op| op.method)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Matches a request path; returns the path parameters on success.
+    fn matches(&self, paths: &Paths, path: &str) -> Option<Vec<(&'static str, String)>> {
+        let template = self.template(paths, ParamStyle::Braces);
+        let mut params = Vec::new();
+        let mut wanted = template.split('/');
+        let mut given = path.split('/');
+        loop {
+            match (wanted.next(), given.next()) {
+                (None, None) => return Some(params),
+                (Some(want), Some(seg)) => {
+                    if want.starts_with('{') && want.ends_with('}') {
+                        if seg.is_empty() {
+                            return None;
+                        }
+                        let name = self.param_name(&want[1..want.len() - 1])?;
+                        params.push((name, seg.to_owned()));
+                    } else if want != seg {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The parameter's name as a static str from the declaration.
+    fn param_name(&self, name: &str) -> Option<&'static str> {
+        self.suffix.split('/').find_map(|segment| {
+            let inner = segment.strip_prefix('{')?.strip_suffix('}')?;
+            (inner == name).then_some(inner)
+        })
+    }
+}
+
+pub enum Resolution {
+    Found {
+        route: &'static Route,
+        operation: &'static Operation,
+        params: Vec<(&'static str, String)>,
+    },
+    MethodNotAllowed {
+        route: &'static Route,
+    },
+    NotFound,
+}
+
+/// Finds the route and operation for a request. Literal routes win over
+/// parameterized ones because they are declared first.
+pub fn resolve(paths: &Paths, method: &str, path: &str) -> Resolution {
+    for route in ROUTES {
+        let Some(params) = route.matches(paths, path) else {
+            continue;
+        };
+        return match route.operations.iter().find(|op| op.method == method) {
+            Some(operation) => Resolution::Found {
+                route,
+                operation,
+                params,
+            },
+            None => Resolution::MethodNotAllowed { route },
+        };
+    }
+    Resolution::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> Paths {
+        Paths {
+            webhook: "/hook".into(),
+            api_prefix: "/api".into(),
+        }
+    }
+
+    #[test]
+    fn resolves_configured_paths_and_methods() {
+        assert!(
+            matches!(resolve(&paths(), "POST", "/hook"), Resolution::Found { operation, .. } if operation.handler == Handler::WebhookReceive)
+        );
+        assert!(
+            matches!(resolve(&paths(), "GET", "/api/messages/text"), Resolution::MethodNotAllowed { route } if route.allow_header() == "POST")
+        );
+        assert!(matches!(
+            resolve(&paths(), "GET", "/webhooks/whatsapp"),
+            Resolution::NotFound
+        ));
+        assert!(matches!(
+            resolve(&paths(), "GET", "/healthz/"),
+            Resolution::NotFound
+        ));
+    }
+
+    #[test]
+    fn parameters_render_in_both_styles() {
+        let route = Route {
+            base: Base::Api,
+            suffix: "/messages/{messageId}",
+            operations: &[],
+        };
+        assert_eq!(
+            route.template(&paths(), ParamStyle::Colon),
+            "/api/messages/:messageId"
+        );
+        assert_eq!(
+            route.template(&paths(), ParamStyle::Braces),
+            "/api/messages/{messageId}"
+        );
+        assert_eq!(
+            route.matches(&paths(), "/api/messages/wamid.X"),
+            Some(vec![("messageId", "wamid.X".into())])
+        );
+        assert_eq!(route.matches(&paths(), "/api/messages/"), None);
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let mut ids: Vec<_> = ROUTES
+            .iter()
+            .flat_map(|r| r.operations)
+            .map(|o| o.operation_id)
+            .collect();
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
+    }
+}

@@ -1,0 +1,157 @@
+//! JSON Schemas of request and response bodies, for the OpenAPI document.
+//! Each lives beside nothing else so that `routes.rs` can name it.
+
+use serde_json::{json, Value};
+
+pub fn health() -> Value {
+    json!({
+        "type": "object",
+        "required": ["ok", "service"],
+        "properties": { "ok": { "type": "boolean" }, "service": { "type": "string" } }
+    })
+}
+
+pub fn text() -> Value {
+    json!({ "type": "string" })
+}
+
+pub fn any_object() -> Value {
+    json!({ "type": "object" })
+}
+
+pub fn error() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": { "type": "string" },
+                    "message": { "type": "string" },
+                    "metaCode": { "type": "integer" },
+                    "metaSubcode": { "type": "integer" },
+                    "metaType": { "type": "string" },
+                    "fbtraceId": { "type": "string" }
+                }
+            }
+        }
+    })
+}
+
+fn route_inventory() -> Value {
+    json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["method", "path", "auth"],
+            "properties": {
+                "method": { "type": "string" },
+                "path": { "type": "string" },
+                "auth": { "type": "string" }
+            }
+        }
+    })
+}
+
+pub fn status() -> Value {
+    json!({
+        "type": "object",
+        "required": ["service", "version", "uptimeSeconds", "graphApiVersion", "serviceMode", "routes", "featureFlags", "persistence"],
+        "properties": {
+            "service": { "type": "string" },
+            "version": { "type": "string" },
+            "uptimeSeconds": { "type": "integer", "minimum": 0 },
+            "graphApiVersion": { "type": "string" },
+            "serviceMode": { "type": "string" },
+            "routes": route_inventory(),
+            "featureFlags": { "type": "object" },
+            "persistence": { "type": ["object", "null"] }
+        }
+    })
+}
+
+pub fn diagnostics() -> Value {
+    json!({
+        "type": "object",
+        "required": ["service", "version", "graphApiVersion", "serviceMode", "runtime", "routes", "featureFlags", "metricFamilies", "recentErrors", "configShape"],
+        "properties": {
+            "service": { "type": "string" },
+            "version": { "type": "string" },
+            "graphApiVersion": { "type": "string" },
+            "serviceMode": { "type": "string" },
+            "runtime": { "type": "string" },
+            "routes": route_inventory(),
+            "featureFlags": { "type": "object" },
+            "persistence": { "type": ["object", "null"] },
+            "metricFamilies": { "type": "array", "items": { "type": "string" } },
+            "recentErrors": { "type": "array", "items": {
+                "type": "object",
+                "properties": { "class": { "type": "string" }, "count": { "type": "integer" } }
+            } },
+            "configShape": { "type": "object", "additionalProperties": { "type": "string" } }
+        }
+    })
+}
+
+pub fn webhook_delivery() -> Value {
+    json!({
+        "type": "object",
+        "description": "A WhatsApp Business Account webhook delivery, verified over its raw bytes.",
+        "properties": {
+            "object": { "type": "string" },
+            "entry": { "type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "id": { "type": "string" },
+                    "changes": { "type": "array", "items": {
+                        "type": "object",
+                        "required": ["field", "value"],
+                        "properties": { "field": { "type": "string" }, "value": {} }
+                    } }
+                }
+            } }
+        }
+    })
+}
+
+pub fn webhook_ack() -> Value {
+    json!({
+        "type": "object",
+        "required": ["ok", "received", "dispatched", "duplicates"],
+        "properties": {
+            "ok": { "type": "boolean" },
+            "received": { "type": "integer", "minimum": 0 },
+            "dispatched": { "type": "integer", "minimum": 0 },
+            "duplicates": { "type": "integer", "minimum": 0 }
+        }
+    })
+}
+
+pub fn send_text() -> Value {
+    json!({
+        "type": "object",
+        "required": ["to", "text"],
+        "properties": {
+            "to": { "type": "string", "minLength": 1, "description": "Recipient phone number or WhatsApp id." },
+            "text": { "type": "string", "minLength": 1, "maxLength": 4096 },
+            "previewUrl": { "type": "boolean" }
+        }
+    })
+}
+
+pub fn send_result() -> Value {
+    json!({
+        "type": "object",
+        "description": "Graph's reply to the send, as Meta returned it.",
+        "properties": {
+            "messaging_product": { "type": "string" },
+            "contacts": { "type": "array" },
+            "messages": { "type": "array", "items": {
+                "type": "object",
+                "properties": { "id": { "type": "string" } }
+            } }
+        }
+    })
+}

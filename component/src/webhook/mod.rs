@@ -1,0 +1,171 @@
+//! The webhook route: Meta's GET verification challenge and signed POST
+//! deliveries. A delivery is acknowledged only when every update in it was
+//! dispatched now or before; a retried delivery dispatches only what was not
+//! yet handled.
+
+pub mod normalize;
+
+use crate::auth::{secrets_equal, signature_valid};
+use crate::error::ApiError;
+use crate::host::{Host, Level, Request, Response, Update};
+use crate::http::{json_response, text_response};
+use crate::messages;
+use crate::Context;
+use normalize::{normalize, NormalizedUpdate};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// How long a dispatched update is remembered: Meta retries for up to 7 days.
+const SEEN_TTL_SECONDS: u32 = 8 * 24 * 60 * 60;
+/// How long a claim by a delivery in progress blocks a concurrent duplicate.
+/// 60 s is also the shortest TTL Workers KV accepts.
+const CLAIM_TTL_SECONDS: u32 = 60;
+const DONE: &[u8] = b"done";
+const CLAIMED: &[u8] = b"claimed";
+
+pub fn verify<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Response, ApiError> {
+    let mode = request.query("hub.mode");
+    let token = request.query("hub.verify_token");
+    let challenge = request.query("hub.challenge");
+    let (Some("subscribe"), Some(token), Some(challenge)) = (mode.as_deref(), token, challenge)
+    else {
+        return Err(ApiError::InvalidRequest(
+            "Expected hub.mode=subscribe, hub.verify_token and hub.challenge.".into(),
+        ));
+    };
+    if !secrets_equal(&token, ctx.config()?.verify_token.expose()) {
+        return Err(ApiError::VerificationFailed);
+    }
+    // The challenge is echoed back, so only what Meta sends (digits, in
+    // practice) is accepted: nothing that could become markup or a header.
+    let safe = !challenge.is_empty()
+        && challenge.len() <= 128
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !safe {
+        return Err(ApiError::InvalidRequest(
+            "hub.challenge must be up to 128 letters or digits.".into(),
+        ));
+    }
+    Ok(text_response(200, "text/plain", challenge))
+}
+
+pub async fn receive<H: Host>(
+    ctx: &Context<'_, H>,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    let config = ctx.config()?;
+    if !signature_valid(
+        config.app_secret.expose(),
+        request.header("x-hub-signature-256"),
+        &request.body,
+    ) {
+        return Err(ApiError::InvalidSignature);
+    }
+    let updates = normalize(&request.body).map_err(|_| {
+        ApiError::InvalidRequest("Webhook body must be a JSON object with an entry array.".into())
+    })?;
+    let mut dispatched = 0;
+    let mut duplicates = 0;
+    let mut first_error = None;
+    for update in &updates {
+        match deliver_once(ctx, update).await {
+            Ok(Delivery::Dispatched) => dispatched += 1,
+            Ok(Delivery::Duplicate) => duplicates += 1,
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    Ok(json_response(
+        200,
+        &json!({ "ok": true, "received": updates.len(), "dispatched": dispatched, "duplicates": duplicates }),
+    ))
+}
+
+enum Delivery {
+    Dispatched,
+    Duplicate,
+}
+
+fn seen_key(update: &NormalizedUpdate) -> String {
+    // Hashed: kv keys stay short and hold no phone numbers or WAMIDs.
+    let digest = Sha256::digest(update.dedupe_key.as_bytes());
+    format!("wh:seen:{}", hex::encode(&digest[..16]))
+}
+
+/// Dispatches an update unless it was dispatched before or is being
+/// dispatched by a concurrent delivery right now.
+async fn deliver_once<H: Host>(
+    ctx: &Context<'_, H>,
+    update: &NormalizedUpdate,
+) -> Result<Delivery, ApiError> {
+    let host = ctx.host;
+    let key = seen_key(update);
+    let claimed = host
+        .kv_set_if_absent(&key, CLAIMED, Some(CLAIM_TTL_SECONDS))
+        .await;
+    ctx.recorder.persistence(if claimed.is_ok() {
+        "success"
+    } else {
+        "failure"
+    });
+    match claimed {
+        Ok(true) => {}
+        Ok(false) => {
+            // Done before, or claimed by a delivery in flight: that delivery
+            // answers for it (and is retried by Meta if it fails).
+            ctx.recorder.webhook_update(update.kind, "duplicate");
+            return Ok(Delivery::Duplicate);
+        }
+        Err(_) => {
+            ctx.recorder.webhook_update(update.kind, "failed");
+            return Err(ApiError::StoreUnavailable);
+        }
+    }
+    let handed = Update {
+        kind: update.kind,
+        id: update.id.clone(),
+        status: update.status.clone(),
+        json: update.json.clone(),
+    };
+    if host.dispatch(&handed).await.is_err() {
+        ctx.recorder.webhook_update(update.kind, "failed");
+        // Release the claim so Meta's retry dispatches it; if even that
+        // fails, the claim expires after CLAIM_TTL_SECONDS.
+        let _ = host.kv_remove(&key).await;
+        host.log(
+            Level::Warn,
+            "wats.webhook.dispatch_failed",
+            &[("kind", update.kind.into())],
+        );
+        return Err(ApiError::DispatchFailed);
+    }
+    let marked = host.kv_set(&key, DONE, Some(SEEN_TTL_SECONDS)).await;
+    ctx.recorder
+        .persistence(if marked.is_ok() { "success" } else { "failure" });
+    ctx.recorder.webhook_update(update.kind, "dispatched");
+    let config = ctx.config()?;
+    if config.log_webhook_events {
+        host.log(
+            Level::Info,
+            "wats.webhook.update",
+            &[
+                ("kind", update.kind.into()),
+                ("detail", update.log_detail.into()),
+            ],
+        );
+    }
+    if let (true, Some((from, text))) = (config.echo_reply, &update.inbound_text) {
+        let reply = format!("Echo: {text}");
+        let reply: String = reply.chars().take(messages::MAX_TEXT_CHARS).collect();
+        // A demo: its failure is counted and logged by the Graph client and
+        // does not fail the delivery.
+        let _ = messages::send_text(ctx, from, &reply, false).await;
+    }
+    Ok(Delivery::Dispatched)
+}
