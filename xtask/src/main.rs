@@ -1,1 +1,131 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's set-up, build, serve, test and
+//! bench steps, each installing what it needs and skipping what is there.
+
+mod component;
+mod steps;
+
+use anyhow::{bail, Result};
+use steps::Steps;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  build            build the wats:service component (target/wats/wats.wasm) and print its size
+  serve [ARGS..]   build what is needed and run `wats serve ARGS..` (dry-run on 127.0.0.1:8787)
+  test             run every check and test: fmt, clippy, unit tests, component, conformance
+  bench            build in release mode and report the hot-path benchmarks and sizes";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(error) = run(&args) {
+        eprintln!("xtask: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let Some((command, rest)) = args.split_first() else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    match command.as_str() {
+        "build" => {
+            let mut steps = Steps::new(2);
+            steps.ensure_targets()?;
+            component::build(&mut steps)?;
+            Ok(())
+        }
+        "serve" => serve(rest),
+        "test" => test(),
+        "bench" => bench(),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+fn serve(args: &[String]) -> Result<()> {
+    let mut steps = Steps::new(4);
+    steps.ensure_targets()?;
+    let wasm = component::build(&mut steps)?;
+    steps.cargo(
+        "build the wats host",
+        &["build", "--package", "wats-host", "--bin", "wats"],
+    )?;
+    steps.start("run wats serve (Ctrl-C stops it)");
+    let exe = steps::root().join("target/debug/wats");
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("serve")
+        .arg("--component")
+        .arg(&wasm)
+        .args(args);
+    let status = command.status()?;
+    if !status.success() {
+        bail!("wats serve exited with {status}");
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    let mut steps = Steps::new(7);
+    steps.ensure_targets()?;
+    steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
+    steps.cargo(
+        "clippy (native, all targets, warnings are errors)",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    steps.cargo(
+        "clippy (the component for wasm32-unknown-unknown)",
+        &[
+            "clippy",
+            "--package",
+            "wats-component",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--features",
+            "export",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let wasm = component::build(&mut steps)?;
+    std::env::set_var("WATS_COMPONENT", &wasm);
+    steps.cargo(
+        "unit, conformance and end-to-end tests",
+        &["test", "--workspace", "--locked"],
+    )?;
+    steps.finish();
+    Ok(())
+}
+
+fn bench() -> Result<()> {
+    let mut steps = Steps::new(3);
+    steps.ensure_targets()?;
+    let wasm = component::build(&mut steps)?;
+    std::env::set_var("WATS_COMPONENT", &wasm);
+    steps.cargo(
+        "benchmarks (release build)",
+        &[
+            "bench",
+            "--package",
+            "wats-host",
+            "--bench",
+            "hot_path",
+            "--locked",
+        ],
+    )?;
+    Ok(())
+}

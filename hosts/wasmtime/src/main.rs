@@ -1,1 +1,34 @@
-fn main() {}
+//! `wats`: the command line of the wasmtime host.
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "wats",
+    version,
+    about = "WhatsApp Cloud API webhook and messaging service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the wats component on 127.0.0.1 (dry-run unless --live --yes-live).
+    Serve(serve::ServeArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    if let Err(error) = result {
+        // Messages are ours: they name settings and flags, never values.
+        eprintln!("wats: error: {error}");
+        std::process::exit(2);
+    }
+}

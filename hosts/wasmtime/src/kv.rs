@@ -1,0 +1,307 @@
+//! The stores behind the `kv` import: SQLite (the default of `wats serve`,
+//! durable) and memory (`--memory`, and tests). Both are atomic for
+//! set-if-absent because every operation holds one lock.
+
+use crate::services::{Clock, KvFailure, KvStore};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Values larger than this are refused, as Workers KV's limit is 25 MiB and
+/// no wats record comes near it.
+const MAX_VALUE_BYTES: usize = 1 << 20;
+
+fn expiry(clock: &dyn Clock, ttl_seconds: Option<u32>) -> Option<u64> {
+    ttl_seconds.map(|ttl| clock.now_millis() + u64::from(ttl) * 1000)
+}
+
+fn check_size(value: &[u8]) -> Result<(), KvFailure> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(KvFailure::TooLarge);
+    }
+    Ok(())
+}
+
+pub struct MemoryKv {
+    entries: Mutex<BTreeMap<String, (Vec<u8>, Option<u64>)>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl MemoryKv {
+    pub fn new(clock: Arc<dyn Clock>) -> MemoryKv {
+        MemoryKv {
+            entries: Mutex::default(),
+            clock,
+        }
+    }
+
+    fn entries(&self) -> MutexGuard<'_, BTreeMap<String, (Vec<u8>, Option<u64>)>> {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = self.clock.now_millis();
+        entries.retain(|_, (_, expires)| expires.is_none_or(|at| at > now));
+        entries
+    }
+}
+
+impl KvStore for MemoryKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
+        Ok(self.entries().get(key).map(|(value, _)| value.clone()))
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), KvFailure> {
+        check_size(value)?;
+        let expires = expiry(&*self.clock, ttl_seconds);
+        self.entries()
+            .insert(key.to_owned(), (value.to_vec(), expires));
+        Ok(())
+    }
+
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+    ) -> Result<bool, KvFailure> {
+        check_size(value)?;
+        let expires = expiry(&*self.clock, ttl_seconds);
+        let mut entries = self.entries();
+        if entries.contains_key(key) {
+            return Ok(false);
+        }
+        entries.insert(key.to_owned(), (value.to_vec(), expires));
+        Ok(true)
+    }
+
+    fn remove(&self, key: &str) -> Result<(), KvFailure> {
+        self.entries().remove(key);
+        Ok(())
+    }
+
+    fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<String>), KvFailure> {
+        let entries = self.entries();
+        let keys: Vec<String> = entries
+            .keys()
+            .filter(|key| {
+                key.starts_with(prefix) && cursor.is_none_or(|after| key.as_str() > after)
+            })
+            .take(limit as usize + 1)
+            .cloned()
+            .collect();
+        Ok(page(keys, limit))
+    }
+}
+
+/// Cuts a listing fetched with one extra key to `limit`, with a cursor when
+/// the extra key shows that more follow.
+fn page(mut keys: Vec<String>, limit: u32) -> (Vec<String>, Option<String>) {
+    if keys.len() > limit as usize {
+        keys.truncate(limit as usize);
+        let cursor = keys.last().cloned();
+        (keys, cursor)
+    } else {
+        (keys, None)
+    }
+}
+
+pub struct SqliteKv {
+    connection: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
+}
+
+fn unavailable(error: rusqlite::Error) -> KvFailure {
+    // The error text may quote the database path; keep only its class.
+    let class = match error {
+        rusqlite::Error::SqliteFailure(failure, _) => format!("sqlite: {:?}", failure.code),
+        _ => "sqlite: error".into(),
+    };
+    KvFailure::Unavailable(class)
+}
+
+impl SqliteKv {
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<SqliteKv, KvFailure> {
+        let connection = Connection::open(path).map_err(unavailable)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA busy_timeout = 5000;
+                 CREATE TABLE IF NOT EXISTS kv (
+                     key TEXT PRIMARY KEY NOT NULL,
+                     value BLOB NOT NULL,
+                     expires_at INTEGER
+                 ) WITHOUT ROWID;",
+            )
+            .map_err(unavailable)?;
+        Ok(SqliteKv {
+            connection: Mutex::new(connection),
+            clock,
+        })
+    }
+
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_millis() as i64
+    }
+}
+
+impl KvStore for SqliteKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
+        self.connection()
+            .query_row(
+                "SELECT value FROM kv WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                params![key, self.now()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), KvFailure> {
+        check_size(value)?;
+        let expires = expiry(&*self.clock, ttl_seconds).map(|at| at as i64);
+        self.connection()
+            .execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                params![key, value, expires],
+            )
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+    ) -> Result<bool, KvFailure> {
+        check_size(value)?;
+        let expires = expiry(&*self.clock, ttl_seconds).map(|at| at as i64);
+        // One statement: it replaces an expired row and leaves a live one.
+        let changed = self
+            .connection()
+            .execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                 WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?4",
+                params![key, value, expires, self.now()],
+            )
+            .map_err(unavailable)?;
+        Ok(changed == 1)
+    }
+
+    fn remove(&self, key: &str) -> Result<(), KvFailure> {
+        self.connection()
+            .execute("DELETE FROM kv WHERE key = ?1", params![key])
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<String>), KvFailure> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT key FROM kv
+                 WHERE substr(key, 1, length(?1)) = ?1 AND key > ?2
+                   AND (expires_at IS NULL OR expires_at > ?3)
+                 ORDER BY key LIMIT ?4",
+            )
+            .map_err(unavailable)?;
+        let keys = statement
+            .query_map(
+                params![
+                    prefix,
+                    cursor.unwrap_or(""),
+                    self.now(),
+                    i64::from(limit) + 1
+                ],
+                |row| row.get(0),
+            )
+            .map_err(unavailable)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(unavailable)?;
+        Ok(page(keys, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    struct TestClock(AtomicU64);
+
+    impl Clock for TestClock {
+        fn now_millis(&self) -> u64 {
+            self.0.load(Ordering::SeqCst)
+        }
+        fn monotonic_nanos(&self) -> u64 {
+            0
+        }
+    }
+
+    fn stores() -> Vec<(Box<dyn KvStore>, Arc<TestClock>)> {
+        let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
+        let memory = MemoryKv::new(clock.clone());
+        let clock2 = Arc::new(TestClock(AtomicU64::new(1_000)));
+        let sqlite = SqliteKv::open(Path::new(":memory:"), clock2.clone()).unwrap();
+        vec![(Box::new(memory), clock), (Box::new(sqlite), clock2)]
+    }
+
+    #[test]
+    fn set_if_absent_respects_live_values_and_replaces_expired_ones() {
+        for (store, clock) in stores() {
+            assert!(store.set_if_absent("k", b"a", Some(1)).unwrap());
+            assert!(!store.set_if_absent("k", b"b", None).unwrap());
+            assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"a"[..]));
+            clock.0.fetch_add(1_000, Ordering::SeqCst);
+            assert_eq!(store.get("k").unwrap(), None);
+            assert!(store.set_if_absent("k", b"c", None).unwrap());
+            assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"c"[..]));
+            store.remove("k").unwrap();
+            assert_eq!(store.get("k").unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn listing_pages_in_key_order() {
+        for (store, _) in stores() {
+            for key in ["p:3", "p:1", "q:1", "p:2"] {
+                store.set(key, b"v", None).unwrap();
+            }
+            let (first, cursor) = store.list("p:", None, 2).unwrap();
+            assert_eq!(first, ["p:1", "p:2"]);
+            let (rest, cursor) = store.list("p:", cursor.as_deref(), 2).unwrap();
+            assert_eq!((rest, cursor), (vec!["p:3".to_owned()], None));
+        }
+    }
+
+    #[test]
+    fn oversized_values_are_refused() {
+        for (store, _) in stores() {
+            assert_eq!(
+                store.set("k", &vec![0; MAX_VALUE_BYTES + 1], None),
+                Err(KvFailure::TooLarge)
+            );
+        }
+    }
+}

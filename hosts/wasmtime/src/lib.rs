@@ -1,0 +1,10 @@
+//! The wasmtime host of wats: loads the wats:service component and serves it
+//! over HTTP on loopback (`wats serve`). The parts are public so that tests
+//! and benchmarks can run the component in-process with fakes.
+
+pub mod kv;
+pub mod outbound;
+pub mod runtime;
+pub mod server;
+pub mod services;
+pub mod sinks;

@@ -1,0 +1,199 @@
+//! Runs the wats:service component: compiled once into an `InstancePre`,
+//! instantiated in a fresh `Store` per request (pooling allocator), with
+//! every import implemented by async host code.
+
+use crate::services::{KvFailure, Services};
+use anyhow::{Context as _, Result};
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+wasmtime::component::bindgen!({
+    world: "service",
+    path: "../../wit",
+    imports: { default: async },
+    exports: { default: async },
+});
+
+use self::wats::service::{clock, config, events, kv, log, metrics, outbound_http, types};
+
+pub use self::wats::service::events::Update;
+pub use self::wats::service::log::Level;
+pub use self::wats::service::metrics::Sample;
+pub use self::wats::service::outbound_http::{Error as OutboundError, OutgoingRequest};
+pub use self::wats::service::types::{Request, Response};
+
+/// How many requests may hold an instance at once; more wait for a slot's
+/// memory to be reused rather than failing (see `handle`).
+const MAX_CONCURRENT_INSTANCES: u32 = 256;
+/// Linear memory per instance: the Workers limit, ample for a 4 MiB body.
+const MAX_INSTANCE_MEMORY: usize = 128 << 20;
+
+pub struct Runtime {
+    pre: ServicePre<State>,
+    engine: Engine,
+    services: Arc<Services>,
+}
+
+/// What one Store holds: the shared services.
+pub struct State {
+    services: Arc<Services>,
+}
+
+impl Runtime {
+    /// Compiles the component at `path` and links the host's imports.
+    pub fn load(path: &Path, services: Services) -> Result<Runtime> {
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(MAX_CONCURRENT_INSTANCES)
+            .total_core_instances(MAX_CONCURRENT_INSTANCES)
+            .total_memories(MAX_CONCURRENT_INSTANCES)
+            .total_tables(MAX_CONCURRENT_INSTANCES)
+            .max_memory_size(MAX_INSTANCE_MEMORY);
+        let mut config = Config::new();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("creating the wasmtime engine")?;
+        let component = Component::from_file(&engine, path)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading the component {}", path.display()))?;
+        let mut linker = Linker::<State>::new(&engine);
+        Service::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        let pre = ServicePre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Runtime {
+            pre,
+            engine,
+            services: Arc::new(services),
+        })
+    }
+
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
+    /// Handles one request in a fresh instance.
+    pub async fn handle(&self, request: Request) -> Result<Response> {
+        let mut store = Store::new(
+            &self.engine,
+            State {
+                services: self.services.clone(),
+            },
+        );
+        let service = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("instantiating")?;
+        service
+            .wats_service_handler()
+            .call_handle(&mut store, &request)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("calling handle")
+    }
+}
+
+impl types::Host for State {}
+
+impl outbound_http::Host for State {
+    async fn send(&mut self, request: OutgoingRequest) -> Result<Response, OutboundError> {
+        self.services.outbound.send(request).await
+    }
+}
+
+fn kv_error(failure: KvFailure) -> kv::KvError {
+    match failure {
+        KvFailure::Unavailable(reason) => kv::KvError::Unavailable(reason),
+        KvFailure::TooLarge => kv::KvError::TooLarge,
+    }
+}
+
+impl kv::Host for State {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
+        self.services.kv.get(&key).map_err(kv_error)
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<u32>,
+    ) -> Result<(), kv::KvError> {
+        self.services.kv.set(&key, &value, ttl).map_err(kv_error)
+    }
+
+    async fn set_if_absent(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<u32>,
+    ) -> Result<bool, kv::KvError> {
+        self.services
+            .kv
+            .set_if_absent(&key, &value, ttl)
+            .map_err(kv_error)
+    }
+
+    async fn remove(&mut self, key: String) -> Result<(), kv::KvError> {
+        self.services.kv.remove(&key).map_err(kv_error)
+    }
+
+    async fn list_keys(
+        &mut self,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<kv::Page, kv::KvError> {
+        let (keys, cursor) = self
+            .services
+            .kv
+            .list(&prefix, cursor.as_deref(), limit)
+            .map_err(kv_error)?;
+        Ok(kv::Page { keys, cursor })
+    }
+}
+
+impl clock::Host for State {
+    async fn now_millis(&mut self) -> u64 {
+        self.services.clock.now_millis()
+    }
+
+    async fn monotonic_nanos(&mut self) -> u64 {
+        self.services.clock.monotonic_nanos()
+    }
+
+    async fn started_millis(&mut self) -> u64 {
+        self.services.started_millis
+    }
+}
+
+impl config::Host for State {
+    async fn get(&mut self, key: String) -> Option<String> {
+        self.services.config.get(&key).cloned()
+    }
+}
+
+impl events::Host for State {
+    async fn dispatch(&mut self, update: Update) -> Result<(), String> {
+        self.services.events.dispatch(&update)
+    }
+}
+
+impl metrics::Host for State {
+    async fn add(&mut self, samples: Vec<Sample>) {
+        self.services.metrics.add(samples);
+    }
+
+    async fn snapshot(&mut self) -> Vec<Sample> {
+        self.services.metrics.snapshot()
+    }
+}
+
+impl log::Host for State {
+    async fn write(&mut self, level: Level, event: String, fields: Vec<(String, String)>) {
+        self.services.log.write(level, &event, &fields);
+    }
+}

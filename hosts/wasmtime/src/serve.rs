@@ -1,0 +1,233 @@
+//! `wats serve`: settings, secrets and stores for the local host.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wats_host::kv::{MemoryKv, SqliteKv};
+use wats_host::outbound::{DryRunGraph, LiveHttp};
+use wats_host::runtime::{Request, Runtime};
+use wats_host::services::{Clock, EventSink, KvStore, Outbound, Services, SystemClock};
+use wats_host::sinks::{JsonLinesFile, LogEvents, StderrLog};
+
+/// The synthetic credentials of dry-run mode (documented in README.md).
+pub const DRY_RUN_SETTINGS: &[(&str, &str)] = &[
+    ("WATS_ACCESS_TOKEN", "dry-run-access-token"),
+    ("WATS_APP_SECRET", "dry-run-app-secret"),
+    ("WATS_VERIFY_TOKEN", "dry-run-verify-token"),
+    ("WATS_SERVICE_BEARER_TOKEN", "dry-run-service-token"),
+    ("WATS_PHONE_NUMBER_ID", "100000000000001"),
+    ("WATS_WABA_ID", "200000000000001"),
+];
+const SECRET_KEYS: &[&str] = &[
+    "WATS_ACCESS_TOKEN",
+    "WATS_APP_SECRET",
+    "WATS_VERIFY_TOKEN",
+    "WATS_SERVICE_BEARER_TOKEN",
+];
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Port on 127.0.0.1 (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// The component to run [default: $WATS_COMPONENT, else target/wats/wats.wasm beside this binary].
+    #[arg(long, value_name = "PATH")]
+    component: Option<PathBuf>,
+    /// Send real Graph requests to WATS_GRAPH_BASE_URL with secrets from the environment.
+    #[arg(long, requires = "yes_live")]
+    live: bool,
+    /// Confirms --live: messages sent are real and cannot be unsent.
+    #[arg(long, requires = "live")]
+    yes_live: bool,
+    /// Read WATS_* settings from this file (KEY=VALUE lines); the environment wins.
+    #[arg(long, value_name = "PATH")]
+    env_file: Option<PathBuf>,
+    /// SQLite file for the kv store [default: .wats/state.sqlite3].
+    #[arg(long, value_name = "PATH", conflicts_with = "memory")]
+    state: Option<PathBuf>,
+    /// Keep the kv store in memory (lost on exit).
+    #[arg(long)]
+    memory: bool,
+    /// Append each dispatched update as a JSON line to this file.
+    #[arg(long, value_name = "PATH")]
+    events_out: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let component = component_path(args.component.as_deref())?;
+    let settings = settings(&args)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let (kv, store_label): (Arc<dyn KvStore>, &str) = if args.memory {
+        (Arc::new(MemoryKv::new(clock.clone())), "memory")
+    } else {
+        let path = args
+            .state
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".wats/state.sqlite3"));
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).context("creating the state directory")?;
+        }
+        let store = SqliteKv::open(&path, clock.clone())
+            .map_err(|_| anyhow!("cannot open the --state SQLite file"))?;
+        (Arc::new(store), "sqlite")
+    };
+    let outbound: Arc<dyn Outbound> = if args.live {
+        Arc::new(LiveHttp::new()?)
+    } else {
+        Arc::new(DryRunGraph::default())
+    };
+    let events: Arc<dyn EventSink> = match &args.events_out {
+        Some(path) => Arc::new(JsonLinesFile::open(path).context("opening the --events-out file")?),
+        None => Arc::new(LogEvents(StderrLog)),
+    };
+    let services = Services::new(settings, kv, outbound, events, Arc::new(StderrLog), clock);
+    eprintln!("wats: compiling the component…");
+    let runtime = Arc::new(Runtime::load(&component, services)?);
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    tokio.block_on(async move {
+        check_ready(&runtime).await?;
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{} (in use? pass --port N)", args.port))?;
+        let bound = listener.local_addr()?;
+        let mode = if args.live { "live" } else { "dry-run" };
+        let events = if args.events_out.is_some() { "file" } else { "log" };
+        println!("wats: listening on http://{bound} (mode: {mode}, store: {store_label}, events: {events})");
+        if !args.live {
+            println!("wats: dry-run credentials are synthetic: service bearer token `dry-run-service-token`, verify token `dry-run-verify-token`, app secret `dry-run-app-secret`");
+        }
+        wats_host::server::serve(runtime, listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        eprintln!("wats: stopped");
+        Ok(())
+    })
+}
+
+fn component_path(given: Option<&Path>) -> Result<PathBuf> {
+    let path = match given {
+        Some(path) => path.to_path_buf(),
+        None => match std::env::var_os("WATS_COMPONENT") {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let exe = std::env::current_exe()?;
+                let target = exe
+                    .parent()
+                    .and_then(Path::parent)
+                    .context("locating the target directory")?;
+                target.join("wats/wats.wasm")
+            }
+        },
+    };
+    if !path.is_file() {
+        bail!("the wats component was not found; run `cargo xtask build` or pass --component PATH");
+    }
+    Ok(path)
+}
+
+/// WATS_* settings: in dry-run the synthetic credentials replace any
+/// secrets; in live mode everything comes from the env file and environment.
+fn settings(args: &ServeArgs) -> Result<HashMap<String, String>> {
+    let mut settings = HashMap::new();
+    if let Some(path) = &args.env_file {
+        let text =
+            std::fs::read_to_string(path).map_err(|_| anyhow!("cannot read the --env-file"))?;
+        settings.extend(parse_env_file(&text)?);
+    }
+    settings.extend(std::env::vars().filter(|(key, _)| key.starts_with("WATS_")));
+    if !args.live {
+        for key in SECRET_KEYS {
+            settings.remove(*key);
+        }
+        for (key, value) in DRY_RUN_SETTINGS {
+            settings
+                .entry((*key).to_owned())
+                .or_insert_with(|| (*value).to_owned());
+        }
+        for (key, value) in DRY_RUN_SETTINGS
+            .iter()
+            .filter(|(key, _)| SECRET_KEYS.contains(key))
+        {
+            settings.insert((*key).to_owned(), (*value).to_owned());
+        }
+    }
+    settings.insert("wats.runtime".into(), "wasmtime".into());
+    Ok(settings)
+}
+
+/// `KEY=VALUE` lines; `#` comments, blank lines, `export ` and quotes allowed.
+fn parse_env_file(text: &str) -> Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("line {} of the env file is not KEY=VALUE", number + 1);
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        if key.trim().starts_with("WATS_") {
+            pairs.push((key.trim().to_owned(), value.to_owned()));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Refuses to start with a configuration the service rejects, and says
+/// which key is wrong (the component's message names it, never its value).
+async fn check_ready(runtime: &Runtime) -> Result<()> {
+    let request = Request {
+        method: "GET".into(),
+        path_with_query: "/readyz".into(),
+        headers: vec![],
+        body: vec![],
+    };
+    let response = runtime.handle(request).await?;
+    if response.status == 200 {
+        return Ok(());
+    }
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or("the configuration is invalid");
+    bail!("{message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files_accept_common_forms_and_name_bad_lines_by_number() {
+        let pairs =
+            parse_env_file("# c\nexport WATS_A=\"x y\"\nWATS_B='z'\nOTHER=1\n\nWATS_C=plain\n")
+                .unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("WATS_A".into(), "x y".into()),
+                ("WATS_B".into(), "z".into()),
+                ("WATS_C".into(), "plain".into())
+            ]
+        );
+        let error = parse_env_file("WATS_A=1\nsecret-canary-line\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("line 2") && !error.contains("canary"));
+    }
+}

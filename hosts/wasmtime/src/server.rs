@@ -1,0 +1,146 @@
+//! HTTP/1.1 on loopback in front of the runtime: moves bytes between hyper
+//! and the component's request/response records, nothing else. The only
+//! answers made here are for failures that leave no component response (a
+//! trap, a body that never finishes arriving).
+
+use crate::runtime::{Request, Response, Runtime};
+use anyhow::Result;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The component answers 413 above its own limits (4 MiB at most); reading
+/// one byte more than that is enough for it to see an oversized body.
+const BODY_READ_CAP: usize = 4 * 1024 * 1024 + 1;
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections until `shutdown` completes.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue, // e.g. too many open files: keep serving
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let runtime = runtime.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&runtime, request).await) }
+            });
+            // A client that goes away mid-request is not an error worth a log.
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer(
+    runtime: &Runtime,
+    request: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read_capped(body)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return host_error(
+                400,
+                "invalid_request",
+                "The request body could not be read.",
+            )
+        }
+        Err(_) => {
+            return host_error(
+                408,
+                "request_timeout",
+                "The request body did not arrive in time.",
+            )
+        }
+    };
+    let request = Request {
+        method: parts.method.as_str().to_owned(),
+        path_with_query: parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_owned())
+            .unwrap_or_else(|| "/".into()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    match runtime.handle(request).await {
+        Ok(response) => to_hyper(response),
+        Err(_) => host_error(
+            500,
+            "internal_error",
+            "The service failed to handle the request.",
+        ),
+    }
+}
+
+async fn read_capped(mut body: Incoming) -> Result<Vec<u8>, hyper::Error> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            bytes.extend_from_slice(&data);
+            if bytes.len() >= BODY_READ_CAP {
+                bytes.truncate(BODY_READ_CAP);
+                break;
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+fn to_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
+    let mut builder = hyper::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Full::new(Bytes::from(response.body)))
+        .unwrap_or_else(|_| {
+            host_error(
+                500,
+                "internal_error",
+                "The service produced an invalid response.",
+            )
+        })
+}
+
+fn host_error(status: u16, code: &str, message: &str) -> hyper::Response<Full<Bytes>> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}

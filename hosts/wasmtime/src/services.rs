@@ -1,0 +1,151 @@
+//! What the host supplies to the component, as replaceable parts: the
+//! `wats serve` implementations live in `kv`, `outbound` and `sinks`; tests
+//! plug in fakes.
+
+use crate::runtime::{Level, OutboundError, OutgoingRequest, Response, Sample, Update};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum KvFailure {
+    Unavailable(String),
+    TooLarge,
+}
+
+/// A key-value store with expiry and an atomic set-if-absent.
+pub trait KvStore: Send + Sync {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure>;
+    fn set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), KvFailure>;
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+    ) -> Result<bool, KvFailure>;
+    fn remove(&self, key: &str) -> Result<(), KvFailure>;
+    /// Keys with this prefix in order, after `cursor`; the returned cursor is
+    /// set when more may follow.
+    fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<String>), KvFailure>;
+}
+
+pub trait Outbound: Send + Sync {
+    fn send(&self, request: OutgoingRequest) -> BoxFuture<'_, Result<Response, OutboundError>>;
+}
+
+pub trait EventSink: Send + Sync {
+    fn dispatch(&self, update: &Update) -> Result<(), String>;
+}
+
+pub trait LogSink: Send + Sync {
+    fn write(&self, level: Level, event: &str, fields: &[(String, String)]);
+}
+
+pub trait Clock: Send + Sync {
+    fn now_millis(&self) -> u64;
+    fn monotonic_nanos(&self) -> u64;
+}
+
+pub struct SystemClock {
+    base: Instant,
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock {
+            base: Instant::now(),
+        }
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn monotonic_nanos(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+}
+
+type SeriesKey = (String, Vec<(String, String)>);
+
+/// Metric totals across requests; the component decides what they are.
+#[derive(Default)]
+pub struct MetricsStore {
+    series: Mutex<BTreeMap<SeriesKey, f64>>,
+}
+
+impl MetricsStore {
+    pub fn add(&self, samples: Vec<Sample>) {
+        let mut series = self
+            .series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for sample in samples {
+            *series.entry((sample.name, sample.labels)).or_insert(0.0) += sample.value;
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<Sample> {
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        series
+            .iter()
+            .map(|((name, labels), value)| Sample {
+                name: name.clone(),
+                labels: labels.clone(),
+                value: *value,
+            })
+            .collect()
+    }
+}
+
+pub struct Services {
+    /// `WATS_*` settings and secrets, plus the host's reserved keys.
+    pub config: HashMap<String, String>,
+    pub kv: Arc<dyn KvStore>,
+    pub outbound: Arc<dyn Outbound>,
+    pub events: Arc<dyn EventSink>,
+    pub log: Arc<dyn LogSink>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: MetricsStore,
+    pub started_millis: u64,
+}
+
+impl Services {
+    pub fn new(
+        config: HashMap<String, String>,
+        kv: Arc<dyn KvStore>,
+        outbound: Arc<dyn Outbound>,
+        events: Arc<dyn EventSink>,
+        log: Arc<dyn LogSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Services {
+        let started_millis = clock.now_millis();
+        Services {
+            config,
+            kv,
+            outbound,
+            events,
+            log,
+            clock,
+            metrics: MetricsStore::default(),
+            started_millis,
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Builds the component: the service crate for wasm32-unknown-unknown with
+//! the size-tuned `component` profile, turned into a component by
+//! wit-component. It imports only its own world: no WASI.
+
+use crate::steps::{self, Steps};
+use anyhow::{Context, Result};
+use flate2::{write::GzEncoder, Compression};
+use std::io::Write;
+use std::path::PathBuf;
+use wit_component::ComponentEncoder;
+
+pub fn output_path() -> PathBuf {
+    steps::root().join("target/wats/wats.wasm")
+}
+
+pub fn build(steps: &mut Steps) -> Result<PathBuf> {
+    steps.cargo(
+        "build the service for wasm32-unknown-unknown (profile `component`)",
+        &[
+            "build",
+            "--package",
+            "wats-component",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "component",
+            "--features",
+            "export",
+            "--locked",
+        ],
+    )?;
+    let core_path = steps::root().join("target/wasm32-unknown-unknown/component/wats.wasm");
+    let core =
+        std::fs::read(&core_path).with_context(|| format!("reading {}", core_path.display()))?;
+    let component = ComponentEncoder::default()
+        .module(&core)
+        .context("reading the core module's component type")?
+        .validate(true)
+        .encode()
+        .context("encoding the component")?;
+    let out = output_path();
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    std::fs::write(&out, &component)?;
+    eprintln!(
+        "    component: {} ({} raw, {} gzip)",
+        out.strip_prefix(steps::root()).unwrap_or(&out).display(),
+        kib(component.len()),
+        kib(gzip_len(&component)?)
+    );
+    Ok(out)
+}
+
+pub fn gzip_len(bytes: &[u8]) -> Result<usize> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?.len())
+}
+
+fn kib(bytes: usize) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
+}

@@ -1,0 +1,95 @@
+//! Numbered, timed progress for long multi-step commands.
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+/// The workspace root (this crate lives in `<root>/xtask`).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+pub struct Steps {
+    total: usize,
+    done: usize,
+    started: Instant,
+    step_started: Instant,
+}
+
+impl Steps {
+    pub fn new(total: usize) -> Steps {
+        Steps {
+            total,
+            done: 0,
+            started: Instant::now(),
+            step_started: Instant::now(),
+        }
+    }
+
+    /// Announces the next step, with the time the previous one took.
+    pub fn start(&mut self, what: &str) {
+        if self.done > 0 {
+            eprintln!("    ({:.1}s)", self.step_started.elapsed().as_secs_f64());
+        }
+        self.done += 1;
+        self.step_started = Instant::now();
+        eprintln!("==> [{}/{}] {what}", self.done, self.total.max(self.done));
+    }
+
+    pub fn finish(&mut self) {
+        eprintln!("    ({:.1}s)", self.step_started.elapsed().as_secs_f64());
+        eprintln!(
+            "==> all {} steps passed in {:.1}s",
+            self.done,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// Runs cargo with these arguments in the workspace root as one step.
+    pub fn cargo(&mut self, what: &str, args: &[&str]) -> Result<()> {
+        self.start(what);
+        run(Command::new(cargo()).args(args).current_dir(root()))
+    }
+
+    /// `rustup target add` is quick when the targets are there; it is needed
+    /// because RUSTUP_AUTO_INSTALL may be off on these machines.
+    pub fn ensure_targets(&mut self) -> Result<()> {
+        self.start("rust targets wasm32-unknown-unknown, wasm32-wasip2");
+        let installed = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output();
+        let installed = installed
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let missing: Vec<&str> = ["wasm32-unknown-unknown", "wasm32-wasip2"]
+            .into_iter()
+            .filter(|target| !installed.lines().any(|line| line.trim() == *target))
+            .collect();
+        if missing.is_empty() {
+            eprintln!("    already installed");
+            return Ok(());
+        }
+        run(Command::new("rustup")
+            .args(["target", "add"])
+            .args(&missing))
+    }
+}
+
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+pub fn run(command: &mut Command) -> Result<()> {
+    let shown = format!("{command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("could not start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
