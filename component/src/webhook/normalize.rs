@@ -531,8 +531,12 @@ fn status_update(kind: &'static str, origin: &Origin, raw: &RawValue) -> Normali
     json.timestamp = item.timestamp.and_then(parse_timestamp);
     json.from = item.from.as_deref();
     json.to = item.recipient_id.as_deref().or(item.to.as_deref());
-    // Calls carry an `event` (connect, terminate); statuses a `status`.
-    json.status = item.status.as_deref().or(item.event.as_deref());
+    // A call's `event` (connect, terminate) is what happened; its `status`
+    // only qualifies a terminate. Statuses carry just `status`.
+    json.status = match kind {
+        "call" => item.event.as_deref().or(item.status.as_deref()),
+        _ => item.status.as_deref().or(item.event.as_deref()),
+    };
     json.error_codes = item.errors.iter().filter_map(|e| e.code).collect();
     let detail = json.status.map(status_label).unwrap_or("unknown");
     let dedupe_key = match json.id {

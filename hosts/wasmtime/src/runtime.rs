@@ -69,6 +69,16 @@ impl Runtime {
         })
     }
 
+    /// The same compiled component over other services (tests give each
+    /// suite a fresh store this way without compiling again).
+    pub fn with_services(&self, services: Services) -> Runtime {
+        Runtime {
+            pre: self.pre.clone(),
+            engine: self.engine.clone(),
+            services: Arc::new(services),
+        }
+    }
+
     pub fn services(&self) -> &Arc<Services> {
         &self.services
     }

@@ -1,0 +1,277 @@
+//! Runs the conformance suite against the component in-process: the
+//! wasmtime host's runtime with a scripted Graph, a collecting event sink, a
+//! capturing log and a kv store that can be switched off.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use support::{
+    assert_no_canaries, check, component_path, graph_replies, load_suites, prepare, run_suites,
+    GraphReply, Observed, Suite,
+};
+use wats_host::kv::MemoryKv;
+use wats_host::runtime::{
+    Level, OutboundError, OutgoingRequest, Request, Response, Runtime, Update,
+};
+use wats_host::services::{
+    BoxFuture, EventSink, KvFailure, KvStore, LogSink, Outbound, Services, SystemClock,
+};
+use wats_host::sinks::log_line;
+
+#[derive(Default)]
+struct FakeGraph {
+    base: String,
+    replies: Mutex<VecDeque<GraphReply>>,
+    calls: Mutex<Vec<(String, String, Vec<(String, String)>, Vec<u8>)>>,
+}
+
+impl Outbound for FakeGraph {
+    fn send(&self, request: OutgoingRequest) -> BoxFuture<'_, Result<Response, OutboundError>> {
+        let path = request
+            .url
+            .strip_prefix(&self.base)
+            .unwrap_or(&request.url)
+            .to_owned();
+        self.calls
+            .lock()
+            .unwrap()
+            .push((request.method, path, request.headers, request.body));
+        let reply = self.replies.lock().unwrap().pop_front();
+        Box::pin(async move {
+            match reply {
+                Some(GraphReply::Http {
+                    status,
+                    headers,
+                    body,
+                }) => Ok(Response {
+                    status,
+                    headers,
+                    body,
+                }),
+                Some(GraphReply::Timeout) => Err(OutboundError::Timeout),
+                None => Err(OutboundError::Other("no reply scripted".into())),
+            }
+        })
+    }
+}
+
+#[derive(Default)]
+struct CollectedEvents {
+    updates: Mutex<Vec<Value>>,
+    failing_ids: Mutex<Vec<String>>,
+}
+
+impl EventSink for CollectedEvents {
+    fn dispatch(&self, update: &Update) -> Result<(), String> {
+        if update
+            .id
+            .as_ref()
+            .is_some_and(|id| self.failing_ids.lock().unwrap().contains(id))
+        {
+            return Err("refused by the test".into());
+        }
+        let json: Value =
+            serde_json::from_str(&update.json).map_err(|_| "update is not JSON".to_owned())?;
+        assert_eq!(
+            json["kind"].as_str(),
+            Some(update.kind.as_str()),
+            "record and JSON agree on kind"
+        );
+        self.updates.lock().unwrap().push(json);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct CapturedLog(Mutex<Vec<String>>);
+
+impl LogSink for CapturedLog {
+    fn write(&self, level: Level, event: &str, fields: &[(String, String)]) {
+        self.0.lock().unwrap().push(log_line(level, event, fields));
+    }
+}
+
+/// Memory kv that fails every call while `down` is set.
+struct SwitchableKv {
+    inner: MemoryKv,
+    down: AtomicBool,
+}
+
+impl SwitchableKv {
+    fn check(&self) -> Result<(), KvFailure> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(KvFailure::Unavailable("switched off by the test".into()));
+        }
+        Ok(())
+    }
+}
+
+impl KvStore for SwitchableKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
+        self.check()?;
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvFailure> {
+        self.check()?;
+        self.inner.set(key, value, ttl)
+    }
+    fn set_if_absent(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<bool, KvFailure> {
+        self.check()?;
+        self.inner.set_if_absent(key, value, ttl)
+    }
+    fn remove(&self, key: &str) -> Result<(), KvFailure> {
+        self.check()?;
+        self.inner.remove(key)
+    }
+    fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<String>), KvFailure> {
+        self.check()?;
+        self.inner.list(prefix, cursor, limit)
+    }
+}
+
+struct Fakes {
+    graph: Arc<FakeGraph>,
+    events: Arc<CollectedEvents>,
+    log: Arc<CapturedLog>,
+    kv: Arc<SwitchableKv>,
+    /// Every log line of the suite, for the canary sweep.
+    suite_logs: Mutex<Vec<String>>,
+}
+
+impl Fakes {
+    fn new(suite: &Suite) -> (Fakes, Services) {
+        let clock = Arc::new(SystemClock::default());
+        let fakes = Fakes {
+            graph: Arc::new(FakeGraph {
+                base: suite.settings["WATS_GRAPH_BASE_URL"].clone(),
+                ..Default::default()
+            }),
+            events: Arc::default(),
+            log: Arc::default(),
+            kv: Arc::new(SwitchableKv {
+                inner: MemoryKv::new(clock.clone()),
+                down: AtomicBool::new(false),
+            }),
+            suite_logs: Mutex::default(),
+        };
+        let mut settings = suite.settings.clone();
+        settings.insert("wats.runtime".into(), "wasmtime".into());
+        let services = Services::new(
+            settings,
+            fakes.kv.clone(),
+            fakes.graph.clone(),
+            fakes.events.clone(),
+            fakes.log.clone(),
+            clock,
+        );
+        (fakes, services)
+    }
+
+    fn run_case(
+        &self,
+        runtime: &Runtime,
+        executor: &tokio::runtime::Runtime,
+        suite: &Suite,
+        case: &Value,
+    ) -> Result<(), String> {
+        let prepared = prepare(case, suite);
+        *self.graph.replies.lock().unwrap() = graph_replies(case).into();
+        let faults = &case["faults"];
+        self.kv.down.store(
+            faults["kvUnavailable"].as_bool().unwrap_or(false),
+            Ordering::SeqCst,
+        );
+        *self.events.failing_ids.lock().unwrap() = faults["dispatchFailsFor"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| id.as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let request = Request {
+            method: prepared.method,
+            path_with_query: prepared.path,
+            headers: prepared.headers,
+            body: prepared.body,
+        };
+        let response = executor
+            .block_on(runtime.handle(request))
+            .map_err(|error| format!("the component failed: {error:#}"))?;
+        self.kv.down.store(false, Ordering::SeqCst);
+        self.events.failing_ids.lock().unwrap().clear();
+
+        let lines = std::mem::take(&mut *self.log.0.lock().unwrap());
+        let response_text = format!(
+            "{:?} {}",
+            response.headers,
+            String::from_utf8_lossy(&response.body)
+        );
+        assert_no_canaries(
+            &format!("response to {}", case["name"]),
+            &response_text,
+            &suite.secret_values(),
+        );
+        let observed = Observed {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+            graph_calls: std::mem::take(&mut *self.graph.calls.lock().unwrap()),
+            updates: std::mem::take(&mut *self.events.updates.lock().unwrap()),
+            logs: Some(
+                lines
+                    .iter()
+                    .map(|line| serde_json::from_str(line).expect("log lines are JSON"))
+                    .collect(),
+            ),
+        };
+        self.suite_logs.lock().unwrap().extend(lines);
+        check(case, &observed)
+    }
+}
+
+#[test]
+fn conformance_suite_in_process() {
+    let (base, suites) = load_suites();
+    let first = suites.first().expect("at least one suite");
+    let (_, services) = Fakes::new(first);
+    let runtime = Runtime::load(&component_path(), services).expect("the component loads");
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    run_suites("in-process", |suite, cases| {
+        let (fakes, services) = Fakes::new(suite);
+        let runtime = runtime.with_services(services);
+        let mut results = Vec::new();
+        for case in cases {
+            let name = case["name"].as_str().unwrap_or("unnamed").to_owned();
+            results.push((name, fakes.run_case(&runtime, &executor, suite, case)));
+        }
+        let mut private = base.private_values.clone();
+        private.extend(suite.secret_values());
+        let metrics: Vec<String> = runtime
+            .services()
+            .metrics
+            .snapshot()
+            .iter()
+            .map(|s| format!("{} {:?}", s.name, s.labels))
+            .collect();
+        assert_no_canaries(
+            &format!("metrics of {}", suite.name),
+            &metrics.join("\n"),
+            &private,
+        );
+        let logs = fakes.suite_logs.lock().unwrap().join("\n");
+        assert_no_canaries(&format!("logs of {}", suite.name), &logs, &private);
+        results
+    });
+}
