@@ -1,0 +1,451 @@
+//! End to end: the conformance suite against the `wats serve --live
+//! --yes-live` binary over HTTP on 127.0.0.1, with a fake Graph on loopback
+//! and dispatched updates read back from `--events-out`; plus the CLI's own
+//! behaviour (dry-run, the live guard, refusing a bad configuration,
+//! durable dedupe across a restart). Every server binds a free loopback port
+//! and is killed by its test.
+
+mod support;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use support::{
+    assert_no_canaries, check, component_path, graph_replies, load_suites, prepare, run_suites,
+    GraphReply, Observed,
+};
+
+type GraphCall = (String, String, Vec<(String, String)>, Vec<u8>);
+
+#[derive(Default)]
+struct GraphScript {
+    replies: VecDeque<GraphReply>,
+    calls: Vec<GraphCall>,
+}
+
+/// A Graph stand-in on 127.0.0.1 answering from a script, recording calls.
+async fn start_fake_graph(script: Arc<Mutex<GraphScript>>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let script = script.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let script = script.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
+                            let headers = parts
+                                .headers
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                })
+                                .collect();
+                            let mut script = script.lock().unwrap();
+                            script.calls.push((
+                                parts.method.to_string(),
+                                parts.uri.to_string(),
+                                headers,
+                                body,
+                            ));
+                            let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                            match script.replies.pop_front() {
+                                Some(GraphReply::Http {
+                                    status,
+                                    headers,
+                                    body,
+                                }) => {
+                                    *response.status_mut() =
+                                        hyper::StatusCode::from_u16(status).unwrap();
+                                    *response.body_mut() = Full::new(Bytes::from(body));
+                                    for (name, value) in headers {
+                                        response.headers_mut().insert(
+                                            hyper::header::HeaderName::from_bytes(name.as_bytes())
+                                                .unwrap(),
+                                            value.parse().unwrap(),
+                                        );
+                                    }
+                                }
+                                _ => *response.status_mut() = hyper::StatusCode::IM_A_TEAPOT,
+                            }
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+/// A running `wats serve`; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Server {
+    fn start(args: &[&str], settings: &HashMap<String, String>) -> Result<Server, String> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
+        command
+            .arg("serve")
+            .arg("--component")
+            .arg(component_path())
+            .arg("--port")
+            .arg("0")
+            .args(args);
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("WATS_")) {
+            command.env_remove(key);
+        }
+        command
+            .envs(settings)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = command.spawn().expect("wats starts");
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.wait();
+                return Err(stderr.join().unwrap());
+            }
+            if let Some(address) = line
+                .split("http://")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                let base = format!("http://{address}");
+                // Keep draining stdout so the server never blocks on it.
+                std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+                return Ok(Server {
+                    child,
+                    base,
+                    stderr: Some(stderr),
+                });
+            }
+        }
+    }
+
+    /// Stops the server and returns everything it wrote to stderr.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Reply {
+    let mut request = client
+        .request(method.parse().unwrap(), format!("{base}{path}"))
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = response.bytes().await.unwrap().to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("events are JSON lines"))
+        .collect()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wats-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn executor() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn conformance_suite_against_wats_serve_live() {
+    let (base, _) = load_suites();
+    let executor = executor();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let client = reqwest::Client::new();
+    let dir = temp_dir("suite");
+    let mut skipped = Vec::new();
+    run_suites("wats serve --live", |suite, cases| {
+        if let Some(reason) = &suite.in_process_only {
+            skipped.push(format!("{} ({reason})", suite.name));
+            return Vec::new();
+        }
+        let mut settings = suite.settings.clone();
+        settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
+        let events = dir.join(format!(
+            "{}.jsonl",
+            suite.name.replace(|c: char| !c.is_alphanumeric(), "-")
+        ));
+        let server = Server::start(
+            &[
+                "--live",
+                "--yes-live",
+                "--memory",
+                "--events-out",
+                events.to_str().unwrap(),
+            ],
+            &settings,
+        )
+        .unwrap_or_else(|stderr| panic!("wats serve did not start: {stderr}"));
+        let mut results = Vec::new();
+        for case in cases {
+            let name = case["name"].as_str().unwrap().to_owned();
+            let replies = graph_replies(case);
+            assert!(
+                case.get("faults").is_none()
+                    && !replies.iter().any(|r| matches!(r, GraphReply::Timeout)),
+                "{} :: {name} injects faults: mark its suite inProcessOnly",
+                suite.name
+            );
+            let seen = read_lines(&events).len();
+            {
+                let mut script = script.lock().unwrap();
+                script.replies = replies.into();
+                script.calls.clear();
+            }
+            let request = prepare(case, suite);
+            let reply = executor.block_on(send(
+                &client,
+                &server.base,
+                &request.method,
+                &request.path,
+                &request.headers,
+                request.body,
+            ));
+            let response_text = format!(
+                "{:?} {}",
+                reply.headers,
+                String::from_utf8_lossy(&reply.body)
+            );
+            assert_no_canaries(
+                &format!("response to {name}"),
+                &response_text,
+                &suite.secret_values(),
+            );
+            let observed = Observed {
+                status: reply.status,
+                headers: reply.headers,
+                body: reply.body,
+                graph_calls: std::mem::take(&mut script.lock().unwrap().calls),
+                updates: read_lines(&events).split_off(seen),
+                logs: None,
+            };
+            results.push((name, check(case, &observed)));
+        }
+        let output = server.stop();
+        let mut private = base.private_values.clone();
+        private.extend(suite.secret_values());
+        assert_no_canaries(
+            &format!("wats serve output for {}", suite.name),
+            &output,
+            &private,
+        );
+        results
+    });
+    println!(
+        "skipped over HTTP (covered in-process): {}",
+        skipped.join("; ")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dry_run_needs_no_account_and_answers_sends_with_synthetic_ids() {
+    let executor = executor();
+    let client = reqwest::Client::new();
+    let server = Server::start(&["--memory"], &HashMap::new())
+        .expect("dry-run starts with no settings at all");
+    let health = executor.block_on(send(&client, &server.base, "GET", "/healthz", &[], vec![]));
+    assert_eq!(
+        (health.status, health.body.as_slice()),
+        (200, &br#"{"ok":true,"service":"wats"}"#[..])
+    );
+    let token = vec![(
+        "authorization".to_owned(),
+        "Bearer dry-run-service-token".to_owned(),
+    )];
+    let sent = executor.block_on(send(
+        &client,
+        &server.base,
+        "POST",
+        "/api/messages/text",
+        &token,
+        br#"{"to":"15551230000","text":"hi"}"#.to_vec(),
+    ));
+    assert_eq!(sent.status, 200);
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert!(body["messages"][0]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("wamid.DRYRUN"));
+    server.stop();
+}
+
+#[test]
+fn live_mode_needs_its_confirmation_flag() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wats"))
+        .args(["serve", "--live"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--yes-live"));
+}
+
+#[test]
+fn live_mode_refuses_a_missing_secret_and_names_only_the_key() {
+    let settings: HashMap<String, String> = [
+        ("WATS_PHONE_NUMBER_ID", "106540352242922"),
+        ("WATS_APP_SECRET", "CANARY-APP-SECRET-52c9"),
+        ("WATS_VERIFY_TOKEN", "CANARY-VERIFY-TOKEN-0d17"),
+        ("WATS_SERVICE_BEARER_TOKEN", "CANARY-SERVICE-TOKEN-e6b4"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let stderr = match Server::start(&["--live", "--yes-live", "--memory"], &settings) {
+        Ok(server) => panic!("started without WATS_ACCESS_TOKEN: {}", server.stop()),
+        Err(stderr) => stderr,
+    };
+    assert!(
+        stderr.contains("Missing required setting WATS_ACCESS_TOKEN."),
+        "{stderr}"
+    );
+    assert_no_canaries(
+        "the refusal",
+        &stderr,
+        &settings.values().cloned().collect::<Vec<_>>(),
+    );
+}
+
+#[test]
+fn dedupe_survives_a_restart_on_the_sqlite_store() {
+    let (_, suites) = load_suites();
+    let suite = suites
+        .iter()
+        .find(|s| s.name.starts_with("webhook deliveries: signatures"))
+        .expect("suite");
+    let case = suite
+        .cases
+        .iter()
+        .find(|c| c["request"]["sign"] == Value::Bool(true))
+        .expect("a signed case");
+    let request = prepare(case, suite);
+    let dir = temp_dir("restart");
+    let state = dir.join("state.sqlite3");
+    let events = dir.join("events.jsonl");
+    let args = [
+        "--live",
+        "--yes-live",
+        "--state",
+        state.to_str().unwrap(),
+        "--events-out",
+        events.to_str().unwrap(),
+    ];
+    let executor = executor();
+    let client = reqwest::Client::new();
+    let mut acks = Vec::new();
+    for _ in 0..2 {
+        let server = Server::start(&args, &suite.settings).expect("starts");
+        let reply = executor.block_on(send(
+            &client,
+            &server.base,
+            "POST",
+            &request.path,
+            &request.headers,
+            request.body.clone(),
+        ));
+        assert_eq!(reply.status, 200);
+        acks.push(serde_json::from_slice::<Value>(&reply.body).unwrap());
+        server.stop();
+    }
+    assert_eq!(
+        (
+            acks[0]["dispatched"].as_u64(),
+            acks[1]["dispatched"].as_u64()
+        ),
+        (Some(6), Some(0))
+    );
+    assert_eq!(acks[1]["duplicates"].as_u64(), Some(6));
+    assert_eq!(
+        read_lines(&events).len(),
+        6,
+        "each update written once across both runs"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
