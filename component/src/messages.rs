@@ -49,7 +49,7 @@ fn required_text<'a>(
 }
 
 /// A recipient: a phone number in international format or a WhatsApp id.
-fn recipient<'a>(body: &'a Map<String, Value>) -> Result<&'a str, ApiError> {
+fn recipient(body: &Map<String, Value>) -> Result<&str, ApiError> {
     let to = required_text(body, "to", 32)?;
     let digits = to.strip_prefix('+').unwrap_or(to);
     if digits.len() < 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {

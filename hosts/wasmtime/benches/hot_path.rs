@@ -1,1 +1,144 @@
-fn main() {}
+//! `cargo xtask bench`: the hot path, measured (not asserted) against the
+//! budgets of the issue tracker. Each figure is the median of several timed
+//! batches, per operation.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use wats_host::kv::MemoryKv;
+use wats_host::outbound::DryRunGraph;
+use wats_host::runtime::{Level, Request, Runtime, Update};
+use wats_host::services::{EventSink, LogSink, Services, SystemClock};
+
+const APP_SECRET: &str = "bench-app-secret";
+const BATCHES: usize = 7;
+
+struct Discard;
+impl EventSink for Discard {
+    fn dispatch(&self, _: &Update) -> Result<(), String> {
+        Ok(())
+    }
+}
+impl LogSink for Discard {
+    fn write(&self, _: Level, _: &str, _: &[(String, String)]) {}
+}
+
+/// Median time per call of `f`, in microseconds.
+fn per_call_micros(iterations: usize, mut f: impl FnMut(usize)) -> f64 {
+    let mut batches: Vec<f64> = (0..BATCHES)
+        .map(|batch| {
+            let start = Instant::now();
+            for i in 0..iterations {
+                f(batch * iterations + i);
+            }
+            start.elapsed().as_secs_f64() * 1e6 / iterations as f64
+        })
+        .collect();
+    batches.sort_by(f64::total_cmp);
+    batches[BATCHES / 2]
+}
+
+fn verdict(value: f64, budget: f64) -> &'static str {
+    if value <= budget {
+        "within budget"
+    } else {
+        "OVER BUDGET"
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn main() {
+    let fixture = std::fs::read(root().join("tests/conformance/fixtures/batched-messages.json"))
+        .expect("fixture");
+    let signature = wats::auth::sign(APP_SECRET, &fixture);
+    println!("wats hot path (release build; median of {BATCHES} batches)");
+
+    let native = per_call_micros(20_000, |_| {
+        assert!(wats::auth::signature_valid(
+            APP_SECRET,
+            Some(&signature),
+            black_box(&fixture)
+        ));
+        let updates = wats::webhook::normalize::normalize(black_box(&fixture)).expect("valid");
+        black_box(updates);
+    });
+    println!(
+        "  native verify + normalize, {} B batched webhook (6 updates): {native:.2} µs  (budget 10 µs: {})",
+        fixture.len(),
+        verdict(native, 10.0)
+    );
+
+    let component = std::env::var_os("WATS_COMPONENT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/wats/wats.wasm"));
+    let clock = Arc::new(SystemClock::default());
+    let settings: HashMap<String, String> = [
+        ("WATS_PHONE_NUMBER_ID", "106540352242922"),
+        ("WATS_ACCESS_TOKEN", "bench-access-token"),
+        ("WATS_APP_SECRET", APP_SECRET),
+        ("WATS_VERIFY_TOKEN", "bench-verify-token"),
+        ("WATS_SERVICE_BEARER_TOKEN", "bench-service-token"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let services = Services::new(
+        settings,
+        Arc::new(MemoryKv::new(clock.clone())),
+        Arc::new(DryRunGraph::default()),
+        Arc::new(Discard),
+        Arc::new(Discard),
+        clock,
+    );
+    let runtime =
+        Runtime::load(&component, services).expect("component loads (run `cargo xtask build`)");
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let healthz = || Request {
+        method: "GET".into(),
+        path_with_query: "/healthz".into(),
+        headers: vec![],
+        body: vec![],
+    };
+    let per_request = per_call_micros(2_000, |_| {
+        let response = executor
+            .block_on(runtime.handle(healthz()))
+            .expect("handled");
+        assert_eq!(response.status, 200);
+    });
+    println!(
+        "  wasmtime instantiate + handle, GET /healthz: {per_request:.1} µs  (budget 60 µs: {})",
+        verdict(per_request, 60.0)
+    );
+    let webhook = || Request {
+        method: "POST".into(),
+        path_with_query: "/webhooks/whatsapp".into(),
+        headers: vec![("x-hub-signature-256".into(), signature.clone())],
+        body: fixture.clone(),
+    };
+    let per_webhook = per_call_micros(1_000, |_| {
+        let response = executor
+            .block_on(runtime.handle(webhook()))
+            .expect("handled");
+        assert_eq!(response.status, 200);
+    });
+    println!("  wasmtime instantiate + handle, signed batched webhook (dedupe hits, memory kv): {per_webhook:.1} µs");
+
+    let bytes = std::fs::read(&component).expect("component");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(&bytes).unwrap();
+    let gzip = gzip.finish().unwrap().len() as f64 / 1024.0;
+    println!(
+        "  component size: {:.1} KiB raw, {gzip:.1} KiB gzip  (budget 200 KiB gzip: {})",
+        bytes.len() as f64 / 1024.0,
+        verdict(gzip, 200.0)
+    );
+}

@@ -23,8 +23,11 @@ fn check_size(value: &[u8]) -> Result<(), KvFailure> {
     Ok(())
 }
 
+/// Key to value and expiry (milliseconds since the epoch).
+type Entries = BTreeMap<String, (Vec<u8>, Option<u64>)>;
+
 pub struct MemoryKv {
-    entries: Mutex<BTreeMap<String, (Vec<u8>, Option<u64>)>>,
+    entries: Mutex<Entries>,
     clock: Arc<dyn Clock>,
 }
 
@@ -36,7 +39,7 @@ impl MemoryKv {
         }
     }
 
-    fn entries(&self) -> MutexGuard<'_, BTreeMap<String, (Vec<u8>, Option<u64>)>> {
+    fn entries(&self) -> MutexGuard<'_, Entries> {
         let mut entries = self
             .entries
             .lock()

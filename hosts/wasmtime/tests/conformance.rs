@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use support::{
     assert_no_canaries, check, component_path, graph_replies, load_suites, prepare, run_suites,
-    GraphReply, Observed, Suite,
+    GraphCall, GraphReply, Observed, Suite,
 };
 use wats_host::kv::MemoryKv;
 use wats_host::runtime::{
@@ -25,7 +25,7 @@ use wats_host::sinks::log_line;
 struct FakeGraph {
     base: String,
     replies: Mutex<VecDeque<GraphReply>>,
-    calls: Mutex<Vec<(String, String, Vec<(String, String)>, Vec<u8>)>>,
+    calls: Mutex<Vec<GraphCall>>,
 }
 
 impl Outbound for FakeGraph {
@@ -35,10 +35,12 @@ impl Outbound for FakeGraph {
             .strip_prefix(&self.base)
             .unwrap_or(&request.url)
             .to_owned();
-        self.calls
-            .lock()
-            .unwrap()
-            .push((request.method, path, request.headers, request.body));
+        self.calls.lock().unwrap().push(GraphCall {
+            method: request.method,
+            path,
+            headers: request.headers,
+            body: request.body,
+        });
         let reply = self.replies.lock().unwrap().pop_front();
         Box::pin(async move {
             match reply {

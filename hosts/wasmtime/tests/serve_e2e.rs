@@ -19,10 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use support::{
     assert_no_canaries, check, component_path, graph_replies, load_suites, prepare, run_suites,
-    GraphReply, Observed,
+    GraphCall, GraphReply, Observed,
 };
-
-type GraphCall = (String, String, Vec<(String, String)>, Vec<u8>);
 
 #[derive(Default)]
 struct GraphScript {
@@ -59,12 +57,12 @@ async fn start_fake_graph(script: Arc<Mutex<GraphScript>>) -> SocketAddr {
                                 })
                                 .collect();
                             let mut script = script.lock().unwrap();
-                            script.calls.push((
-                                parts.method.to_string(),
-                                parts.uri.to_string(),
+                            script.calls.push(GraphCall {
+                                method: parts.method.to_string(),
+                                path: parts.uri.to_string(),
                                 headers,
                                 body,
-                            ));
+                            });
                             let mut response = hyper::Response::new(Full::new(Bytes::new()));
                             match script.replies.pop_front() {
                                 Some(GraphReply::Http {
@@ -125,33 +123,33 @@ impl Server {
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
         let mut child = command.spawn().expect("wats starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut stderr = child.stderr.take().unwrap();
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = stderr.read_to_string(&mut text);
             text
         });
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut server = Server {
+            child,
+            base: String::new(),
+            stderr: Some(stderr),
+        };
         let mut line = String::new();
         loop {
             line.clear();
             if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = child.wait();
-                return Err(stderr.join().unwrap());
+                return Err(server.stop());
             }
             if let Some(address) = line
                 .split("http://")
                 .nth(1)
                 .and_then(|rest| rest.split_whitespace().next())
             {
-                let base = format!("http://{address}");
+                server.base = format!("http://{address}");
                 // Keep draining stdout so the server never blocks on it.
                 std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-                return Ok(Server {
-                    child,
-                    base,
-                    stderr: Some(stderr),
-                });
+                return Ok(server);
             }
         }
     }

@@ -253,13 +253,20 @@ pub fn graph_replies(case: &Value) -> Vec<GraphReply> {
         .unwrap_or_default()
 }
 
+/// One request the service made to Graph; `path` is what follows the base URL.
+pub struct GraphCall {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
 /// What a runner saw for one case.
 pub struct Observed {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// Graph calls as (method, path after the base URL, headers, body).
-    pub graph_calls: Vec<(String, String, Vec<(String, String)>, Vec<u8>)>,
+    pub graph_calls: Vec<GraphCall>,
     pub updates: Vec<Value>,
     /// Log lines as JSON objects, where the runner can attribute them to the case.
     pub logs: Option<Vec<Value>>,
@@ -362,14 +369,15 @@ pub fn check(case: &Value, observed: &Observed) -> Result<(), String> {
             observed.graph_calls.len()
         ));
     }
-    for (want, (method, path, headers, body)) in want_calls.iter().zip(&observed.graph_calls) {
-        let mut have = serde_json::json!({ "method": method, "path": path });
-        have["headers"] = headers
+    for (want, call) in want_calls.iter().zip(&observed.graph_calls) {
+        let mut have = serde_json::json!({ "method": call.method, "path": call.path });
+        have["headers"] = call
+            .headers
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), Value::from(v.clone())))
             .collect::<Map<_, _>>()
             .into();
-        have["json"] = serde_json::from_slice(body).unwrap_or(Value::Null);
+        have["json"] = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
         if let Some(problem) = subset_mismatch(want, Some(&have), "graphCall") {
             return Err(problem);
         }
