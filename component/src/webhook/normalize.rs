@@ -112,6 +112,37 @@ pub fn status_label(status: &str) -> &'static str {
 #[derive(Debug)]
 pub struct InvalidDelivery;
 
+/// A JSON string borrowed from the body unless it holds escapes. (serde
+/// does not borrow through `Option<Cow<str>>`: it would allocate every one.)
+#[derive(Debug, PartialEq)]
+struct JsonStr<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for JsonStr<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> serde::de::Visitor<'de> for StrVisitor {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Borrowed(value)))
+            }
+            fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(value.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
 /// One normalized update and the key that identifies it across redeliveries.
 pub struct NormalizedUpdate {
     pub kind: &'static str,
@@ -134,7 +165,7 @@ struct Envelope<'a> {
 #[derive(Deserialize)]
 struct Entry<'a> {
     #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     changes: Vec<Change<'a>>,
 }
@@ -142,7 +173,7 @@ struct Entry<'a> {
 #[derive(Deserialize)]
 struct Change<'a> {
     #[serde(borrow)]
-    field: Cow<'a, str>,
+    field: JsonStr<'a>,
     #[serde(borrow)]
     value: &'a RawValue,
 }
@@ -170,15 +201,15 @@ struct ItemLists<'a> {
 #[derive(Deserialize)]
 struct Metadata<'a> {
     #[serde(default, borrow)]
-    display_phone_number: Option<Cow<'a, str>>,
+    display_phone_number: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    phone_number_id: Option<Cow<'a, str>>,
+    phone_number_id: Option<JsonStr<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Contact<'a> {
     #[serde(default, borrow)]
-    wa_id: Option<Cow<'a, str>>,
+    wa_id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     profile: Option<Profile<'a>>,
 }
@@ -186,28 +217,28 @@ struct Contact<'a> {
 #[derive(Deserialize)]
 struct Profile<'a> {
     #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
+    name: Option<JsonStr<'a>>,
 }
 
 /// The fields of a message, status, call or echo that normalization reads.
 #[derive(Deserialize, Default)]
 struct Item<'a> {
     #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    from: Option<Cow<'a, str>>,
+    from: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    to: Option<Cow<'a, str>>,
+    to: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    recipient_id: Option<Cow<'a, str>>,
+    recipient_id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     timestamp: Option<&'a RawValue>,
     #[serde(default, rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    status: Option<Cow<'a, str>>,
+    status: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    event: Option<Cow<'a, str>>,
+    event: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     context: Option<Context<'a>>,
     #[serde(default, borrow)]
@@ -225,27 +256,27 @@ struct Item<'a> {
 #[derive(Deserialize)]
 struct Context<'a> {
     #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<JsonStr<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Text<'a> {
     #[serde(default, borrow)]
-    body: Option<Cow<'a, str>>,
+    body: Option<JsonStr<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Reaction<'a> {
     #[serde(default, borrow)]
-    message_id: Option<Cow<'a, str>>,
+    message_id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    emoji: Option<Cow<'a, str>>,
+    emoji: Option<JsonStr<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Interactive<'a> {
     #[serde(default, rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     button_reply: Option<Reply<'a>>,
     #[serde(default, borrow)]
@@ -259,21 +290,21 @@ struct Interactive<'a> {
 #[derive(Deserialize)]
 struct Reply<'a> {
     #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
-    title: Option<Cow<'a, str>>,
+    title: Option<JsonStr<'a>>,
 }
 
 #[derive(Deserialize)]
 struct FlowReply<'a> {
     #[serde(default, borrow)]
-    response_json: Option<Cow<'a, str>>,
+    response_json: Option<JsonStr<'a>>,
 }
 
 #[derive(Deserialize)]
 struct PermissionReply<'a> {
     #[serde(default, borrow)]
-    response: Option<Cow<'a, str>>,
+    response: Option<JsonStr<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -355,7 +386,7 @@ fn normalize_change<'a>(
     change: &'a Change<'a>,
     out: &mut Vec<NormalizedUpdate>,
 ) {
-    let field = change.field.as_ref();
+    let field: &str = &change.field;
     let lists: ItemLists = match field {
         "messages" | "calls" | "smb_message_echoes" | "user_preferences" => {
             serde_json::from_str(change.value.get()).unwrap_or_default()
