@@ -11,7 +11,7 @@ use crate::host::{Host, Level, Request, Response, Update};
 use crate::http::{json_response, text_response};
 use crate::messages;
 use crate::Context;
-use normalize::{normalize, NormalizedUpdate};
+use normalize::{normalize, Delivery, NormalizedUpdate};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -63,16 +63,16 @@ pub async fn receive<H: Host>(
     ) {
         return Err(ApiError::InvalidSignature);
     }
-    let updates = normalize(&request.body).map_err(|_| {
+    let delivery = normalize(&request.body).map_err(|_| {
         ApiError::InvalidRequest("Webhook body must be a JSON object with an entry array.".into())
     })?;
     let mut dispatched = 0;
     let mut duplicates = 0;
     let mut first_error = None;
-    for update in &updates {
-        match deliver_once(ctx, update).await {
-            Ok(Delivery::Dispatched) => dispatched += 1,
-            Ok(Delivery::Duplicate) => duplicates += 1,
+    for update in &delivery.updates {
+        match deliver_once(ctx, &delivery, update).await {
+            Ok(Outcome::Dispatched) => dispatched += 1,
+            Ok(Outcome::Duplicate) => duplicates += 1,
             Err(error) => {
                 first_error.get_or_insert(error);
             }
@@ -83,11 +83,11 @@ pub async fn receive<H: Host>(
     }
     Ok(json_response(
         200,
-        &json!({ "ok": true, "received": updates.len(), "dispatched": dispatched, "duplicates": duplicates }),
+        &json!({ "ok": true, "received": delivery.updates.len(), "dispatched": dispatched, "duplicates": duplicates }),
     ))
 }
 
-enum Delivery {
+enum Outcome {
     Dispatched,
     Duplicate,
 }
@@ -102,8 +102,9 @@ fn seen_key(update: &NormalizedUpdate) -> String {
 /// dispatched by a concurrent delivery right now.
 async fn deliver_once<H: Host>(
     ctx: &Context<'_, H>,
-    update: &NormalizedUpdate,
-) -> Result<Delivery, ApiError> {
+    delivery: &Delivery<'_>,
+    update: &NormalizedUpdate<'_>,
+) -> Result<Outcome, ApiError> {
     let host = ctx.host;
     let key = seen_key(update);
     let claimed = host
@@ -120,7 +121,7 @@ async fn deliver_once<H: Host>(
             // Done before, or claimed by a delivery in flight: that delivery
             // answers for it (and is retried by Meta if it fails).
             ctx.recorder.webhook_update(update.kind, "duplicate");
-            return Ok(Delivery::Duplicate);
+            return Ok(Outcome::Duplicate);
         }
         Err(_) => {
             ctx.recorder.webhook_update(update.kind, "failed");
@@ -129,9 +130,9 @@ async fn deliver_once<H: Host>(
     }
     let handed = Update {
         kind: update.kind,
-        id: update.id.clone(),
-        status: update.status.clone(),
-        json: update.json.clone(),
+        id: update.id().map(str::to_owned),
+        status: update.status().map(str::to_owned),
+        json: delivery.update_json(update),
     };
     if host.dispatch(&handed).await.is_err() {
         ctx.recorder.webhook_update(update.kind, "failed");
@@ -160,12 +161,12 @@ async fn deliver_once<H: Host>(
             ],
         );
     }
-    if let (true, Some((from, text))) = (config.echo_reply, &update.inbound_text) {
+    if let (true, Some((from, text))) = (config.echo_reply, delivery.inbound_text(update)) {
         let reply = format!("Echo: {text}");
         let reply: String = reply.chars().take(messages::MAX_TEXT_CHARS).collect();
         // A demo: its failure is counted and logged by the Graph client and
         // does not fail the delivery.
-        let _ = messages::send_text(ctx, from, &reply, false).await;
+        let _ = messages::send_text(ctx, &from, &reply, false).await;
     }
-    Ok(Delivery::Dispatched)
+    Ok(Outcome::Dispatched)
 }

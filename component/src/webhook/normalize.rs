@@ -1,7 +1,13 @@
-//! Turns a webhook delivery into typed updates: every entry, every change,
-//! every message, status, call and echo in it. Strings are borrowed from the
-//! body where they hold no escapes; each update keeps the raw JSON of the
-//! item (or change) it came from, so fields Meta adds later are not lost.
+//! Turns a webhook delivery into updates: every entry, every change, every
+//! message, status, call and echo in it.
+//!
+//! Normalizing is one pass over the body that keeps each item's raw JSON
+//! (borrowed, not copied) plus a small parse of each item's id, status and
+//! type: enough to classify it and to key its dedupe. The full typed view
+//! and the update's JSON are built only when an update is dispatched, so a
+//! redelivered duplicate costs no more than that. Each update's JSON keeps
+//! the raw item (or change) it came from, so fields Meta adds later are not
+//! lost.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -114,7 +120,7 @@ pub struct InvalidDelivery;
 
 /// A JSON string borrowed from the body unless it holds escapes. (serde
 /// does not borrow through `Option<Cow<str>>`: it would allocate every one.)
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct JsonStr<'a>(Cow<'a, str>);
 
 impl std::ops::Deref for JsonStr<'_> {
@@ -143,17 +149,54 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
     }
 }
 
-/// One normalized update and the key that identifies it across redeliveries.
-pub struct NormalizedUpdate {
+/// A parsed delivery: its updates, and the changes they came from.
+pub struct Delivery<'a> {
+    changes: Vec<ChangeSource<'a>>,
+    pub updates: Vec<NormalizedUpdate<'a>>,
+}
+
+struct ChangeSource<'a> {
+    waba_id: Option<JsonStr<'a>>,
+    field: JsonStr<'a>,
+    metadata: Option<&'a RawValue>,
+    contacts: Option<&'a RawValue>,
+}
+
+/// One update, classified and keyed; its JSON is built on demand.
+pub struct NormalizedUpdate<'a> {
     pub kind: &'static str,
-    pub id: Option<String>,
-    pub status: Option<String>,
+    change: usize,
+    raw: Raw<'a>,
+    id: Option<JsonStr<'a>>,
+    status: Option<JsonStr<'a>>,
     /// Detail safe to log: a clamped message type or status, never content.
     pub log_detail: &'static str,
+    /// Identifies the update across redeliveries and re-batching.
     pub dedupe_key: String,
-    pub json: String,
-    /// For the echo-reply demo: the sender and text of an inbound text.
-    pub inbound_text: Option<(String, String)>,
+}
+
+enum Raw<'a> {
+    /// An item of a list (a message, a status, a call), as Meta sent it.
+    Item(&'a RawValue),
+    /// A whole change value, written back from its members.
+    Change(Box<RawValue>),
+}
+
+impl NormalizedUpdate<'_> {
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    pub fn status(&self) -> Option<&str> {
+        self.status.as_deref()
+    }
+
+    fn raw(&self) -> &RawValue {
+        match &self.raw {
+            Raw::Item(raw) => raw,
+            Raw::Change(raw) => raw,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -175,30 +218,337 @@ struct Change<'a> {
     #[serde(borrow)]
     field: JsonStr<'a>,
     #[serde(borrow)]
-    value: &'a RawValue,
+    value: ChangeValue<'a>,
+}
+
+/// The list members whose items become updates of their own.
+const ITEM_LISTS: &[&str] = &[
+    "messages",
+    "statuses",
+    "errors",
+    "calls",
+    "message_echoes",
+    "user_preferences",
+];
+
+enum Member<'a> {
+    /// An array under one of ITEM_LISTS, item by item.
+    Items(Vec<&'a RawValue>),
+    Raw(&'a RawValue),
+}
+
+/// A change's value: an object's members (lists split into items), or
+/// anything else written back as JSON.
+enum ChangeValue<'a> {
+    Object(Vec<(JsonStr<'a>, Member<'a>)>),
+    Other(Box<RawValue>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ChangeValue<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+            type Value = ChangeValue<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a change value")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::new();
+                while let Some(key) = map.next_key::<JsonStr<'de>>()? {
+                    let member = if ITEM_LISTS.contains(&&*key) {
+                        Member::Items(map.next_value::<Items<'de>>()?.0)
+                    } else {
+                        Member::Raw(map.next_value()?)
+                    };
+                    members.push((key, member));
+                }
+                Ok(ChangeValue::Object(members))
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Self::Value, S::Error> {
+                let mut items: Vec<&RawValue> = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(ChangeValue::Other(array_json(&items)))
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(ChangeValue::Other(to_raw(&value)))
+            }
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Self::Value, E> {
+                Ok(ChangeValue::Other(to_raw(&value)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
+                Ok(ChangeValue::Other(to_raw(&value)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
+                Ok(ChangeValue::Other(to_raw(&value)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Self::Value, E> {
+                Ok(ChangeValue::Other(to_raw(&value)))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ChangeValue::Other(to_raw(&())))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+/// The items of a list member; a member that is not an array (Meta never
+/// sends one) counts as an empty list rather than failing the delivery.
+struct Items<'a>(Vec<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemsVisitor;
+        impl<'de> serde::de::Visitor<'de> for ItemsVisitor {
+            type Value = Items<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Self::Value, S::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Items(items))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Items(Vec::new()))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+        }
+        deserializer.deserialize_any(ItemsVisitor)
+    }
+}
+
+fn to_raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value)
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
+}
+
+fn array_json(items: &[&RawValue]) -> Box<RawValue> {
+    to_raw(items)
+}
+
+/// Writes a change value's members back as one JSON object.
+fn object_json(members: &[(JsonStr, Member)]) -> Box<RawValue> {
+    let mut out = String::from("{");
+    for (index, (key, member)) in members.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(&**key).unwrap_or_default());
+        out.push(':');
+        match member {
+            Member::Raw(raw) => out.push_str(raw.get()),
+            Member::Items(items) => out.push_str(array_json(items).get()),
+        }
+    }
+    out.push('}');
+    RawValue::from_string(out).unwrap_or_else(|_| to_raw(&()))
+}
+
+/// What classification reads of each item.
+#[derive(Deserialize, Default)]
+struct ItemHead<'a> {
+    #[serde(default, borrow)]
+    id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    status: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    event: Option<JsonStr<'a>>,
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<JsonStr<'a>>,
+}
+
+pub fn normalize(body: &[u8]) -> Result<Delivery<'_>, InvalidDelivery> {
+    // One UTF-8 check for the whole body; parsing from a str skips the
+    // per-value checks that parsing from bytes would make.
+    let text = std::str::from_utf8(body).map_err(|_| InvalidDelivery)?;
+    let envelope: Envelope = serde_json::from_str(text).map_err(|_| InvalidDelivery)?;
+    let mut delivery = Delivery {
+        changes: Vec::new(),
+        updates: Vec::new(),
+    };
+    for entry in envelope.entry {
+        for change in entry.changes {
+            let index = delivery.changes.len();
+            let mut source = ChangeSource {
+                waba_id: entry.id.clone(),
+                field: change.field,
+                metadata: None,
+                contacts: None,
+            };
+            let before = delivery.updates.len();
+            let members = match change.value {
+                ChangeValue::Object(members) => members,
+                ChangeValue::Other(raw) => {
+                    delivery
+                        .updates
+                        .push(change_update(index, &source.field, raw));
+                    delivery.changes.push(source);
+                    continue;
+                }
+            };
+            for (key, member) in &members {
+                match (&**key, member) {
+                    ("metadata", Member::Raw(raw)) => source.metadata = Some(raw),
+                    ("contacts", Member::Raw(raw)) => source.contacts = Some(raw),
+                    _ => {}
+                }
+            }
+            for (list, kind) in lists_of(&source.field) {
+                for (_, member) in members.iter().filter(|(key, _)| &**key == *list) {
+                    if let Member::Items(items) = member {
+                        for raw in items {
+                            delivery
+                                .updates
+                                .push(item_update(kind, index, &source.field, raw));
+                        }
+                    }
+                }
+            }
+            if delivery.updates.len() == before {
+                // No items: the change itself is the update.
+                delivery
+                    .updates
+                    .push(change_update(index, &source.field, object_json(&members)));
+            }
+            delivery.changes.push(source);
+        }
+    }
+    Ok(delivery)
+}
+
+fn change_update<'a>(change: usize, field: &str, whole: Box<RawValue>) -> NormalizedUpdate<'a> {
+    let kind = kind_of_field(field);
+    let dedupe_key = content_key(kind, field, &whole);
+    NormalizedUpdate {
+        kind,
+        change,
+        raw: Raw::Change(whole),
+        id: None,
+        status: None,
+        log_detail: "unknown",
+        dedupe_key,
+    }
+}
+
+/// Which lists of a change hold updates, in dispatch order, and their kind.
+fn lists_of(field: &str) -> &'static [(&'static str, &'static str)] {
+    match field {
+        "messages" => &[
+            ("messages", "message"),
+            ("statuses", "status"),
+            ("errors", "message_error"),
+        ],
+        "calls" => &[("calls", "call"), ("statuses", "call_status")],
+        "smb_message_echoes" => &[("message_echoes", "message_echo")],
+        "user_preferences" => &[("user_preferences", "user_preferences")],
+        _ => &[],
+    }
+}
+
+fn item_update<'a>(
+    kind: &'static str,
+    change: usize,
+    field: &str,
+    raw: &'a RawValue,
+) -> NormalizedUpdate<'a> {
+    let head: ItemHead = serde_json::from_str(raw.get()).unwrap_or_default();
+    // A call's `event` (connect, terminate) is what happened; its `status`
+    // only qualifies a terminate. Statuses carry just `status`.
+    let status = match kind {
+        "call" => head.event.or(head.status),
+        "status" | "call_status" => head.status.or(head.event),
+        _ => None,
+    };
+    let log_detail = match kind {
+        "message" | "message_echo" => head
+            .kind
+            .as_deref()
+            .map(message_type_label)
+            .unwrap_or("unknown"),
+        "status" | "call" | "call_status" => {
+            status.as_deref().map(status_label).unwrap_or("unknown")
+        }
+        _ => "unknown",
+    };
+    let dedupe_key = match &head.id {
+        Some(id) => match &status {
+            Some(status) => join_key(&[kind, id, status]),
+            None => join_key(&[kind, id]),
+        },
+        None => content_key(kind, field, raw),
+    };
+    NormalizedUpdate {
+        kind,
+        change,
+        raw: Raw::Item(raw),
+        id: head.id,
+        status,
+        log_detail,
+        dedupe_key,
+    }
+}
+
+/// `a:b:c` in one allocation (this runs for every update of every delivery).
+fn join_key(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            key.push(':');
+        }
+        key.push_str(part);
+    }
+    key
+}
+
+/// Identifies an update without an id by its content: a redelivery carries
+/// the same change, so it hashes the same.
+fn content_key(kind: &str, field: &str, raw: &RawValue) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(field.as_bytes());
+    hasher.update([0]);
+    hasher.update(raw.get().as_bytes());
+    format!("{kind}:#{}", hex::encode(&hasher.finalize()[..16]))
 }
 
 #[derive(Deserialize, Default)]
-struct ItemLists<'a> {
-    #[serde(default, borrow)]
-    metadata: Option<Metadata<'a>>,
-    #[serde(default, borrow)]
-    contacts: Vec<Contact<'a>>,
-    #[serde(default, borrow)]
-    messages: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    statuses: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    errors: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    calls: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    message_echoes: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    user_preferences: Vec<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
 struct Metadata<'a> {
     #[serde(default, borrow)]
     display_phone_number: Option<JsonStr<'a>>,
@@ -220,11 +570,9 @@ struct Profile<'a> {
     name: Option<JsonStr<'a>>,
 }
 
-/// The fields of a message, status, call or echo that normalization reads.
+/// The fields of a message, status, call or echo that its update shows.
 #[derive(Deserialize, Default)]
 struct Item<'a> {
-    #[serde(default, borrow)]
-    id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     from: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
@@ -235,10 +583,6 @@ struct Item<'a> {
     timestamp: Option<&'a RawValue>,
     #[serde(default, rename = "type", borrow)]
     kind: Option<JsonStr<'a>>,
-    #[serde(default, borrow)]
-    status: Option<JsonStr<'a>>,
-    #[serde(default, borrow)]
-    event: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     context: Option<Context<'a>>,
     #[serde(default, borrow)]
@@ -362,116 +706,29 @@ struct UpdateJson<'a> {
     raw: &'a RawValue,
 }
 
-/// Where an update came from: the entry and change around it.
-struct Origin<'a> {
-    waba_id: Option<&'a str>,
-    field: &'a str,
-    phone_number_id: Option<&'a str>,
-    display_phone_number: Option<&'a str>,
-}
-
-pub fn normalize(body: &[u8]) -> Result<Vec<NormalizedUpdate>, InvalidDelivery> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|_| InvalidDelivery)?;
-    let mut updates = Vec::new();
-    for entry in &envelope.entry {
-        for change in &entry.changes {
-            normalize_change(entry.id.as_deref(), change, &mut updates);
-        }
-    }
-    Ok(updates)
-}
-
-fn normalize_change<'a>(
-    waba_id: Option<&'a str>,
-    change: &'a Change<'a>,
-    out: &mut Vec<NormalizedUpdate>,
-) {
-    let field: &str = &change.field;
-    let lists: ItemLists = match field {
-        "messages" | "calls" | "smb_message_echoes" | "user_preferences" => {
-            serde_json::from_str(change.value.get()).unwrap_or_default()
-        }
-        _ => ItemLists::default(),
-    };
-    let origin = Origin {
-        waba_id,
-        field,
-        phone_number_id: lists
-            .metadata
-            .as_ref()
-            .and_then(|m| m.phone_number_id.as_deref()),
-        display_phone_number: lists
-            .metadata
-            .as_ref()
-            .and_then(|m| m.display_phone_number.as_deref()),
-    };
-    let before = out.len();
-    match field {
-        "messages" => {
-            for raw in &lists.messages {
-                out.push(message_update("message", &origin, &lists.contacts, raw));
-            }
-            for raw in &lists.statuses {
-                out.push(status_update("status", &origin, raw));
-            }
-            for raw in &lists.errors {
-                out.push(error_update(&origin, raw));
-            }
-        }
-        "calls" => {
-            for raw in &lists.calls {
-                out.push(status_update("call", &origin, raw));
-            }
-            for raw in &lists.statuses {
-                out.push(status_update("call_status", &origin, raw));
-            }
-        }
-        "smb_message_echoes" => {
-            for raw in &lists.message_echoes {
-                out.push(message_update("message_echo", &origin, &[], raw));
-            }
-        }
-        "user_preferences" => {
-            for raw in &lists.user_preferences {
-                out.push(whole_update("user_preferences", &origin, raw));
-            }
-        }
-        _ => {}
-    }
-    if out.len() == before {
-        // A field without items we know (or an empty list): keep the change.
-        let kind = if field == "user_preferences" {
-            "user_preferences"
-        } else {
-            kind_of_field(field)
+impl Delivery<'_> {
+    /// The update as the application receives it: typed fields and raw JSON.
+    pub fn update_json(&self, update: &NormalizedUpdate) -> String {
+        let source = &self.changes[update.change];
+        let metadata: Metadata = parse_or_default(source.metadata);
+        let contacts: Vec<Contact> = source
+            .contacts
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default();
+        let item: Item = match &update.raw {
+            Raw::Item(raw) => serde_json::from_str(raw.get()).unwrap_or_default(),
+            Raw::Change(_) => Item::default(),
         };
-        out.push(whole_update(kind, &origin, change.value));
-    }
-}
-
-fn base<'a>(kind: &'a str, origin: &Origin<'a>, raw: &'a RawValue) -> UpdateJson<'a> {
-    UpdateJson {
-        kind,
-        field: origin.field,
-        waba_id: origin.waba_id,
-        phone_number_id: origin.phone_number_id,
-        display_phone_number: origin.display_phone_number,
-        ..UpdateJson::empty(raw)
-    }
-}
-
-impl<'a> UpdateJson<'a> {
-    fn empty(raw: &'a RawValue) -> Self {
-        UpdateJson {
-            kind: "",
-            field: "",
-            waba_id: None,
-            phone_number_id: None,
-            display_phone_number: None,
-            id: None,
-            timestamp: None,
-            from: None,
-            to: None,
+        let mut json = UpdateJson {
+            kind: update.kind,
+            field: &source.field,
+            waba_id: source.waba_id.as_deref(),
+            phone_number_id: metadata.phone_number_id.as_deref(),
+            display_phone_number: metadata.display_phone_number.as_deref(),
+            id: update.id(),
+            timestamp: item.timestamp.and_then(parse_timestamp),
+            from: item.from.as_deref(),
+            to: item.to.as_deref(),
             contact_name: None,
             message_type: None,
             text: None,
@@ -483,25 +740,46 @@ impl<'a> UpdateJson<'a> {
             reply_id: None,
             reply_title: None,
             flow_response: None,
-            status: None,
-            error_codes: Vec::new(),
-            raw,
+            status: update.status(),
+            error_codes: item.errors.iter().filter_map(|e| e.code).collect(),
+            raw: update.raw(),
+        };
+        match update.kind {
+            "message" | "message_echo" => fill_message(&mut json, &item, &contacts),
+            "status" | "call" | "call_status" => {
+                json.to = item.recipient_id.as_deref().or(json.to);
+            }
+            "message_error" => json.error_codes = item.code.into_iter().collect(),
+            _ => {}
         }
+        serde_json::to_string(&json).unwrap_or_default()
+    }
+
+    /// The sender and body of an inbound text message, for the echo demo.
+    pub fn inbound_text(&self, update: &NormalizedUpdate) -> Option<(String, String)> {
+        let Raw::Item(raw) = &update.raw else {
+            return None;
+        };
+        if update.kind != "message" || update.log_detail != "text" {
+            return None;
+        }
+        let item: Item = serde_json::from_str(raw.get()).ok()?;
+        Some((item.from?.to_string(), item.text?.body?.to_string()))
     }
 }
 
-fn message_update(
-    kind: &'static str,
-    origin: &Origin,
-    contacts: &[Contact],
-    raw: &RawValue,
-) -> NormalizedUpdate {
-    let item: Item = serde_json::from_str(raw.get()).unwrap_or_default();
-    let mut json = base(kind, origin, raw);
-    json.id = item.id.as_deref();
-    json.timestamp = item.timestamp.and_then(parse_timestamp);
-    json.from = item.from.as_deref();
-    json.to = item.to.as_deref();
+impl std::fmt::Display for JsonStr<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+fn parse_or_default<'a, T: Deserialize<'a> + Default>(raw: Option<&'a RawValue>) -> T {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default()
+}
+
+fn fill_message<'a>(json: &mut UpdateJson<'a>, item: &'a Item<'a>, contacts: &'a [Contact<'a>]) {
     json.contact_name = contacts
         .iter()
         .find(|c| c.wa_id.is_some() && c.wa_id == item.from)
@@ -538,89 +816,6 @@ fn message_update(
             json.reply_id = permission.response.as_deref();
         }
     }
-    json.error_codes = item.errors.iter().filter_map(|e| e.code).collect();
-    let message_type = item
-        .kind
-        .as_deref()
-        .map(message_type_label)
-        .unwrap_or("unknown");
-    let inbound_text = match (kind, message_type, json.from, json.text) {
-        ("message", "text", Some(from), Some(text)) => Some((from.to_owned(), text.to_owned())),
-        _ => None,
-    };
-    let dedupe_key = match json.id {
-        Some(id) => format!("{kind}:{id}"),
-        None => content_key(kind, origin.field, raw),
-    };
-    finish(json, dedupe_key, message_type, inbound_text)
-}
-
-fn status_update(kind: &'static str, origin: &Origin, raw: &RawValue) -> NormalizedUpdate {
-    let item: Item = serde_json::from_str(raw.get()).unwrap_or_default();
-    let mut json = base(kind, origin, raw);
-    json.id = item.id.as_deref();
-    json.timestamp = item.timestamp.and_then(parse_timestamp);
-    json.from = item.from.as_deref();
-    json.to = item.recipient_id.as_deref().or(item.to.as_deref());
-    // A call's `event` (connect, terminate) is what happened; its `status`
-    // only qualifies a terminate. Statuses carry just `status`.
-    json.status = match kind {
-        "call" => item.event.as_deref().or(item.status.as_deref()),
-        _ => item.status.as_deref().or(item.event.as_deref()),
-    };
-    json.error_codes = item.errors.iter().filter_map(|e| e.code).collect();
-    let detail = json.status.map(status_label).unwrap_or("unknown");
-    let dedupe_key = match json.id {
-        Some(id) => format!("{kind}:{id}:{}", json.status.unwrap_or("")),
-        None => content_key(kind, origin.field, raw),
-    };
-    finish(json, dedupe_key, detail, None)
-}
-
-fn error_update(origin: &Origin, raw: &RawValue) -> NormalizedUpdate {
-    let item: Item = serde_json::from_str(raw.get()).unwrap_or_default();
-    let mut json = base("message_error", origin, raw);
-    json.error_codes = item.code.into_iter().collect();
-    let dedupe_key = content_key("message_error", origin.field, raw);
-    finish(json, dedupe_key, "unknown", None)
-}
-
-fn whole_update(kind: &'static str, origin: &Origin, raw: &RawValue) -> NormalizedUpdate {
-    let json = base(kind, origin, raw);
-    let dedupe_key = content_key(kind, origin.field, raw);
-    finish(json, dedupe_key, "unknown", None)
-}
-
-fn finish(
-    json: UpdateJson,
-    dedupe_key: String,
-    log_detail: &'static str,
-    inbound_text: Option<(String, String)>,
-) -> NormalizedUpdate {
-    let kind = UPDATE_KINDS
-        .iter()
-        .find(|k| **k == json.kind)
-        .copied()
-        .unwrap_or("unknown");
-    NormalizedUpdate {
-        kind,
-        id: json.id.map(str::to_owned),
-        status: json.status.map(str::to_owned),
-        log_detail,
-        dedupe_key,
-        json: serde_json::to_string(&json).unwrap_or_default(),
-        inbound_text,
-    }
-}
-
-/// Identifies an update without an id by its content: a redelivery carries
-/// the same change, so it hashes the same.
-fn content_key(kind: &str, field: &str, raw: &RawValue) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(field.as_bytes());
-    hasher.update([0]);
-    hasher.update(raw.get().as_bytes());
-    format!("{kind}:#{}", hex::encode(&hasher.finalize()[..16]))
 }
 
 /// Timestamps come as strings in messages and statuses, numbers elsewhere.
@@ -633,8 +828,20 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn one(body: &str) -> Vec<NormalizedUpdate> {
-        normalize(body.as_bytes()).expect("valid delivery")
+    /// Each update's JSON with its dedupe key and kind.
+    fn updates(body: &str) -> Vec<(Value, String, &'static str)> {
+        let delivery = normalize(body.as_bytes()).expect("valid delivery");
+        delivery
+            .updates
+            .iter()
+            .map(|u| {
+                (
+                    serde_json::from_str(&delivery.update_json(u)).unwrap(),
+                    u.dedupe_key.clone(),
+                    u.kind,
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -647,42 +854,52 @@ mod tests {
 
     #[test]
     fn escaped_strings_and_unknown_fields_survive() {
-        let updates = one(
+        let all = updates(
             r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
             {"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"2"},
              "messages":[{"from":"1555","id":"wamid.A","timestamp":"1","type":"text","text":{"body":"a\/b \u00e9"},"brand_new":{"x":1}}]}},
-            {"field":"brand_new_field","value":{"y":2}}]}]}"#,
+            {"value":{"y":2,"statuses":"odd"},"field":"brand_new_field"}]}]}"#,
         );
-        assert_eq!(updates.len(), 2);
-        let message: Value = serde_json::from_str(&updates[0].json).unwrap();
-        assert_eq!(message["text"], "a/b é");
-        assert_eq!(message["raw"]["brand_new"]["x"], 1);
-        assert_eq!(updates[1].kind, "unknown");
-        let unknown: Value = serde_json::from_str(&updates[1].json).unwrap();
-        assert_eq!(unknown["field"], "brand_new_field");
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].0["text"], "a/b é");
+        assert_eq!(all[0].0["phoneNumberId"], "2");
+        assert_eq!(all[0].0["raw"]["brand_new"]["x"], 1);
+        assert_eq!(all[1].2, "unknown");
+        assert_eq!(all[1].0["field"], "brand_new_field");
+        assert_eq!(all[1].0["raw"]["y"], 2);
+    }
+
+    #[test]
+    fn change_values_of_any_json_type_are_kept() {
+        for value in ["[1,{\"a\":2}]", "\"text\"", "12.5", "true", "null"] {
+            let body = format!(r#"{{"entry":[{{"changes":[{{"field":"f","value":{value}}}]}}]}}"#);
+            let all = updates(&body);
+            let expected: Value = serde_json::from_str(value).unwrap();
+            assert_eq!(all[0].0["raw"], expected, "{value}");
+        }
     }
 
     #[test]
     fn reactions_without_emoji_are_removals() {
-        let updates = one(
+        let all = updates(
             r#"{"entry":[{"changes":[{"field":"messages","value":{"messages":[
             {"from":"1","id":"wamid.R","timestamp":"1","type":"reaction","reaction":{"message_id":"wamid.P","emoji":""}}]}}]}]}"#,
         );
-        let json: Value = serde_json::from_str(&updates[0].json).unwrap();
-        assert_eq!(json["reactionRemoved"], true);
-        assert_eq!(json["reactedMessageId"], "wamid.P");
+        assert_eq!(all[0].0["reactionRemoved"], true);
+        assert_eq!(all[0].0["reactedMessageId"], "wamid.P");
     }
 
     #[test]
     fn dedupe_keys_separate_statuses_of_one_message() {
-        let updates = one(
+        let all = updates(
             r#"{"entry":[{"changes":[{"field":"messages","value":{"statuses":[
             {"id":"wamid.S","status":"delivered","timestamp":"2","recipient_id":"1"},
             {"id":"wamid.S","status":"read","timestamp":"3","recipient_id":"1"}]}}]}]}"#,
         );
-        assert_eq!(updates.len(), 2);
-        assert_ne!(updates[0].dedupe_key, updates[1].dedupe_key);
-        assert_eq!(updates[1].status.as_deref(), Some("read"));
+        assert_eq!(all.len(), 2);
+        assert_ne!(all[0].1, all[1].1);
+        assert_eq!(all[1].0["status"], "read");
+        assert_eq!(all[1].0["to"], "1");
     }
 
     #[test]
@@ -690,6 +907,6 @@ mod tests {
         assert!(normalize(b"[1,2]").is_err());
         assert!(normalize(b"{\"entry\":3}").is_err());
         assert!(normalize(b"not json").is_err());
-        assert!(one("{}").is_empty());
+        assert!(updates("{}").is_empty());
     }
 }
