@@ -123,17 +123,16 @@ impl Recorder {
             1.0,
         );
         let labels = [("route", route), ("status_class", class)];
-        for bound in DURATION_BUCKETS.iter().filter(|bound| seconds <= **bound) {
-            let le = format_number(*bound);
-            self.add(
-                "http_request_duration_seconds_bucket",
-                &[labels[0], labels[1], ("le", &le)],
-                1.0,
-            );
-        }
+        // Only the one bucket the value falls in: `render` makes the
+        // buckets cumulative, so a request sends 4 samples, not 18.
+        let le = DURATION_BUCKETS
+            .iter()
+            .find(|bound| seconds <= **bound)
+            .map(|bound| format_number(*bound))
+            .unwrap_or_else(|| "+Inf".into());
         self.add(
             "http_request_duration_seconds_bucket",
-            &[labels[0], labels[1], ("le", "+Inf")],
+            &[labels[0], labels[1], ("le", &le)],
             1.0,
         );
         self.add("http_request_duration_seconds_sum", &labels, seconds);
@@ -197,6 +196,11 @@ pub fn render(snapshot: &[Sample]) -> String {
         }
     }
     let mut out = String::new();
+    let buckets = cumulative_buckets(
+        by_family
+            .remove("http_request_duration_seconds")
+            .unwrap_or_default(),
+    );
     for family in FAMILIES {
         let kind = if family.kind == Kind::Counter {
             "counter"
@@ -205,12 +209,16 @@ pub fn render(snapshot: &[Sample]) -> String {
         };
         let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
         let _ = writeln!(out, "# TYPE {} {}", family.name, kind);
-        let mut lines: Vec<String> = by_family
-            .get(family.name)
-            .into_iter()
-            .flatten()
-            .map(|sample| series_line(sample))
-            .collect();
+        let mut lines: Vec<String> = if family.kind == Kind::Histogram {
+            buckets.iter().map(series_line).collect()
+        } else {
+            by_family
+                .get(family.name)
+                .into_iter()
+                .flatten()
+                .map(|sample| series_line(sample))
+                .collect()
+        };
         lines.sort_by(|a, b| {
             let ((series_a, le_a), (series_b, le_b)) = (series_order(a), series_order(b));
             series_a.cmp(&series_b).then(le_a.total_cmp(&le_b))
@@ -218,6 +226,50 @@ pub fn render(snapshot: &[Sample]) -> String {
         for line in lines {
             out.push_str(&line);
             out.push('\n');
+        }
+    }
+    out
+}
+
+/// Turns per-bucket counts into Prometheus's cumulative `le` buckets, with
+/// every bound present for each series, plus the `_sum` and `_count` series.
+fn cumulative_buckets(samples: Vec<&Sample>) -> Vec<Sample> {
+    let mut series: BTreeMap<Vec<(String, String)>, Vec<f64>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for sample in samples {
+        if sample.name.ends_with("_bucket") {
+            let (le, labels): (Vec<_>, Vec<_>) = sample
+                .labels
+                .iter()
+                .cloned()
+                .partition(|(key, _)| key == "le");
+            let bound = le.first().map(|(_, le)| le.as_str()).unwrap_or("+Inf");
+            let index = DURATION_BUCKETS
+                .iter()
+                .position(|b| format_number(*b) == bound)
+                .unwrap_or(DURATION_BUCKETS.len());
+            series
+                .entry(labels)
+                .or_insert_with(|| vec![0.0; DURATION_BUCKETS.len() + 1])[index] += sample.value;
+        } else {
+            out.push(sample.clone());
+        }
+    }
+    for (labels, counts) in series {
+        let mut total = 0.0;
+        for (index, count) in counts.iter().enumerate() {
+            total += count;
+            let le = DURATION_BUCKETS
+                .get(index)
+                .map(|b| format_number(*b))
+                .unwrap_or_else(|| "+Inf".into());
+            let mut labels = labels.clone();
+            labels.push(("le".into(), le));
+            out.push(Sample {
+                name: "http_request_duration_seconds_bucket".into(),
+                labels,
+                value: total,
+            });
         }
     }
     out
@@ -301,8 +353,22 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("http_request_duration_seconds_bucket"))
             .collect();
-        assert!(buckets[0].contains("le=\"0.005\""), "{buckets:?}");
-        assert!(buckets.last().unwrap().contains("le=\"+Inf\""));
+        assert_eq!(buckets.len(), DURATION_BUCKETS.len() + 1, "{buckets:?}");
+        assert!(
+            buckets[0].contains("le=\"0.0005\"") && buckets[0].ends_with(" 0"),
+            "{buckets:?}"
+        );
+        assert!(
+            buckets[3].contains("le=\"0.005\"") && buckets[3].ends_with(" 1"),
+            "{buckets:?}"
+        );
+        assert!(
+            buckets[14].contains("le=\"+Inf\"") && buckets[14].ends_with(" 1"),
+            "{buckets:?}"
+        );
+        assert!(text.contains(
+            "http_request_duration_seconds_count{route=\"/healthz\",status_class=\"2xx\"} 1"
+        ));
         assert!(text.contains(
             "http_requests_total{method=\"GET\",route=\"/healthz\",status_class=\"2xx\"} 1"
         ));
