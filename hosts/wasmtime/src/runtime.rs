@@ -6,6 +6,7 @@ use crate::services::{KvFailure, Services};
 use anyhow::{Context as _, Result};
 use std::path::Path;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
@@ -26,8 +27,8 @@ pub use self::wats::service::metrics::Sample;
 pub use self::wats::service::outbound_http::{Error as OutboundError, OutgoingRequest};
 pub use self::wats::service::types::{Request, Response};
 
-/// How many requests may hold an instance at once; more wait for a slot's
-/// memory to be reused rather than failing (see `handle`).
+/// How many requests may hold an instance at once; more wait for a slot
+/// (see `handle`).
 const MAX_CONCURRENT_INSTANCES: u32 = 256;
 /// Linear memory per instance: the Workers limit, ample for a 4 MiB body.
 const MAX_INSTANCE_MEMORY: usize = 128 << 20;
@@ -40,6 +41,9 @@ pub struct Runtime {
     pre: ServicePre<State>,
     engine: Engine,
     services: Arc<Services>,
+    /// One permit per pooled instance slot: a request beyond the pool's
+    /// size waits for a slot instead of failing to instantiate.
+    slots: Arc<Semaphore>,
 }
 
 /// What one Store holds: the shared services.
@@ -95,6 +99,11 @@ impl Runtime {
 
     /// Handles one request in a fresh instance.
     pub async fn handle(&self, request: Request) -> Result<Response> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .context("the instance pool is closed")?;
         let mut store = Store::new(
             &self.engine,
             State {
@@ -114,6 +123,10 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("calling handle")
     }
+}
+
+fn new_slots() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize))
 }
 
 impl types::Host for State {}

@@ -150,17 +150,7 @@ pub fn prepare(case: &Value, suite: &Suite) -> PreparedRequest {
     } else {
         Vec::new()
     };
-    let mut headers: Vec<(String, String)> = request["headers"]
-        .as_object()
-        .map(|h| {
-            h.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().expect("header").to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    if request.get("json").is_some() {
-        headers.push(("content-type".into(), "application/json".into()));
-    }
+    let mut headers = headers_of(request);
     match request.get("bearer") {
         Some(Value::Bool(true)) => headers.push((
             "authorization".into(),
@@ -205,6 +195,23 @@ pub fn prepare(case: &Value, suite: &Suite) -> PreparedRequest {
     }
 }
 
+/// The `headers` object of a request or reply, plus a JSON content type
+/// when the body is given as `json`.
+fn headers_of(message: &Value) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = message["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("header").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if message.get("json").is_some() {
+        headers.push(("content-type".into(), "application/json".into()));
+    }
+    headers
+}
+
 #[derive(Clone, Debug)]
 pub enum GraphReply {
     Http {
@@ -231,17 +238,7 @@ pub fn graph_replies(case: &Value) -> Vec<GraphReply> {
                         (None, Some(text)) => text.as_bytes().to_vec(),
                         _ => Vec::new(),
                     };
-                    let mut headers: Vec<(String, String)> = reply["headers"]
-                        .as_object()
-                        .map(|h| {
-                            h.iter()
-                                .map(|(k, v)| (k.clone(), v.as_str().expect("header").to_owned()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    if reply.get("json").is_some() {
-                        headers.push(("content-type".into(), "application/json".into()));
-                    }
+                    let headers = headers_of(reply);
                     GraphReply::Http {
                         status: reply["status"].as_u64().expect("status") as u16,
                         headers,
