@@ -80,6 +80,7 @@ impl Runtime {
             pre,
             engine,
             services: Arc::new(services),
+            slots: new_slots(),
         })
     }
 
@@ -90,6 +91,7 @@ impl Runtime {
             pre: self.pre.clone(),
             engine: self.engine.clone(),
             services: Arc::new(services),
+            slots: self.slots.clone(),
         }
     }
 
