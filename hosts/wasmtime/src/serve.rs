@@ -103,13 +103,25 @@ pub fn run(args: ServeArgs) -> Result<()> {
         if !args.live {
             println!("wats: dry-run credentials are synthetic: service bearer token `dry-run-service-token`, verify token `dry-run-verify-token`, app secret `dry-run-app-secret`");
         }
-        wats_host::server::serve(runtime, listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+        wats_host::server::serve(runtime, listener, stop_signal()).await?;
         eprintln!("wats: stopped");
         Ok(())
     })
+}
+
+/// Ctrl-C, or the SIGTERM a container runtime or service manager sends.
+async fn stop_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
 }
 
 fn component_path(given: Option<&Path>) -> Result<PathBuf> {
