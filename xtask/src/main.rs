@@ -70,7 +70,7 @@ fn serve(args: &[String]) -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    let mut steps = Steps::new(7);
+    let mut steps = Steps::new(6);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -103,11 +103,11 @@ fn test() -> Result<()> {
     )?;
     let wasm = component::build(&mut steps)?;
     std::env::set_var("WATS_COMPONENT", &wasm);
-    steps.cargo(
-        "unit, conformance and end-to-end tests",
-        &["test", "--workspace", "--locked"],
-    )?;
+    steps.start("unit, conformance and end-to-end tests");
+    let (passed, failed) = steps::cargo_test(&["test", "--workspace", "--locked"])?;
     steps.finish();
+    // One plain closing line over every test binary cargo ran.
+    println!("tests: {passed} passed, {failed} failed");
     Ok(())
 }
 

@@ -93,3 +93,54 @@ pub fn run(command: &mut Command) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs `cargo test`, passing its output through, and adds up the counts of
+/// every `test result:` line. Fails when cargo does.
+pub fn cargo_test(args: &[&str]) -> Result<(usize, usize)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(cargo())
+        .args(args)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("could not start cargo test")?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(result) = line.strip_prefix("test result: ") {
+            passed += count_before(result, "passed");
+            failed += count_before(result, "failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("cargo test failed with {status} ({passed} passed, {failed} failed)");
+    }
+    Ok((passed, failed))
+}
+
+/// The number before `label` in `ok. 3 passed; 0 failed; …`.
+fn count_before(result: &str, label: &str) -> usize {
+    result
+        .split(';')
+        .filter_map(|part| part.trim().rsplit_once(' '))
+        .find(|(_, word)| *word == label)
+        .and_then(|(number, _)| number.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_come_from_cargo_result_lines() {
+        let line =
+            "ok. 21 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!(super::count_before(line, "passed"), 21);
+        assert_eq!(super::count_before(line, "failed"), 2);
+        assert_eq!(
+            super::count_before("FAILED. 4 passed; 1 failed", "failed"),
+            1
+        );
+    }
+}
