@@ -14,7 +14,7 @@ use wats_host::runtime::{Level, Request, Runtime, Update};
 use wats_host::services::{EventSink, LogSink, Services, SystemClock};
 
 const APP_SECRET: &str = "bench-app-secret";
-const BATCHES: usize = 7;
+const BATCHES: usize = 15;
 
 struct Discard;
 impl EventSink for Discard {
@@ -26,8 +26,24 @@ impl LogSink for Discard {
     fn write(&self, _: Level, _: &str, _: &[(String, String)]) {}
 }
 
-/// Median time per call of `f`, in microseconds.
-fn per_call_micros(iterations: usize, mut f: impl FnMut(usize)) -> f64 {
+/// Time per call of `f` in microseconds: the median batch, and the fastest
+/// batch (what the code costs when nothing else on the machine interferes).
+struct Timing {
+    median: f64,
+    fastest: f64,
+}
+
+impl std::fmt::Display for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} µs median, {:.2} µs fastest",
+            self.median, self.fastest
+        )
+    }
+}
+
+fn per_call_micros(iterations: usize, mut f: impl FnMut(usize)) -> Timing {
     let mut batches: Vec<f64> = (0..BATCHES)
         .map(|batch| {
             let start = Instant::now();
@@ -38,11 +54,15 @@ fn per_call_micros(iterations: usize, mut f: impl FnMut(usize)) -> f64 {
         })
         .collect();
     batches.sort_by(f64::total_cmp);
-    batches[BATCHES / 2]
+    Timing {
+        median: batches[BATCHES / 2],
+        fastest: batches[0],
+    }
 }
 
-fn verdict(value: f64, budget: f64) -> &'static str {
-    if value <= budget {
+/// Judged on the median: the figure a busy machine actually delivers.
+fn verdict(timing: &Timing, budget: f64) -> &'static str {
+    if timing.median <= budget {
         "within budget"
     } else {
         "OVER BUDGET"
@@ -83,11 +103,11 @@ fn main() {
         black_box(updates);
     });
     println!(
-        "  native verify + normalize, {} B batched webhook (6 updates): {native:.2} µs  (budget 10 µs: {})",
+        "  native verify + normalize, {} B batched webhook (6 updates): {native}  (budget 10 µs: {})",
         fixture.len(),
-        verdict(native, 10.0)
+        verdict(&native, 10.0)
     );
-    println!("    (verify {verify:.2} µs, normalize {normalize:.2} µs; one bare serde_json pass over the body {one_pass:.2} µs)");
+    println!("    (verify {verify}; normalize {normalize}; one bare serde_json pass over the body {one_pass})");
 
     let component = std::env::var_os("WATS_COMPONENT")
         .map(PathBuf::from)
@@ -130,8 +150,8 @@ fn main() {
         assert_eq!(response.status, 200);
     });
     println!(
-        "  wasmtime instantiate + handle, GET /healthz: {per_request:.1} µs  (budget 60 µs: {})",
-        verdict(per_request, 60.0)
+        "  wasmtime instantiate + handle, GET /healthz: {per_request}  (budget 60 µs: {})",
+        verdict(&per_request, 60.0)
     );
     let webhook = || Request {
         method: "POST".into(),
@@ -145,7 +165,7 @@ fn main() {
             .expect("handled");
         assert_eq!(response.status, 200);
     });
-    println!("  wasmtime instantiate + handle, signed batched webhook (dedupe hits, memory kv): {per_webhook:.1} µs");
+    println!("  wasmtime instantiate + handle, signed batched webhook (dedupe hits, memory kv): {per_webhook}");
 
     let bytes = std::fs::read(&component).expect("component");
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -154,6 +174,10 @@ fn main() {
     println!(
         "  component size: {:.1} KiB raw, {gzip:.1} KiB gzip  (budget 200 KiB gzip: {})",
         bytes.len() as f64 / 1024.0,
-        verdict(gzip, 200.0)
+        if gzip <= 200.0 {
+            "within budget"
+        } else {
+            "OVER BUDGET"
+        }
     );
 }
