@@ -3,7 +3,7 @@
 //! answers made here are for failures that leave no component response (a
 //! trap, a body that never finishes arriving).
 
-use crate::runtime::{Request, Response, Runtime};
+use crate::runtime::{Level, Request, Response, Runtime};
 use anyhow::Result;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -95,11 +95,19 @@ async fn answer(
     };
     match runtime.handle(request).await {
         Ok(response) => to_hyper(response),
-        Err(_) => host_error(
-            500,
-            "internal_error",
-            "The service failed to handle the request.",
-        ),
+        Err(_) => {
+            // The error's text (a trap and its wasm backtrace) stays out of
+            // the log: it could quote request data.
+            runtime
+                .services()
+                .log
+                .write(Level::Error, "wats.host.request_failed", &[]);
+            host_error(
+                500,
+                "internal_error",
+                "The service failed to handle the request.",
+            )
+        }
     }
 }
 

@@ -447,3 +447,72 @@ fn dedupe_survives_a_restart_on_the_sqlite_store() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn concurrent_duplicate_deliveries_dispatch_each_update_once() {
+    let (_, suites) = load_suites();
+    let suite = suites
+        .iter()
+        .find(|s| s.name.starts_with("webhook deliveries: signatures"))
+        .expect("suite");
+    let case = suite
+        .cases
+        .iter()
+        .find(|c| c["request"]["sign"] == Value::Bool(true))
+        .expect("a signed case");
+    let request = prepare(case, suite);
+    let dir = temp_dir("concurrent");
+    let state = dir.join("state.sqlite3");
+    let events = dir.join("events.jsonl");
+    let args = [
+        "--live",
+        "--yes-live",
+        "--state",
+        state.to_str().unwrap(),
+        "--events-out",
+        events.to_str().unwrap(),
+    ];
+    let server = Server::start(&args, &suite.settings).expect("starts");
+    let executor = executor();
+    let client = reqwest::Client::new();
+    const DELIVERIES: u64 = 8;
+    let acks: Vec<Value> = executor.block_on(async {
+        let tasks: Vec<_> = (0..DELIVERIES)
+            .map(|_| {
+                let (client, base) = (client.clone(), server.base.clone());
+                let (path, headers, body) = (
+                    request.path.clone(),
+                    request.headers.clone(),
+                    request.body.clone(),
+                );
+                tokio::spawn(
+                    async move { send(&client, &base, "POST", &path, &headers, body).await },
+                )
+            })
+            .collect();
+        let mut acks = Vec::new();
+        for task in tasks {
+            let reply = task.await.expect("send task");
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            acks.push(serde_json::from_slice(&reply.body).expect("JSON ack"));
+        }
+        acks
+    });
+    server.stop();
+    let total = |field: &str| {
+        acks.iter()
+            .map(|ack| ack[field].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (total("dispatched"), total("duplicates")),
+        (6, 6 * (DELIVERIES - 1))
+    );
+    assert_eq!(read_lines(&events).len(), 6, "each update written once");
+    let _ = std::fs::remove_dir_all(&dir);
+}
