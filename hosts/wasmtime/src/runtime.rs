@@ -36,6 +36,11 @@ const MAX_INSTANCE_MEMORY: usize = 128 << 20;
 /// of handing back to the kernel: the next request then takes no page faults
 /// (and no madvise) for what a typical request touches.
 const KEEP_RESIDENT: usize = 2 << 20;
+/// A request whose wasm runs past this many ticks traps (and gets a 500):
+/// no request can hold a thread forever. Time spent awaiting host I/O
+/// counts too, so this sits well above the 15 s Graph timeout.
+const DEADLINE_TICKS: u64 = 600;
+const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct Runtime {
     pre: ServicePre<State>,
@@ -66,7 +71,9 @@ impl Runtime {
             // Reset only the pages a request touched (Linux 6.7+; else memset).
             .pagemap_scan(Enabled::Auto);
         let mut config = Config::new();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
+            .epoch_interruption(true);
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("creating the wasmtime engine")?;
@@ -76,6 +83,7 @@ impl Runtime {
         let mut linker = Linker::<State>::new(&engine);
         Service::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         let pre = ServicePre::new(linker.instantiate_pre(&component)?)?;
+        start_epoch_ticker(&engine);
         Ok(Runtime {
             pre,
             engine,
@@ -112,6 +120,7 @@ impl Runtime {
                 services: self.services.clone(),
             },
         );
+        store.set_epoch_deadline(DEADLINE_TICKS);
         let service = self
             .pre
             .instantiate_async(&mut store)
@@ -125,6 +134,21 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("calling handle")
     }
+}
+
+/// Advances the engine's epoch every tick until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("wats-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
 }
 
 fn new_slots() -> Arc<Semaphore> {
