@@ -30,19 +30,21 @@ use config::{Config, ConfigError, Paths};
 use error::ApiError;
 use metrics::Recorder;
 use routes::{Auth, Handler, Operation, ParamStyle, Resolution};
+use std::cell::OnceCell;
 
-/// What a request's handlers share: the host, the configuration (loaded once)
-/// and the request's metric samples.
+/// What a request's handlers share: the host, the configuration (loaded on
+/// first use: `/healthz` needs none of it) and the request's metric samples.
 pub struct Context<'a, H: Host> {
     pub host: &'a H,
-    config: Result<Config, ConfigError>,
+    config: OnceCell<Result<Config, ConfigError>>,
     pub recorder: Recorder,
 }
 
 impl<H: Host> Context<'_, H> {
     /// The configuration, or the `invalid_config` error naming the bad key.
     pub fn config(&self) -> Result<&Config, ApiError> {
-        self.config
+        let loaded = self.config.get_or_init(|| Config::load(self.host));
+        loaded
             .as_ref()
             .map_err(|error| ApiError::InvalidConfig(error.clone()))
     }
@@ -56,14 +58,11 @@ pub async fn handle<H: Host>(host: &H, request: Request) -> Response {
     let started = host.monotonic_nanos();
     let ctx = Context {
         host,
-        config: Config::load(host),
+        config: OnceCell::new(),
         recorder: Recorder::default(),
     };
     // Routing needs only the paths, so it works even with a broken config.
-    let paths = match &ctx.config {
-        Ok(config) => Ok(config.paths.clone()),
-        Err(_) => Paths::load(host),
-    };
+    let paths = Paths::load(host);
     let (route_label, result) = match &paths {
         Err(error) => (
             UNMATCHED_ROUTE.to_owned(),
