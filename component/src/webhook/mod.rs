@@ -73,6 +73,11 @@ pub async fn receive<H: Host>(
         match deliver_once(ctx, &delivery, update).await {
             Ok(Outcome::Dispatched) => dispatched += 1,
             Ok(Outcome::Duplicate) => duplicates += 1,
+            // A failing store would fail every remaining update too, each
+            // perhaps only after a timeout: stop at the first.
+            Err(ApiError::StoreUnavailable) => return Err(ApiError::StoreUnavailable),
+            // A refused update does not stop the others: the retry then has
+            // less to do.
             Err(error) => {
                 first_error.get_or_insert(error);
             }
