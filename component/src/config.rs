@@ -109,10 +109,23 @@ impl Paths {
         if !api_prefix.is_empty() && !is_route_path(&api_prefix) {
             return Err(invalid("WATS_API_PREFIX", "a path such as /api"));
         }
-        Ok(Paths {
+        let paths = Paths {
             webhook: webhook.trim_end_matches('/').to_owned(),
             api_prefix,
-        })
+        };
+        if let Some(key) = crate::routes::colliding_setting(&paths) {
+            return Err(invalid(key, "a path that no other route uses"));
+        }
+        Ok(paths)
+    }
+}
+
+impl Default for Paths {
+    fn default() -> Paths {
+        Paths {
+            webhook: DEFAULT_WEBHOOK_PATH.into(),
+            api_prefix: DEFAULT_API_PREFIX.into(),
+        }
     }
 }
 

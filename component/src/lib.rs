@@ -61,28 +61,24 @@ pub async fn handle<H: Host>(host: &H, request: Request) -> Response {
         config: OnceCell::new(),
         recorder: Recorder::default(),
     };
-    // Routing needs only the paths, so it works even with a broken config.
-    let paths = Paths::load(host);
-    let (route_label, result) = match &paths {
-        Err(error) => (
-            UNMATCHED_ROUTE.to_owned(),
-            Err(ApiError::InvalidConfig(error.clone())),
+    // Routing needs only the paths. With invalid path settings it uses the
+    // defaults, so that /healthz answers while /readyz and the service
+    // routes report the bad key (through `ctx.config()`).
+    let paths = Paths::load(host).unwrap_or_default();
+    let (route_label, result) = match routes::resolve(&paths, &request.method, request.path()) {
+        Resolution::Found {
+            route, operation, ..
+        } => (
+            route.template(&paths, ParamStyle::Colon),
+            run(&ctx, operation, &request).await,
         ),
-        Ok(paths) => match routes::resolve(paths, &request.method, request.path()) {
-            Resolution::Found {
-                route, operation, ..
-            } => (
-                route.template(paths, ParamStyle::Colon),
-                run(&ctx, operation, &request).await,
-            ),
-            Resolution::MethodNotAllowed { route } => (
-                route.template(paths, ParamStyle::Colon),
-                Err(ApiError::MethodNotAllowed {
-                    allow: route.allow_header(),
-                }),
-            ),
-            Resolution::NotFound => (UNMATCHED_ROUTE.to_owned(), Err(ApiError::NotFound)),
-        },
+        Resolution::MethodNotAllowed { route } => (
+            route.template(&paths, ParamStyle::Colon),
+            Err(ApiError::MethodNotAllowed {
+                allow: route.allow_header(),
+            }),
+        ),
+        Resolution::NotFound => (UNMATCHED_ROUTE.to_owned(), Err(ApiError::NotFound)),
     };
     let response = result.unwrap_or_else(|error| {
         ctx.recorder.error(error.code());

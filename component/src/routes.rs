@@ -338,6 +338,28 @@ impl Route {
     }
 }
 
+/// The setting whose value makes one route's path reach another route (a
+/// webhook path of `/healthz`, say), if any.
+pub fn colliding_setting(paths: &Paths) -> Option<&'static str> {
+    for (index, first) in ROUTES.iter().enumerate() {
+        let first_path = first.template(paths, ParamStyle::Braces);
+        for second in &ROUTES[index + 1..] {
+            let second_path = second.template(paths, ParamStyle::Braces);
+            if first.matches(paths, &second_path).is_some()
+                || second.matches(paths, &first_path).is_some()
+            {
+                let webhook = first.base == Base::Webhook || second.base == Base::Webhook;
+                return Some(if webhook {
+                    "WATS_WEBHOOK_PATH"
+                } else {
+                    "WATS_API_PREFIX"
+                });
+            }
+        }
+    }
+    None
+}
+
 pub enum Resolution {
     Found {
         route: &'static Route,
@@ -418,6 +440,26 @@ mod tests {
             Some(vec![("messageId", "wamid.X".into())])
         );
         assert_eq!(route.matches(&paths(), "/api/messages/"), None);
+    }
+
+    #[test]
+    fn settings_that_make_routes_collide_are_named() {
+        assert_eq!(colliding_setting(&paths()), None);
+        let healthz = Paths {
+            webhook: "/healthz".into(),
+            api_prefix: "/api".into(),
+        };
+        assert_eq!(colliding_setting(&healthz), Some("WATS_WEBHOOK_PATH"));
+        let shadowed = Paths {
+            webhook: "/api/messages/text".into(),
+            api_prefix: "/api".into(),
+        };
+        assert_eq!(colliding_setting(&shadowed), Some("WATS_WEBHOOK_PATH"));
+        let debug = Paths {
+            webhook: "/hook".into(),
+            api_prefix: "/debug/diagnostics/messages".into(),
+        };
+        assert_eq!(colliding_setting(&debug), None);
     }
 
     #[test]
