@@ -31,6 +31,10 @@ pub enum ApiError {
     DispatchFailed,
     /// The kv store failed; nothing was acknowledged.
     StoreUnavailable,
+    /// The Idempotency-Key was used before with another body.
+    IdempotencyConflict,
+    /// The first request with this Idempotency-Key is still in flight.
+    IdempotencyInProgress,
     InvalidConfig(ConfigError),
 }
 
@@ -48,6 +52,8 @@ impl ApiError {
             ApiError::Graph(_) => "graph_request_failed",
             ApiError::DispatchFailed => "dispatch_failed",
             ApiError::StoreUnavailable => "store_unavailable",
+            ApiError::IdempotencyConflict => "idempotency_conflict",
+            ApiError::IdempotencyInProgress => "idempotency_in_progress",
             ApiError::InvalidConfig(_) => "invalid_config",
         }
     }
@@ -59,6 +65,7 @@ impl ApiError {
             ApiError::VerificationFailed => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::IdempotencyConflict | ApiError::IdempotencyInProgress => 409,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::Graph(error) if error.is_rate_limit() => 503,
             ApiError::Graph(_) => 502,
@@ -82,6 +89,12 @@ impl ApiError {
             ApiError::Graph(error) => error.message().into(),
             ApiError::DispatchFailed => "An update could not be delivered; retry later.".into(),
             ApiError::StoreUnavailable => "State store unavailable; retry later.".into(),
+            ApiError::IdempotencyConflict => {
+                "This Idempotency-Key was used with another request body.".into()
+            }
+            ApiError::IdempotencyInProgress => {
+                "A request with this Idempotency-Key is still in progress; retry later.".into()
+            }
             ApiError::InvalidConfig(error) => error.to_string(),
         }
     }
@@ -97,7 +110,9 @@ impl ApiError {
                     headers.push(("retry-after".into(), retry_after.to_owned()));
                 }
             }
-            ApiError::DispatchFailed | ApiError::StoreUnavailable => {
+            ApiError::DispatchFailed
+            | ApiError::StoreUnavailable
+            | ApiError::IdempotencyInProgress => {
                 headers.push(("retry-after".into(), "5".into()));
             }
             _ => {}

@@ -10,10 +10,12 @@ pub mod error;
 pub mod graph;
 pub mod host;
 pub mod http;
+pub mod idempotency;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod operator;
+pub mod projections;
 pub mod routes;
 pub mod schemas;
 pub mod webhook;
@@ -67,10 +69,12 @@ pub async fn handle<H: Host>(host: &H, request: Request) -> Response {
     let paths = Paths::load(host).unwrap_or_default();
     let (route_label, result) = match routes::resolve(&paths, &request.method, request.path()) {
         Resolution::Found {
-            route, operation, ..
+            route,
+            operation,
+            params,
         } => (
             route.template(&paths, ParamStyle::Colon),
-            run(&ctx, operation, &request).await,
+            run(&ctx, operation, &params, &request).await,
         ),
         Resolution::MethodNotAllowed { route } => (
             route.template(&paths, ParamStyle::Colon),
@@ -94,6 +98,7 @@ pub async fn handle<H: Host>(host: &H, request: Request) -> Response {
 async fn run<H: Host>(
     ctx: &Context<'_, H>,
     operation: &Operation,
+    params: &[(&str, String)],
     request: &Request,
 ) -> Result<Response, ApiError> {
     check_body_size(operation, request)?;
@@ -110,7 +115,39 @@ async fn run<H: Host>(
         )),
         Handler::WebhookVerify => webhook::verify(ctx, request),
         Handler::WebhookReceive => webhook::receive(ctx, request).await,
-        Handler::SendText => messages::send_text_route(ctx, request).await,
+        Handler::SendText => {
+            let send = messages::send_text_route(ctx, request);
+            idempotent(ctx, operation, request, send).await
+        }
+        Handler::ListMessages => projections::list_route(ctx, request).await,
+        Handler::GetMessage => {
+            let id = params
+                .iter()
+                .find(|(name, _)| *name == "messageId")
+                .map(|(_, id)| id.as_str());
+            projections::get_route(ctx, id.unwrap_or_default()).await
+        }
+    }
+}
+
+/// Runs a send under the request's `Idempotency-Key`, if it has one.
+async fn idempotent<H: Host>(
+    ctx: &Context<'_, H>,
+    operation: &Operation,
+    request: &Request,
+    send: impl std::future::Future<Output = Result<Response, ApiError>>,
+) -> Result<Response, ApiError> {
+    match idempotency::begin(ctx, operation.operation_id, request).await? {
+        idempotency::Begin::NotRequested => send.await,
+        idempotency::Begin::Replay(response) => Ok(response),
+        idempotency::Begin::Claimed(claim) => {
+            let response = send.await.unwrap_or_else(|error| {
+                ctx.recorder.error(error.code());
+                error.into_response()
+            });
+            idempotency::finish(ctx, claim, &response).await;
+            Ok(response)
+        }
     }
 }
 

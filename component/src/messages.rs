@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::graph::{EndpointFamily, GraphClient};
 use crate::host::{Host, Request, Response};
 use crate::http::{has_control_chars, json_response};
+use crate::projections::{self, NewMessage};
 use crate::Context;
 use serde_json::{json, Map, Value};
 
@@ -113,7 +114,23 @@ pub async fn send_text<H: Host>(
     };
     ctx.recorder
         .send_outcome(EndpointFamily::Messages.label(), outcome);
-    Ok(result?)
+    let reply = result?;
+    let sent_id = reply["messages"][0]["id"]
+        .as_str()
+        .filter(|id| projections::is_safe_wamid(id));
+    if let Some(wamid) = sent_id {
+        let message = NewMessage {
+            wamid,
+            outbound: true,
+            from_phone: None,
+            to_phone: Some(to),
+            kind: "text",
+            sequence: 0,
+        };
+        // The send stands whatever happens to its record (counted in metrics).
+        let _ = projections::record(ctx, message).await;
+    }
+    Ok(reply)
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub enum Handler {
     WebhookVerify,
     WebhookReceive,
     SendText,
+    ListMessages,
+    GetMessage,
 }
 
 /// A query or header parameter, for the OpenAPI document.
@@ -258,9 +260,59 @@ pub static ROUTES: &[Route] = &[
             "sendTextMessage",
             "Sends a text message through Graph.",
         )
+        .params(&[Param {
+            name: "Idempotency-Key",
+            location: "header",
+            required: false,
+        }])
         .body(schemas::send_text, API_MAX_BODY)
         .success(200, "application/json", schemas::send_result)
-        .errors(&[400, 401, 413, 502, 503])],
+        .errors(&[400, 401, 409, 413, 502, 503])],
+    },
+    // After /messages/text, so that a GET there is 405 rather than a lookup
+    // of the id `text`.
+    Route {
+        base: Base::Api,
+        suffix: "/messages",
+        operations: &[op(
+            "GET",
+            Handler::ListMessages,
+            Auth::Bearer,
+            "listMessages",
+            "Recorded messages, newest first.",
+        )
+        .params(&[
+            Param {
+                name: "limit",
+                location: "query",
+                required: false,
+            },
+            Param {
+                name: "cursor",
+                location: "query",
+                required: false,
+            },
+        ])
+        .success(200, "application/json", schemas::message_page)
+        .errors(&[400, 401, 503])],
+    },
+    Route {
+        base: Base::Api,
+        suffix: "/messages/{messageId}",
+        operations: &[op(
+            "GET",
+            Handler::GetMessage,
+            Auth::Bearer,
+            "getMessage",
+            "One recorded message by WhatsApp message id, with its statuses.",
+        )
+        .params(&[Param {
+            name: "messageId",
+            location: "path",
+            required: true,
+        }])
+        .success(200, "application/json", schemas::message_record)
+        .errors(&[400, 401, 503])],
     },
 ];
 
@@ -343,7 +395,12 @@ impl Route {
 pub fn colliding_setting(paths: &Paths) -> Option<&'static str> {
     for (index, first) in ROUTES.iter().enumerate() {
         let first_path = first.template(paths, ParamStyle::Braces);
-        for second in &ROUTES[index + 1..] {
+        // Routes on one base overlap only as declared (a literal before a
+        // parameter); a setting can only make different bases collide.
+        for second in ROUTES[index + 1..]
+            .iter()
+            .filter(|second| second.base != first.base)
+        {
             let second_path = second.template(paths, ParamStyle::Braces);
             if first.matches(paths, &second_path).is_some()
                 || second.matches(paths, &first_path).is_some()

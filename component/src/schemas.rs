@@ -155,3 +155,38 @@ pub fn send_result() -> Value {
         }
     })
 }
+
+pub fn message_record() -> Value {
+    json!({
+        "type": "object",
+        "required": ["rowId", "waMessageId", "direction", "type", "status", "createdAt", "updatedAt", "statuses"],
+        "properties": {
+            "rowId": { "type": "string" },
+            "waMessageId": { "type": "string" },
+            "direction": { "type": "string", "enum": ["outbound", "inbound"] },
+            "fromPhone": { "type": ["string", "null"] },
+            "toPhone": { "type": ["string", "null"] },
+            "type": { "type": "string" },
+            "status": { "type": ["string", "null"], "enum": ["received", "sent", "delivered", "read", "failed", null] },
+            "errorCode": { "type": ["integer", "null"] },
+            "graphMessageId": { "type": ["string", "null"] },
+            "createdAt": { "type": "string", "format": "date-time" },
+            "updatedAt": { "type": "string", "format": "date-time" },
+            "statuses": { "type": "array", "items": {
+                "type": "object",
+                "properties": { "status": { "type": "string" }, "at": { "type": "string", "format": "date-time" } }
+            } }
+        }
+    })
+}
+
+pub fn message_page() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items", "nextCursor"],
+        "properties": {
+            "items": { "type": "array", "items": message_record() },
+            "nextCursor": { "type": ["string", "null"] }
+        }
+    })
+}

@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::host::{Host, Level, Request, Response, Update};
 use crate::http::{json_response, text_response};
 use crate::messages;
+use crate::projections::{self, NewMessage};
 use crate::Context;
 use normalize::{normalize, Delivery, NormalizedUpdate};
 use serde_json::json;
@@ -69,8 +70,9 @@ pub async fn receive<H: Host>(
     let mut dispatched = 0;
     let mut duplicates = 0;
     let mut first_error = None;
-    for update in &delivery.updates {
-        match deliver_once(ctx, &delivery, update).await {
+    for (sequence, update) in delivery.updates.iter().enumerate() {
+        let sequence = u16::try_from(sequence).unwrap_or(u16::MAX);
+        match deliver_once(ctx, &delivery, update, sequence).await {
             Ok(Outcome::Dispatched) => dispatched += 1,
             Ok(Outcome::Duplicate) => duplicates += 1,
             // A failing store would fail every remaining update too, each
@@ -92,6 +94,39 @@ pub async fn receive<H: Host>(
     ))
 }
 
+/// Records inbound messages and advances sent ones by their statuses.
+async fn project<H: Host>(
+    ctx: &Context<'_, H>,
+    update: &NormalizedUpdate<'_>,
+    json: &str,
+    sequence: u16,
+) -> Result<(), ApiError> {
+    let Some(wamid) = update.id().filter(|id| projections::is_safe_wamid(id)) else {
+        return Ok(());
+    };
+    match (update.kind, update.status()) {
+        ("message", _) => {
+            let message = NewMessage {
+                wamid,
+                outbound: false,
+                from_phone: update.from(),
+                to_phone: None,
+                kind: update.log_detail,
+                sequence,
+            };
+            projections::record(ctx, message).await
+        }
+        ("status", Some(status)) => {
+            let error_code = (status == "failed")
+                .then(|| serde_json::from_str::<serde_json::Value>(json).ok())
+                .flatten()
+                .and_then(|update| update["errorCodes"][0].as_i64());
+            projections::add_status(ctx, wamid, status, error_code).await
+        }
+        _ => Ok(()),
+    }
+}
+
 enum Outcome {
     Dispatched,
     Duplicate,
@@ -109,6 +144,7 @@ async fn deliver_once<H: Host>(
     ctx: &Context<'_, H>,
     delivery: &Delivery<'_>,
     update: &NormalizedUpdate<'_>,
+    sequence: u16,
 ) -> Result<Outcome, ApiError> {
     let host = ctx.host;
     let key = seen_key(update);
@@ -155,6 +191,9 @@ async fn deliver_once<H: Host>(
     ctx.recorder
         .persistence(if marked.is_ok() { "success" } else { "failure" });
     ctx.recorder.webhook_update(update.kind, "dispatched");
+    // The delivery stands whatever happens to the projection (counted in
+    // metrics).
+    let _ = project(ctx, update, &handed.json, sequence).await;
     let config = ctx.config()?;
     if config.log_webhook_events {
         host.log(

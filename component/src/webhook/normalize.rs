@@ -168,6 +168,7 @@ pub struct NormalizedUpdate<'a> {
     change: usize,
     raw: Raw<'a>,
     id: Option<JsonStr<'a>>,
+    from: Option<JsonStr<'a>>,
     status: Option<JsonStr<'a>>,
     /// Detail safe to log: a clamped message type or status, never content.
     pub log_detail: &'static str,
@@ -189,6 +190,11 @@ impl NormalizedUpdate<'_> {
 
     pub fn status(&self) -> Option<&str> {
         self.status.as_deref()
+    }
+
+    /// The sender of a message (or call), when it has one.
+    pub fn from(&self) -> Option<&str> {
+        self.from.as_deref()
     }
 
     fn raw(&self) -> &RawValue {
@@ -388,6 +394,8 @@ struct ItemHead<'a> {
     #[serde(default, borrow)]
     id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
+    from: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
     status: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     event: Option<JsonStr<'a>>,
@@ -462,6 +470,7 @@ fn change_update<'a>(change: usize, field: &str, whole: Box<RawValue>) -> Normal
         change,
         raw: Raw::Change(whole),
         id: None,
+        from: None,
         status: None,
         log_detail: "unknown",
         dedupe_key,
@@ -520,6 +529,7 @@ fn item_update<'a>(
         change,
         raw: Raw::Item(raw),
         id: head.id,
+        from: head.from,
         status,
         log_detail,
         dedupe_key,

@@ -1,0 +1,133 @@
+//! `Idempotency-Key` on the send routes. The same key with the same body
+//! replays the stored response without calling Graph. The same key with
+//! another body is `409 idempotency_conflict`. While the first request is in
+//! flight, a second is `409 idempotency_in_progress`, so two concurrent
+//! requests send once. Only successes are stored: after a failure the key is
+//! released, and the client may retry with it.
+
+use crate::error::ApiError;
+use crate::host::{Host, Request, Response};
+use crate::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const HEADER: &str = "idempotency-key";
+/// How long a stored response is replayed.
+const DONE_TTL_SECONDS: u32 = 24 * 60 * 60;
+/// How long an in-flight claim blocks the key if its request never finishes.
+const CLAIM_TTL_SECONDS: u32 = 60;
+const MAX_KEY_LEN: usize = 255;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    body_hash: String,
+    /// None while the first request is in flight.
+    response: Option<StoredResponse>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredResponse {
+    status: u16,
+    body: String,
+}
+
+/// A claimed key: finish it with the response.
+pub struct Claim {
+    kv_key: String,
+    body_hash: String,
+}
+
+pub enum Begin {
+    /// No header: proceed without idempotency.
+    NotRequested,
+    /// The key is ours: proceed, then call `finish`.
+    Claimed(Claim),
+    /// A stored response to return as it is.
+    Replay(Response),
+}
+
+/// Checks the request's `Idempotency-Key`, claiming it when it is new.
+pub async fn begin<H: Host>(
+    ctx: &Context<'_, H>,
+    route: &str,
+    request: &Request,
+) -> Result<Begin, ApiError> {
+    let Some(key) = request.header(HEADER) else {
+        return Ok(Begin::NotRequested);
+    };
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::InvalidRequest(format!(
+            "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters."
+        )));
+    }
+    // Keys are hashed (they may be anything the client chose) and scoped
+    // to the route.
+    let kv_key = format!(
+        "idem:{}",
+        hex::encode(&Sha256::digest(format!("{route}\n{key}").as_bytes())[..16])
+    );
+    let body_hash = hex::encode(Sha256::digest(&request.body));
+    let pending = serde_json::to_vec(&Entry {
+        body_hash: body_hash.clone(),
+        response: None,
+    })
+    .unwrap_or_default();
+    let claimed = ctx
+        .host
+        .kv_set_if_absent(&kv_key, &pending, Some(CLAIM_TTL_SECONDS))
+        .await;
+    ctx.recorder.persistence(if claimed.is_ok() {
+        "success"
+    } else {
+        "failure"
+    });
+    if claimed.map_err(|_| ApiError::StoreUnavailable)? {
+        return Ok(Begin::Claimed(Claim { kv_key, body_hash }));
+    }
+    let stored = ctx.host.kv_get(&kv_key).await;
+    ctx.recorder
+        .persistence(if stored.is_ok() { "success" } else { "failure" });
+    let entry = stored
+        .map_err(|_| ApiError::StoreUnavailable)?
+        .and_then(|bytes| serde_json::from_slice::<Entry>(&bytes).ok());
+    match entry {
+        Some(entry) if entry.body_hash != body_hash => Err(ApiError::IdempotencyConflict),
+        Some(Entry {
+            response: Some(stored),
+            ..
+        }) => {
+            let mut response =
+                crate::http::text_response(stored.status, crate::http::JSON, stored.body);
+            response
+                .headers
+                .push(("idempotent-replayed".into(), "true".into()));
+            Ok(Begin::Replay(response))
+        }
+        // In flight, or expired between the two calls: either way the
+        // first request answers for this key now.
+        _ => Err(ApiError::IdempotencyInProgress),
+    }
+}
+
+/// Stores a success for replay, or releases the key after a failure.
+pub async fn finish<H: Host>(ctx: &Context<'_, H>, claim: Claim, response: &Response) {
+    let result = if (200..300).contains(&response.status) {
+        let entry = Entry {
+            body_hash: claim.body_hash,
+            response: Some(StoredResponse {
+                status: response.status,
+                body: String::from_utf8_lossy(&response.body).into_owned(),
+            }),
+        };
+        let value = serde_json::to_vec(&entry).unwrap_or_default();
+        ctx.host
+            .kv_set(&claim.kv_key, &value, Some(DONE_TTL_SECONDS))
+            .await
+    } else {
+        ctx.host.kv_remove(&claim.kv_key).await
+    };
+    // A failure here leaves the claim to expire: the send itself stands.
+    ctx.recorder
+        .persistence(if result.is_ok() { "success" } else { "failure" });
+}
