@@ -76,11 +76,16 @@ pub async fn record<H: Host>(
 ) -> Result<(), ApiError> {
     let now = ctx.host.now_millis();
     let hash = message_hash(message.wamid);
+    // Newest first in key order: inverted microseconds on one timeline (the
+    // host's start plus its monotonic clock, so records keep their order even
+    // within a millisecond), then the position in the delivery, then the
+    // hash against ties.
+    let micros = ctx.host.started_millis() * 1000 + ctx.host.monotonic_nanos() / 1000;
     let row_id = format!(
-        "{ROW_ID_PREFIX}{:012x}{:04x}{}",
-        MAX_MILLIS.saturating_sub(now),
+        "{ROW_ID_PREFIX}{:014x}{:04x}{}",
+        MAX_MICROS.saturating_sub(micros),
         u16::MAX - message.sequence,
-        &hash[..8]
+        &hash[..6]
     );
     let stored = StoredRecord {
         row_id: row_id.clone(),
@@ -154,9 +159,9 @@ fn kv<T, E>(ctx: &Context<'_, impl Host>, result: Result<T, E>) -> Result<T, Api
     result.map_err(|_| ApiError::StoreUnavailable)
 }
 
-/// The milliseconds that invert timestamps into newest-first key order
-/// (year 10889; far beyond any clock this runs on).
-const MAX_MILLIS: u64 = 0xffff_ffff_ffff;
+/// The microseconds that invert timestamps into newest-first key order
+/// (about the year 4253; far beyond any clock this runs on).
+const MAX_MICROS: u64 = 0xff_ffff_ffff_ffff;
 
 async fn load<H: Host>(
     ctx: &Context<'_, H>,

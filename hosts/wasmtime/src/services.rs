@@ -136,7 +136,10 @@ impl Services {
         log: Arc<dyn LogSink>,
         clock: Arc<dyn Clock>,
     ) -> Services {
-        let started_millis = clock.now_millis();
+        // `monotonic-nanos` counts from this instant (the WIT says so).
+        let started_millis = clock
+            .now_millis()
+            .saturating_sub(clock.monotonic_nanos() / 1_000_000);
         Services {
             config,
             kv,

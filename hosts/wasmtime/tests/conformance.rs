@@ -236,7 +236,7 @@ impl Fakes {
             ),
         };
         self.suite_logs.lock().unwrap().extend(lines);
-        check(case, &observed)
+        check(case, suite, &observed)
     }
 }
 

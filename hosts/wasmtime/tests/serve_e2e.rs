@@ -304,7 +304,7 @@ fn conformance_suite_against_wats_serve_live() {
                 updates: read_lines(&events).split_off(seen),
                 logs: None,
             };
-            results.push((name, check(case, &observed)));
+            results.push((name, check(case, suite, &observed)));
         }
         let output = server.stop();
         let mut private = base.private_values.clone();

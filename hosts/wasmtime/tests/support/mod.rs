@@ -40,6 +40,9 @@ pub struct Suite {
     pub cases: Vec<Value>,
     /// Why the suite runs only in-process, when it does.
     pub in_process_only: Option<String>,
+    /// Values earlier cases captured (`expect.capture`), for `{{name}}` in
+    /// later paths.
+    pub vars: std::cell::RefCell<HashMap<String, String>>,
 }
 
 impl Suite {
@@ -110,6 +113,7 @@ pub fn load_suites() -> (Base, Vec<Suite>) {
                 settings,
                 cases: suite["cases"].as_array().cloned().expect("cases"),
                 in_process_only: suite["inProcessOnly"].as_str().map(str::to_owned),
+                vars: Default::default(),
             }
         })
         .collect();
@@ -189,7 +193,10 @@ pub fn prepare(case: &Value, suite: &Suite) -> PreparedRequest {
     }
     PreparedRequest {
         method: request["method"].as_str().expect("method").to_owned(),
-        path: request["path"].as_str().expect("path").to_owned(),
+        path: suite.vars.borrow().iter().fold(
+            request["path"].as_str().expect("path").to_owned(),
+            |path, (name, value)| path.replace(&format!("{{{{{name}}}}}"), value),
+        ),
         headers,
         body,
     }
@@ -309,8 +316,27 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Every expectation of a case against what was observed.
-pub fn check(case: &Value, observed: &Observed) -> Result<(), String> {
+/// Every expectation of a case against what was observed; on success the
+/// values named in `expect.capture` are kept for later cases.
+pub fn check(case: &Value, suite: &Suite, observed: &Observed) -> Result<(), String> {
+    check_expectations(case, observed)?;
+    for (name, pointer) in case["expect"]["capture"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let body: Value =
+            serde_json::from_slice(&observed.body).map_err(|_| "capture from a non-JSON body")?;
+        let value = body
+            .pointer(pointer.as_str().expect("a JSON pointer"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("nothing to capture at {pointer}"))?;
+        suite.vars.borrow_mut().insert(name, value.to_owned());
+    }
+    Ok(())
+}
+
+fn check_expectations(case: &Value, observed: &Observed) -> Result<(), String> {
     let expect = &case["expect"];
     let body_text = String::from_utf8_lossy(&observed.body);
     let want_status = expect["status"].as_u64().expect("expect.status") as u16;
