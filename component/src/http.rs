@@ -58,9 +58,18 @@ impl Request {
     }
 }
 
-/// Decodes `%XX` escapes and `+` as a space; None for malformed escapes or
-/// bytes that are not UTF-8.
+/// Decodes a query component: `%XX` escapes and `+` as a space.
 pub fn percent_decode(input: &str) -> Option<String> {
+    decode(input, true)
+}
+
+/// Decodes a path segment: `%XX` escapes only (a `+` stays a `+`).
+pub fn decode_segment(input: &str) -> Option<String> {
+    decode(input, false)
+}
+
+/// None for malformed escapes or bytes that are not UTF-8.
+fn decode(input: &str, plus_is_space: bool) -> Option<String> {
     let bytes = input.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -72,7 +81,7 @@ pub fn percent_decode(input: &str) -> Option<String> {
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 index += 3;
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 index += 1;
             }

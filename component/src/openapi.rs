@@ -63,7 +63,7 @@ pub fn document(paths: &Paths) -> Value {
                 operation["parameters"] = op
                     .params
                     .iter()
-                    .map(|p| json!({ "name": p.name, "in": p.location, "required": p.required, "schema": { "type": "string" } }))
+                    .map(|p| json!({ "name": p.name, "in": p.location, "required": p.required, "schema": (p.schema)() }))
                     .collect();
             }
             if let Some(body) = op.request_body {

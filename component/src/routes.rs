@@ -50,6 +50,8 @@ pub struct Param {
     pub name: &'static str,
     pub location: &'static str,
     pub required: bool,
+    /// What the service accepts: the document states the real constraints.
+    pub schema: fn() -> Value,
 }
 
 pub struct Operation {
@@ -219,16 +221,19 @@ pub static ROUTES: &[Route] = &[
                     name: "hub.mode",
                     location: "query",
                     required: true,
+                    schema: schemas::hub_mode,
                 },
                 Param {
                     name: "hub.verify_token",
                     location: "query",
                     required: true,
+                    schema: schemas::non_empty_string,
                 },
                 Param {
                     name: "hub.challenge",
                     location: "query",
                     required: true,
+                    schema: schemas::hub_challenge,
                 },
             ])
             .success(200, TEXT, schemas::text)
@@ -244,6 +249,7 @@ pub static ROUTES: &[Route] = &[
                 name: "X-Hub-Signature-256",
                 location: "header",
                 required: true,
+                schema: schemas::signature_header,
             }])
             .body(schemas::webhook_delivery, WEBHOOK_MAX_BODY)
             .success(200, "application/json", schemas::webhook_ack)
@@ -264,6 +270,7 @@ pub static ROUTES: &[Route] = &[
             name: "Idempotency-Key",
             location: "header",
             required: false,
+            schema: schemas::idempotency_key,
         }])
         .body(schemas::send_text, API_MAX_BODY)
         .success(200, "application/json", schemas::send_result)
@@ -286,11 +293,13 @@ pub static ROUTES: &[Route] = &[
                 name: "limit",
                 location: "query",
                 required: false,
+                schema: schemas::page_limit,
             },
             Param {
                 name: "cursor",
                 location: "query",
                 required: false,
+                schema: schemas::page_cursor,
             },
         ])
         .success(200, "application/json", schemas::message_page)
@@ -310,6 +319,7 @@ pub static ROUTES: &[Route] = &[
             name: "messageId",
             location: "path",
             required: true,
+            schema: schemas::wamid,
         }])
         .success(200, "application/json", schemas::message_record)
         .errors(&[400, 401, 503])],
@@ -371,7 +381,8 @@ impl Route {
                             return None;
                         }
                         let name = self.param_name(&want[1..want.len() - 1])?;
-                        params.push((name, seg.to_owned()));
+                        // A segment that does not decode matches no route.
+                        params.push((name, crate::http::decode_segment(seg)?));
                     } else if want != seg {
                         return None;
                     }
@@ -497,6 +508,11 @@ mod tests {
             Some(vec![("messageId", "wamid.X".into())])
         );
         assert_eq!(route.matches(&paths(), "/api/messages/"), None);
+        assert_eq!(
+            route.matches(&paths(), "/api/messages/wamid.a%2Bb+c"),
+            Some(vec![("messageId", "wamid.a+b+c".into())])
+        );
+        assert_eq!(route.matches(&paths(), "/api/messages/%ff"), None);
     }
 
     #[test]

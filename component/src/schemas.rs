@@ -134,9 +134,19 @@ pub fn send_text() -> Value {
         "type": "object",
         "required": ["to", "text"],
         "properties": {
-            "to": { "type": "string", "minLength": 1, "description": "Recipient phone number or WhatsApp id." },
-            "text": { "type": "string", "minLength": 1, "maxLength": 4096 },
-            "previewUrl": { "type": "boolean" }
+            "to": {
+                "type": "string",
+                "pattern": "^\\+?[0-9]{5,31}$",
+                "description": "Recipient phone number in international format, or WhatsApp id."
+            },
+            "text": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 4096,
+                "description": "At least one visible character; no control characters.",
+                "allOf": [ { "pattern": "\\S" }, { "pattern": CONTROL_FREE } ]
+            },
+            "previewUrl": { "type": ["boolean", "null"] }
         }
     })
 }
@@ -189,4 +199,39 @@ pub fn message_page() -> Value {
             "nextCursor": { "type": ["string", "null"] }
         }
     })
+}
+
+/// Text without C0, DEL or C1 control characters.
+const CONTROL_FREE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+pub fn non_empty_string() -> Value {
+    json!({ "type": "string", "minLength": 1 })
+}
+
+pub fn hub_mode() -> Value {
+    json!({ "type": "string", "enum": ["subscribe"] })
+}
+
+pub fn hub_challenge() -> Value {
+    json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" })
+}
+
+pub fn signature_header() -> Value {
+    json!({ "type": "string", "pattern": "^sha256=[0-9a-fA-F]{64}$" })
+}
+
+pub fn idempotency_key() -> Value {
+    json!({ "type": "string", "pattern": "^[!-~]{1,255}$" })
+}
+
+pub fn page_limit() -> Value {
+    json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })
+}
+
+pub fn page_cursor() -> Value {
+    json!({ "type": "string", "pattern": "^wats-msg-[0-9a-f]{24}$", "description": "The nextCursor of the previous page." })
+}
+
+pub fn wamid() -> Value {
+    json!({ "type": "string", "pattern": "^wamid\\.[A-Za-z0-9._=+-]{1,194}$" })
 }

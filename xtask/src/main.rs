@@ -2,6 +2,7 @@
 //! bench steps, each installing what it needs and skipping what is there.
 
 mod component;
+mod schemathesis;
 mod steps;
 
 use anyhow::{bail, Result};
@@ -12,7 +13,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   build            build the wats:service component (target/wats/wats.wasm) and print its size
   serve [ARGS..]   build what is needed and run `wats serve ARGS..` (dry-run on 127.0.0.1:8787)
-  test             run every check and test: fmt, clippy, unit tests, component, conformance
+  test             run every check and test: fmt, clippy, unit tests, component, conformance, schemathesis
   bench            build in release mode and report the hot-path benchmarks and sizes";
 
 fn main() {
@@ -70,7 +71,7 @@ fn serve(args: &[String]) -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    let mut steps = Steps::new(6);
+    let mut steps = Steps::new(8);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -105,6 +106,8 @@ fn test() -> Result<()> {
     std::env::set_var("WATS_COMPONENT", &wasm);
     steps.start("unit, conformance and end-to-end tests");
     let (passed, failed) = steps::cargo_test(&["test", "--workspace", "--locked"])?;
+    // `cargo test` built the `wats` binary the end-to-end tests run.
+    schemathesis::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
     steps.finish();
     // One plain closing line over every test binary cargo ran.
     println!("tests: {passed} passed, {failed} failed");
