@@ -391,35 +391,64 @@ fn live_mode_refuses_a_missing_secret_and_names_only_the_key() {
     );
 }
 
+/// The suite's signed batched delivery (6 updates), and `wats serve --live`
+/// arguments for a SQLite store and an events file in a fresh directory.
+struct SqliteDelivery {
+    settings: HashMap<String, String>,
+    request: support::PreparedRequest,
+    dir: PathBuf,
+    events: PathBuf,
+    args: Vec<String>,
+}
+
+impl SqliteDelivery {
+    fn new(name: &str) -> SqliteDelivery {
+        let (_, suites) = load_suites();
+        let suite = suites
+            .iter()
+            .find(|s| s.name.starts_with("webhook deliveries: signatures"))
+            .expect("suite");
+        let case = suite
+            .cases
+            .iter()
+            .find(|c| c["request"]["sign"] == Value::Bool(true))
+            .expect("a signed case");
+        let dir = temp_dir(name);
+        let events = dir.join("events.jsonl");
+        let args = ["--live", "--yes-live", "--state"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([
+                dir.join("state.sqlite3").display().to_string(),
+                "--events-out".into(),
+                events.display().to_string(),
+            ])
+            .collect();
+        SqliteDelivery {
+            settings: suite.settings.clone(),
+            request: prepare(case, suite),
+            dir,
+            events,
+            args,
+        }
+    }
+}
+
 #[test]
 fn dedupe_survives_a_restart_on_the_sqlite_store() {
-    let (_, suites) = load_suites();
-    let suite = suites
-        .iter()
-        .find(|s| s.name.starts_with("webhook deliveries: signatures"))
-        .expect("suite");
-    let case = suite
-        .cases
-        .iter()
-        .find(|c| c["request"]["sign"] == Value::Bool(true))
-        .expect("a signed case");
-    let request = prepare(case, suite);
-    let dir = temp_dir("restart");
-    let state = dir.join("state.sqlite3");
-    let events = dir.join("events.jsonl");
-    let args = [
-        "--live",
-        "--yes-live",
-        "--state",
-        state.to_str().unwrap(),
-        "--events-out",
-        events.to_str().unwrap(),
-    ];
+    let SqliteDelivery {
+        settings,
+        request,
+        dir,
+        events,
+        args,
+    } = SqliteDelivery::new("restart");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let executor = executor();
     let client = reqwest::Client::new();
     let mut acks = Vec::new();
     for _ in 0..2 {
-        let server = Server::start(&args, &suite.settings).expect("starts");
+        let server = Server::start(&args, &settings).expect("starts");
         let reply = executor.block_on(send(
             &client,
             &server.base,
@@ -450,29 +479,15 @@ fn dedupe_survives_a_restart_on_the_sqlite_store() {
 
 #[test]
 fn concurrent_duplicate_deliveries_dispatch_each_update_once() {
-    let (_, suites) = load_suites();
-    let suite = suites
-        .iter()
-        .find(|s| s.name.starts_with("webhook deliveries: signatures"))
-        .expect("suite");
-    let case = suite
-        .cases
-        .iter()
-        .find(|c| c["request"]["sign"] == Value::Bool(true))
-        .expect("a signed case");
-    let request = prepare(case, suite);
-    let dir = temp_dir("concurrent");
-    let state = dir.join("state.sqlite3");
-    let events = dir.join("events.jsonl");
-    let args = [
-        "--live",
-        "--yes-live",
-        "--state",
-        state.to_str().unwrap(),
-        "--events-out",
-        events.to_str().unwrap(),
-    ];
-    let server = Server::start(&args, &suite.settings).expect("starts");
+    let SqliteDelivery {
+        settings,
+        request,
+        dir,
+        events,
+        args,
+    } = SqliteDelivery::new("concurrent");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args, &settings).expect("starts");
     let executor = executor();
     let client = reqwest::Client::new();
     const DELIVERIES: u64 = 8;
