@@ -109,14 +109,10 @@ impl Paths {
         if !api_prefix.is_empty() && !is_route_path(&api_prefix) {
             return Err(invalid("WATS_API_PREFIX", "a path such as /api"));
         }
-        let paths = Paths {
+        Ok(Paths {
             webhook: webhook.trim_end_matches('/').to_owned(),
             api_prefix,
-        };
-        if let Some(key) = crate::routes::colliding_setting(&paths) {
-            return Err(invalid(key, "a path that no other route uses"));
-        }
-        Ok(paths)
+        })
     }
 }
 
@@ -132,6 +128,14 @@ impl Default for Paths {
 impl Config {
     pub fn load(host: &impl Host) -> Result<Config, ConfigError> {
         let paths = Paths::load(host)?;
+        // Checked here rather than in routing, which runs on every request:
+        // colliding paths still route (the earlier-declared route wins),
+        // and every route that needs the configuration reports the key.
+        if paths != Paths::default() {
+            if let Some(key) = crate::routes::colliding_setting(&paths) {
+                return Err(invalid(key, "a path that no other route uses"));
+            }
+        }
         let graph_base_url = setting(host, "WATS_GRAPH_BASE_URL")
             .unwrap_or(DEFAULT_GRAPH_BASE_URL.into())
             .trim_end_matches('/')

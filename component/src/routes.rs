@@ -368,7 +368,11 @@ impl Route {
 
     /// Matches a request path; returns the path parameters on success.
     fn matches(&self, paths: &Paths, path: &str) -> Option<Vec<(&'static str, String)>> {
-        let template = self.template(paths, ParamStyle::Braces);
+        self.matches_template(&self.template(paths, ParamStyle::Braces), path)
+    }
+
+    /// As `matches`, with this route's template already rendered.
+    fn matches_template(&self, template: &str, path: &str) -> Option<Vec<(&'static str, String)>> {
         let mut params = Vec::new();
         let mut wanted = template.split('/');
         let mut given = path.split('/');
@@ -404,17 +408,20 @@ impl Route {
 /// The setting whose value makes one route's path reach another route (a
 /// webhook path of `/healthz`, say), if any.
 pub fn colliding_setting(paths: &Paths) -> Option<&'static str> {
+    let templates: Vec<String> = ROUTES
+        .iter()
+        .map(|route| route.template(paths, ParamStyle::Braces))
+        .collect();
     for (index, first) in ROUTES.iter().enumerate() {
-        let first_path = first.template(paths, ParamStyle::Braces);
+        let first_path = &templates[index];
         // Routes on one base overlap only as declared (a literal before a
         // parameter); a setting can only make different bases collide.
-        for second in ROUTES[index + 1..]
-            .iter()
-            .filter(|second| second.base != first.base)
-        {
-            let second_path = second.template(paths, ParamStyle::Braces);
-            if first.matches(paths, &second_path).is_some()
-                || second.matches(paths, &first_path).is_some()
+        for (second, second_path) in ROUTES.iter().zip(&templates).skip(index + 1) {
+            if second.base == first.base {
+                continue;
+            }
+            if first.matches_template(first_path, second_path).is_some()
+                || second.matches_template(second_path, first_path).is_some()
             {
                 let webhook = first.base == Base::Webhook || second.base == Base::Webhook;
                 return Some(if webhook {
