@@ -138,6 +138,12 @@ fn main() {
         verdict(&native, 10.0)
     );
     println!("    (verify {verify}; normalize {normalize}; one bare serde_json pass over the body {one_pass})");
+    // The machine's speed drifts; the ratio to the bare pass does not, so it
+    // tells a regression from a slow machine.
+    println!(
+        "    verify + normalize = {:.1}× one bare serde_json pass (medians)",
+        native.median / one_pass.median
+    );
 
     let component = std::env::var_os("WATS_COMPONENT")
         .map(PathBuf::from)
