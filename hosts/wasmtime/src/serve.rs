@@ -156,19 +156,15 @@ fn settings(args: &ServeArgs) -> Result<HashMap<String, String>> {
     }
     settings.extend(std::env::vars().filter(|(key, _)| key.starts_with("WATS_")));
     if !args.live {
-        for key in SECRET_KEYS {
-            settings.remove(*key);
-        }
+        // Secrets are always the synthetic ones; ids only where none is set.
         for (key, value) in DRY_RUN_SETTINGS {
-            settings
-                .entry((*key).to_owned())
-                .or_insert_with(|| (*value).to_owned());
-        }
-        for (key, value) in DRY_RUN_SETTINGS
-            .iter()
-            .filter(|(key, _)| SECRET_KEYS.contains(key))
-        {
-            settings.insert((*key).to_owned(), (*value).to_owned());
+            if SECRET_KEYS.contains(key) {
+                settings.insert((*key).to_owned(), (*value).to_owned());
+            } else {
+                settings
+                    .entry((*key).to_owned())
+                    .or_insert_with(|| (*value).to_owned());
+            }
         }
     }
     settings.insert("wats.runtime".into(), "wasmtime".into());
