@@ -432,23 +432,27 @@ impl SqliteDelivery {
             args,
         }
     }
+
+    fn start(&self) -> Result<Server, String> {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Server::start(&args, &self.settings)
+    }
 }
 
 #[test]
 fn dedupe_survives_a_restart_on_the_sqlite_store() {
+    let delivery = SqliteDelivery::new("restart");
     let SqliteDelivery {
-        settings,
         request,
         dir,
         events,
-        args,
-    } = SqliteDelivery::new("restart");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ..
+    } = &delivery;
     let executor = executor();
     let client = reqwest::Client::new();
     let mut acks = Vec::new();
     for _ in 0..2 {
-        let server = Server::start(&args, &settings).expect("starts");
+        let server = delivery.start().expect("starts");
         let reply = executor.block_on(send(
             &client,
             &server.base,
@@ -470,24 +474,23 @@ fn dedupe_survives_a_restart_on_the_sqlite_store() {
     );
     assert_eq!(acks[1]["duplicates"].as_u64(), Some(6));
     assert_eq!(
-        read_lines(&events).len(),
+        read_lines(events).len(),
         6,
         "each update written once across both runs"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn concurrent_duplicate_deliveries_dispatch_each_update_once() {
+    let delivery = SqliteDelivery::new("concurrent");
     let SqliteDelivery {
-        settings,
         request,
         dir,
         events,
-        args,
-    } = SqliteDelivery::new("concurrent");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(&args, &settings).expect("starts");
+        ..
+    } = &delivery;
+    let server = delivery.start().expect("starts");
     let executor = executor();
     let client = reqwest::Client::new();
     const DELIVERIES: u64 = 8;
@@ -528,6 +531,6 @@ fn concurrent_duplicate_deliveries_dispatch_each_update_once() {
         (total("dispatched"), total("duplicates")),
         (6, 6 * (DELIVERIES - 1))
     );
-    assert_eq!(read_lines(&events).len(), 6, "each update written once");
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(read_lines(events).len(), 6, "each update written once");
+    let _ = std::fs::remove_dir_all(dir);
 }
