@@ -75,6 +75,8 @@ pub fn run(steps: &mut Steps, wats: &Path, component: &Path) -> Result<()> {
         .args(["--header", "Authorization: Bearer dry-run-service-token"])
         .args(["--checks", "all", "--exclude-checks", EXCLUDED_CHECKS])
         .args(["--max-examples", EXAMPLES, "--generation-deterministic"])
+        // It keeps a cache in its working directory: keep that out of the tree.
+        .current_dir(steps::root().join("target"))
         .status();
     let _ = server.kill();
     let _ = server.wait();
