@@ -33,6 +33,19 @@ impl Guest for Component {
     }
 }
 
+impl exports::wats::service::scheduler::Guest for Component {
+    fn drain(limit: u32) -> exports::wats::service::scheduler::DrainReport {
+        let report = block_on(crate::drain(&ImportedHost, limit));
+        exports::wats::service::scheduler::DrainReport {
+            claimed: report.claimed,
+            sent: report.sent,
+            retried: report.retried,
+            failed: report.failed,
+            stale: report.stale,
+        }
+    }
+}
+
 export!(Component);
 
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -52,6 +65,7 @@ struct ImportedHost;
 
 fn kv_error(error: kv::KvError) -> KvError {
     match error {
+        kv::KvError::NotConfigured => KvError::NotConfigured,
         kv::KvError::Unavailable(reason) => KvError::Unavailable(reason),
         kv::KvError::TooLarge => KvError::TooLarge,
         kv::KvError::Other(reason) => KvError::Other(reason),

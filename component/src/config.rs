@@ -12,6 +12,9 @@ pub const DEFAULT_API_PREFIX: &str = "/api";
 /// A host may say which runtime it is through this reserved key
 /// (keys without the `WATS_` prefix are the hosts' own).
 pub const RUNTIME_KEY: &str = "wats.runtime";
+/// A host may name its store backend (`sqlite`, `memory`, `durable-object`)
+/// for `/status`.
+pub const STORE_KEY: &str = "wats.store";
 
 /// Every key the service reads, with whether it is a secret: the table that
 /// docs/configuration.md and `/debug/diagnostics` describe.
@@ -73,6 +76,8 @@ impl fmt::Debug for Secret {
 pub struct Paths {
     pub webhook: String,
     pub api_prefix: String,
+    /// `WATS_ENABLE_GROUP_ROUTES`: without it the Groups routes do not exist.
+    pub group_routes: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +117,7 @@ impl Paths {
         Ok(Paths {
             webhook: webhook.trim_end_matches('/').to_owned(),
             api_prefix,
+            group_routes: flag(host, "WATS_ENABLE_GROUP_ROUTES")?,
         })
     }
 }
@@ -121,6 +127,7 @@ impl Default for Paths {
         Paths {
             webhook: DEFAULT_WEBHOOK_PATH.into(),
             api_prefix: DEFAULT_API_PREFIX.into(),
+            group_routes: false,
         }
     }
 }
@@ -128,6 +135,7 @@ impl Default for Paths {
 impl Config {
     pub fn load(host: &impl Host) -> Result<Config, ConfigError> {
         let paths = Paths::load(host)?;
+        let enable_group_routes = paths.group_routes;
         // Checked here rather than in routing, which runs on every request:
         // colliding paths still route (the earlier-declared route wins),
         // and every route that needs the configuration reports the key.
@@ -169,7 +177,7 @@ impl Config {
             app_secret: secret(host, "WATS_APP_SECRET")?,
             verify_token: secret(host, "WATS_VERIFY_TOKEN")?,
             service_bearer_token: secret(host, "WATS_SERVICE_BEARER_TOKEN")?,
-            enable_group_routes: flag(host, "WATS_ENABLE_GROUP_ROUTES")?,
+            enable_group_routes,
             log_webhook_events: flag(host, "WATS_LOG_WEBHOOK_EVENTS")?,
             echo_reply: flag(host, "WATS_ECHO_REPLY")?,
         })

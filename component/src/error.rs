@@ -31,6 +31,8 @@ pub enum ApiError {
     DispatchFailed,
     /// The kv store failed; nothing was acknowledged.
     StoreUnavailable,
+    /// The host runs without a store, and this route needs one.
+    PersistenceNotConfigured,
     /// The Idempotency-Key was used before with another body.
     IdempotencyConflict,
     /// The first request with this Idempotency-Key is still in flight.
@@ -52,6 +54,7 @@ impl ApiError {
             ApiError::Graph(_) => "graph_request_failed",
             ApiError::DispatchFailed => "dispatch_failed",
             ApiError::StoreUnavailable => "store_unavailable",
+            ApiError::PersistenceNotConfigured => "persistence_not_configured",
             ApiError::IdempotencyConflict => "idempotency_conflict",
             ApiError::IdempotencyInProgress => "idempotency_in_progress",
             ApiError::InvalidConfig(_) => "invalid_config",
@@ -69,9 +72,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::Graph(error) if error.is_rate_limit() => 503,
             ApiError::Graph(_) => 502,
-            ApiError::DispatchFailed | ApiError::StoreUnavailable | ApiError::InvalidConfig(_) => {
-                503
-            }
+            ApiError::DispatchFailed
+            | ApiError::StoreUnavailable
+            | ApiError::PersistenceNotConfigured
+            | ApiError::InvalidConfig(_) => 503,
         }
     }
 
@@ -89,6 +93,9 @@ impl ApiError {
             ApiError::Graph(error) => error.message().into(),
             ApiError::DispatchFailed => "An update could not be delivered; retry later.".into(),
             ApiError::StoreUnavailable => "State store unavailable; retry later.".into(),
+            ApiError::PersistenceNotConfigured => {
+                "This route needs a state store, and this host runs without one.".into()
+            }
             ApiError::IdempotencyConflict => {
                 "This Idempotency-Key was used with another request body.".into()
             }

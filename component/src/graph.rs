@@ -16,12 +16,14 @@ const RATE_LIMIT_CODES: &[i64] = &[4, 80007, 130429, 131048, 131056];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndpointFamily {
     Messages,
+    Groups,
 }
 
 impl EndpointFamily {
     pub fn label(self) -> &'static str {
         match self {
             EndpointFamily::Messages => "messages",
+            EndpointFamily::Groups => "groups",
         }
     }
 }
@@ -141,21 +143,38 @@ impl<H: Host> GraphClient<'_, H> {
         path: &str,
         body: &Value,
     ) -> Result<Value, GraphError> {
+        self.call(family, "POST", path, Some(body)).await
+    }
+
+    /// Calls `/{version}/{path}` (which may carry a query) with an optional
+    /// JSON body and returns the parsed reply.
+    pub async fn call(
+        &self,
+        family: EndpointFamily,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, GraphError> {
+        let mut headers = vec![
+            (
+                "authorization".into(),
+                format!("Bearer {}", self.config.access_token.expose()),
+            ),
+            ("accept".into(), "application/json".into()),
+        ];
+        if body.is_some() {
+            headers.push(("content-type".into(), "application/json".into()));
+        }
         let request = OutgoingRequest {
-            method: "POST".into(),
+            method: method.into(),
             url: format!(
                 "{}/{}/{}",
                 self.config.graph_base_url, self.config.graph_api_version, path
             ),
-            headers: vec![
-                (
-                    "authorization".into(),
-                    format!("Bearer {}", self.config.access_token.expose()),
-                ),
-                ("content-type".into(), "application/json".into()),
-                ("accept".into(), "application/json".into()),
-            ],
-            body: serde_json::to_vec(body).unwrap_or_default(),
+            headers,
+            body: body
+                .map(|body| serde_json::to_vec(body).unwrap_or_default())
+                .unwrap_or_default(),
         };
         let result = match self.host.send(request).await {
             Ok(response) => parse_reply(&response),

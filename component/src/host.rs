@@ -52,6 +52,8 @@ pub enum OutboundError {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum KvError {
+    /// The host runs without a store: there is nothing to retry.
+    NotConfigured,
     Unavailable(String),
     TooLarge,
     Other(String),

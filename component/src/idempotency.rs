@@ -7,6 +7,7 @@
 
 use crate::error::ApiError;
 use crate::host::{Host, Request, Response};
+use crate::store::counted;
 use crate::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -77,19 +78,12 @@ pub async fn begin<H: Host>(
         .host
         .kv_set_if_absent(&kv_key, &pending, Some(CLAIM_TTL_SECONDS))
         .await;
-    ctx.recorder.persistence(if claimed.is_ok() {
-        "success"
-    } else {
-        "failure"
-    });
-    if claimed.map_err(|_| ApiError::StoreUnavailable)? {
+    // Without a store the key cannot be honoured: refusing (503
+    // persistence_not_configured) beats a silent risk of sending twice.
+    if counted(ctx, claimed)? {
         return Ok(Begin::Claimed(Claim { kv_key, body_hash }));
     }
-    let stored = ctx.host.kv_get(&kv_key).await;
-    ctx.recorder
-        .persistence(if stored.is_ok() { "success" } else { "failure" });
-    let entry = stored
-        .map_err(|_| ApiError::StoreUnavailable)?
+    let entry = counted(ctx, ctx.host.kv_get(&kv_key).await)?
         .and_then(|bytes| serde_json::from_slice::<Entry>(&bytes).ok());
     match entry {
         Some(entry) if entry.body_hash != body_hash => Err(ApiError::IdempotencyConflict),
@@ -128,6 +122,5 @@ pub async fn finish<H: Host>(ctx: &Context<'_, H>, claim: Claim, response: &Resp
         ctx.host.kv_remove(&claim.kv_key).await
     };
     // A failure here leaves the claim to expire: the send itself stands.
-    ctx.recorder
-        .persistence(if result.is_ok() { "success" } else { "failure" });
+    let _ = counted(ctx, result);
 }

@@ -5,9 +5,11 @@
 //! Worker and a native library. [`handle`] is the one entry point.
 
 pub mod auth;
+pub mod compose;
 pub mod config;
 pub mod error;
 pub mod graph;
+pub mod groups;
 pub mod host;
 pub mod http;
 pub mod idempotency;
@@ -15,9 +17,11 @@ pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod operator;
+pub mod outbox;
 pub mod projections;
 pub mod routes;
 pub mod schemas;
+pub mod store;
 pub mod webhook;
 
 #[cfg(feature = "export")]
@@ -119,15 +123,52 @@ async fn run<H: Host>(
             let send = messages::send_text_route(ctx, request);
             idempotent(ctx, operation, request, send).await
         }
-        Handler::ListMessages => projections::list_route(ctx, request).await,
-        Handler::GetMessage => {
-            let id = params
-                .iter()
-                .find(|(name, _)| *name == "messageId")
-                .map(|(_, id)| id.as_str());
-            projections::get_route(ctx, id.unwrap_or_default()).await
+        Handler::SendMessage => {
+            let send = messages::send_message_route(ctx, request);
+            idempotent(ctx, operation, request, send).await
         }
+        Handler::MarkRead => {
+            messages::mark_read_route(ctx, request, param(params, "messageId")).await
+        }
+        Handler::ListMessages => projections::list_route(ctx, request).await,
+        Handler::GetMessage => projections::get_route(ctx, param(params, "messageId")).await,
+        Handler::GetOutboxItem => outbox::get_route(ctx, param(params, "outboxId")).await,
+        Handler::Group(action) => groups::route(ctx, action, request, params).await,
     }
+}
+
+/// A path parameter by name (routing guarantees it is there).
+fn param<'a>(params: &'a [(&str, String)], name: &str) -> &'a str {
+    params
+        .iter()
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_default()
+}
+
+/// Sends the outbox's due items: the entry point a host calls on a
+/// schedule (a timer in `wats serve`, a cron trigger on Workers).
+pub async fn drain<H: Host>(host: &H, limit: u32) -> outbox::DrainReport {
+    let ctx = Context {
+        host,
+        config: OnceCell::new(),
+        recorder: Recorder::default(),
+    };
+    let report = match ctx.config() {
+        Ok(_) => outbox::drain(&ctx, limit).await,
+        Err(error) => Err(error),
+    };
+    let report = report.unwrap_or_else(|error| {
+        // Stable code only: the next scheduled drain tries again.
+        host.log(
+            Level::Warn,
+            "wats.outbox.drain_failed",
+            &[("code", error.code().into())],
+        );
+        outbox::DrainReport::default()
+    });
+    ctx.recorder.flush(host);
+    report
 }
 
 /// Runs a send under the request's `Idempotency-Key`, if it has one.

@@ -1,16 +1,18 @@
-//! The message send routes. Bodies are validated before anything reaches
-//! Graph; a rejected body gets 400 naming the field, never echoing it.
+//! The message send routes. Bodies are validated (in `compose`) before
+//! anything reaches Graph; a rejected body gets 400 naming the field, never
+//! echoing it. A send asking for `Prefer: respond-async` is queued in the
+//! outbox and answered 202.
 
+use crate::compose::fields::{Fields, Limit};
+use crate::compose::{self, envelope, Composed, MAX_TEXT_CHARS};
 use crate::error::ApiError;
 use crate::graph::{EndpointFamily, GraphClient};
 use crate::host::{Host, Request, Response};
-use crate::http::{has_control_chars, json_response};
+use crate::http::json_response;
+use crate::outbox;
 use crate::projections::{self, NewMessage};
 use crate::Context;
 use serde_json::{json, Map, Value};
-
-/// Graph's limit for a text message body, in characters.
-pub const MAX_TEXT_CHARS: usize = 4096;
 
 /// Parses a request body that must be a JSON object.
 pub fn json_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
@@ -22,99 +24,128 @@ pub fn json_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-fn invalid(field: &str, rule: &str) -> ApiError {
-    ApiError::InvalidRequest(format!("Field `{field}` {rule}."))
-}
-
-/// A required non-empty string without control characters.
-fn required_text<'a>(
-    body: &'a Map<String, Value>,
-    field: &str,
-    max_chars: usize,
-) -> Result<&'a str, ApiError> {
-    let rule = "must be a non-empty string without control characters";
-    let text = body
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(field, rule))?;
-    if text.trim().is_empty() || has_control_chars(text) {
-        return Err(invalid(field, rule));
-    }
-    if text.chars().count() > max_chars {
-        return Err(invalid(
-            field,
-            &format!("must be at most {max_chars} characters"),
-        ));
-    }
-    Ok(text)
-}
-
-/// A recipient: a phone number in international format or a WhatsApp id.
-fn recipient(body: &Map<String, Value>) -> Result<&str, ApiError> {
-    let to = required_text(body, "to", 32)?;
-    let digits = to.strip_prefix('+').unwrap_or(to);
-    if digits.len() < 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(
-            "to",
-            "must be a phone number in international format (digits, optional leading +)",
-        ));
-    }
-    Ok(to)
-}
-
-fn optional_bool(body: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(value)) => Ok(Some(*value)),
-        Some(_) => Err(invalid(field, "must be a boolean")),
-    }
-}
-
-/// `POST {prefix}/messages/text`.
+/// `POST {prefix}/messages/text`: `{to, text, previewUrl?}`. As the spec
+/// says, its text may hold no control characters at all (the generic route
+/// accepts line breaks).
 pub async fn send_text_route<H: Host>(
     ctx: &Context<'_, H>,
     request: &Request,
 ) -> Result<Response, ApiError> {
     let body = json_object(request)?;
-    let to = recipient(&body)?;
-    let text = required_text(&body, "text", MAX_TEXT_CHARS)?;
-    let preview_url = optional_bool(&body, "previewUrl")?.unwrap_or(false);
-    let reply = send_text(ctx, to, text, preview_url).await?;
+    let fields = Fields::root(&body);
+    let to = compose::recipient(&fields)?;
+    let text = fields.required_text("text", Limit::line(MAX_TEXT_CHARS))?;
+    let preview_url = fields.bool("previewUrl")?.unwrap_or(false);
+    let object = json!({ "body": text, "preview_url": preview_url });
+    deliver(ctx, request, envelope(to, "text", object, None)).await
+}
+
+/// `POST {prefix}/messages`: the Graph-native text body or a composer body.
+pub async fn send_message_route<H: Host>(
+    ctx: &Context<'_, H>,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    let body = json_object(request)?;
+    let groups = ctx.config()?.enable_group_routes;
+    let composed = compose::compose(&body, groups)?;
+    deliver(ctx, request, composed).await
+}
+
+/// `POST {prefix}/messages/{messageId}/read`: marks an inbound message read,
+/// optionally showing a typing indicator (`{"typingIndicator": true}`).
+pub async fn mark_read_route<H: Host>(
+    ctx: &Context<'_, H>,
+    request: &Request,
+    message_id: &str,
+) -> Result<Response, ApiError> {
+    if !projections::is_safe_wamid(message_id) {
+        return Err(ApiError::InvalidRequest(
+            "Path segment `messageId` must be a WhatsApp message id (wamid.…).".into(),
+        ));
+    }
+    let typing = if request.body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        let body = json_object(request)?;
+        let fields = Fields::root(&body);
+        fields.only(&["typingIndicator"], "a mark-as-read")?;
+        fields.bool("typingIndicator")?.unwrap_or(false)
+    };
+    let mut payload = json!({
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": message_id,
+    });
+    if typing {
+        payload["typing_indicator"] = json!({ "type": "text" });
+    }
+    let reply = post_message(ctx, &payload).await?;
     Ok(json_response(200, &reply))
 }
 
-/// Sends a text message through Graph and counts the outcome.
-pub async fn send_text<H: Host>(
+/// Whether the caller asked for asynchronous delivery (RFC 7240).
+fn wants_async(request: &Request) -> bool {
+    request.header("prefer").is_some_and(|prefer| {
+        prefer
+            .split([',', ';'])
+            .any(|token| token.trim().eq_ignore_ascii_case("respond-async"))
+    })
+}
+
+/// Sends now (200 with Graph's reply), or queues (202) when asked to.
+async fn deliver<H: Host>(
     ctx: &Context<'_, H>,
-    to: &str,
-    text: &str,
-    preview_url: bool,
-) -> Result<Value, ApiError> {
+    request: &Request,
+    composed: Composed,
+) -> Result<Response, ApiError> {
+    if wants_async(request) {
+        let config = ctx.config()?;
+        let queued = outbox::enqueue(ctx, &composed).await?;
+        let mut response = json_response(202, &queued);
+        let location = format!("{}/outbox/{}", config.paths.api_prefix, queued.outbox_id);
+        response.headers.push(("location".into(), location));
+        response
+            .headers
+            .push(("preference-applied".into(), "respond-async".into()));
+        return Ok(response);
+    }
+    let reply = send(ctx, &composed).await?;
+    Ok(json_response(200, &reply))
+}
+
+/// POSTs a payload to the phone number's messages endpoint.
+async fn post_message<H: Host>(ctx: &Context<'_, H>, payload: &Value) -> Result<Value, ApiError> {
     let config = ctx.config()?;
-    let payload = json!({
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": to,
-        "type": "text",
-        "text": { "body": text, "preview_url": preview_url },
-    });
     let graph = GraphClient {
         host: ctx.host,
         config,
         recorder: &ctx.recorder,
     };
     let path = format!("{}/messages", config.phone_number_id);
-    let result = graph
-        .post_json(EndpointFamily::Messages, &path, &payload)
-        .await;
+    Ok(graph
+        .post_json(EndpointFamily::Messages, &path, payload)
+        .await?)
+}
+
+/// Sends a message through Graph, counts the outcome and records the sent
+/// message's projection.
+pub async fn send<H: Host>(ctx: &Context<'_, H>, composed: &Composed) -> Result<Value, ApiError> {
+    let result = post_message(ctx, &composed.payload).await;
     let outcome = match &result {
         Ok(_) => "sent",
-        Err(error) if error.is_rate_limit() => "rate_limited",
+        Err(ApiError::Graph(error)) if error.is_rate_limit() => "rate_limited",
         Err(_) => "failed",
     };
     ctx.recorder
         .send_outcome(EndpointFamily::Messages.label(), outcome);
     let reply = result?;
+    record_sent(ctx, composed, &reply).await;
+    Ok(reply)
+}
+
+/// Records a sent message; the send stands whatever happens to its record
+/// (a failure is counted in metrics).
+pub async fn record_sent<H: Host>(ctx: &Context<'_, H>, composed: &Composed, reply: &Value) {
     let sent_id = reply["messages"][0]["id"]
         .as_str()
         .filter(|id| projections::is_safe_wamid(id));
@@ -123,42 +154,32 @@ pub async fn send_text<H: Host>(
             wamid,
             outbound: true,
             from_phone: None,
-            to_phone: Some(to),
-            kind: "text",
+            to_phone: Some(&composed.to),
+            kind: composed.kind,
             sequence: 0,
         };
-        // The send stands whatever happens to its record (counted in metrics).
         let _ = projections::record(ctx, message).await;
     }
-    Ok(reply)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn object(json: Value) -> Map<String, Value> {
-        json.as_object().unwrap().clone()
+    fn request(prefer: &str) -> Request {
+        Request {
+            headers: vec![("Prefer".into(), prefer.into())],
+            ..Request::default()
+        }
     }
 
     #[test]
-    fn recipients_must_look_like_numbers() {
-        assert!(recipient(&object(json!({ "to": "15551230000" }))).is_ok());
-        assert!(recipient(&object(json!({ "to": "+15551230000" }))).is_ok());
-        assert!(recipient(&object(json!({ "to": "abc" }))).is_err());
-        assert!(recipient(&object(json!({ "to": 15551230000u64 }))).is_err());
-    }
-
-    #[test]
-    fn text_rules_name_the_field_only() {
-        let error =
-            required_text(&object(json!({ "text": "a\u{0007}b-canary" })), "text", 10).unwrap_err();
-        let ApiError::InvalidRequest(message) = error else {
-            panic!()
-        };
-        assert!(message.contains("`text`") && !message.contains("canary"));
-        let long = "é".repeat(5);
-        assert!(required_text(&object(json!({ "text": long })), "text", 5).is_ok());
-        assert!(required_text(&object(json!({ "text": "   " })), "text", 5).is_err());
+    fn respond_async_is_found_among_preferences() {
+        assert!(wants_async(&request("respond-async")));
+        assert!(wants_async(&request(
+            "return=minimal, Respond-Async; wait=10"
+        )));
+        assert!(!wants_async(&request("return=minimal")));
+        assert!(!wants_async(&Request::default()));
     }
 }

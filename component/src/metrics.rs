@@ -57,6 +57,11 @@ const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         help: "State store operations by adapter and outcome.",
     },
+    Family {
+        name: "outbox_items_total",
+        kind: Kind::Counter,
+        help: "Outbox items by outcome: queued, sent, retried, failed, stale_lease.",
+    },
 ];
 
 /// The names of every metric family, for `/debug/diagnostics`.
@@ -177,6 +182,10 @@ impl Recorder {
             &[("adapter", "kv"), ("outcome", outcome)],
             1.0,
         );
+    }
+
+    pub fn outbox(&self, outcome: &str) {
+        self.add("outbox_items_total", &[("outcome", outcome)], 1.0);
     }
 
     pub fn flush(&self, host: &impl Host) {

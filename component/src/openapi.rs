@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the route table.
 
 use crate::config::Paths;
-use crate::routes::{Auth, ParamStyle, ROUTES};
+use crate::routes::{self, Auth, ParamStyle};
 use crate::schemas;
 use serde_json::{json, Map, Value};
 
@@ -26,7 +26,7 @@ fn status_description(status: u16) -> &'static str {
 
 pub fn document(paths: &Paths) -> Value {
     let mut path_items = Map::new();
-    for route in ROUTES {
+    for route in routes::active(paths) {
         let mut item = Map::new();
         for op in route.operations {
             let (status, content_type, schema) = op.success;
@@ -35,6 +35,12 @@ pub fn document(paths: &Paths) -> Value {
                 status.to_string(),
                 json!({ "description": status_description(status), "content": { content_type: { "schema": schema() } } }),
             );
+            if op.accepts_async {
+                responses.insert(
+                    "202".into(),
+                    json!({ "description": "Queued in the outbox (Prefer: respond-async)", "content": { "application/json": { "schema": schemas::queued() } } }),
+                );
+            }
             let mut errors: Vec<u16> = op.errors.to_vec();
             errors.extend([404, 405]);
             if op.auth == Auth::Bearer {
@@ -67,7 +73,7 @@ pub fn document(paths: &Paths) -> Value {
                     .collect();
             }
             if let Some(body) = op.request_body {
-                operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": body() } } });
+                operation["requestBody"] = json!({ "required": op.body_required, "content": { "application/json": { "schema": body(paths) } } });
             }
             item.insert(op.method.to_ascii_lowercase(), operation);
         }

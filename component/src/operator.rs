@@ -4,10 +4,11 @@
 
 use crate::config::{self, Config, Paths, RUNTIME_KEY};
 use crate::error::ApiError;
-use crate::host::{Host, Response};
+use crate::host::{Host, Response, Sample};
 use crate::http::{json_response, text_response};
 use crate::metrics;
-use crate::routes::{Auth, ParamStyle, ROUTES};
+use crate::routes::{self, Auth, ParamStyle};
+use crate::store::counted;
 use crate::Context;
 use serde_json::{json, Map, Value};
 
@@ -26,8 +27,7 @@ pub fn readyz<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
 }
 
 fn route_inventory(paths: &Paths) -> Value {
-    ROUTES
-        .iter()
+    routes::active(paths)
         .flat_map(|route| {
             route.operations.iter().map(move |op| {
                 let auth = match op.auth {
@@ -42,51 +42,69 @@ fn route_inventory(paths: &Paths) -> Value {
         .collect()
 }
 
-fn service_mode(config: &Config) -> &'static str {
-    if config.enable_group_routes {
-        "webhook+persistence+groups"
-    } else {
-        "webhook+persistence"
+fn service_mode(config: &Config, persistence: bool) -> &'static str {
+    match (persistence, config.enable_group_routes) {
+        (true, true) => "webhook+persistence+groups",
+        (true, false) => "webhook+persistence",
+        (false, true) => "webhook+groups",
+        (false, false) => "webhook",
     }
 }
 
-fn feature_flags(config: &Config) -> Value {
+fn feature_flags(config: &Config, persistence: bool) -> Value {
     json!({
         "groupRoutes": config.enable_group_routes,
-        "persistence": true,
+        "persistence": persistence,
         "logWebhookEvents": config.log_webhook_events,
         "echoReply": config.echo_reply,
     })
 }
 
-/// Store health: a real read, plus the failures counted so far.
-async fn persistence_summary<H: Host>(ctx: &Context<'_, H>) -> Value {
-    let ok = ctx.host.kv_get(HEALTH_PROBE_KEY).await.is_ok();
-    ctx.recorder
-        .persistence(if ok { "success" } else { "failure" });
-    let failures: f64 = ctx
-        .host
-        .metrics_snapshot()
+/// The sum of a counter's samples with this outcome label.
+fn counted_outcomes(snapshot: &[Sample], family: &str, outcome: &str) -> u64 {
+    snapshot
         .iter()
-        .filter(|s| s.name == "persistence_operations_total")
-        .filter(|s| {
-            s.labels
-                .iter()
-                .any(|(k, v)| k == "outcome" && v == "failure")
-        })
+        .filter(|s| s.name == family)
+        .filter(|s| s.labels.iter().any(|(k, v)| k == "outcome" && v == outcome))
         .map(|s| s.value)
-        .sum();
+        .sum::<f64>() as u64
+}
+
+/// Store health, or null when the host runs without a store: a real read,
+/// the backend the host names, the failures and outbox outcomes so far.
+async fn persistence_summary<H: Host>(ctx: &Context<'_, H>) -> Value {
+    let probe = counted(ctx, ctx.host.kv_get(HEALTH_PROBE_KEY).await);
+    if probe == Err(ApiError::PersistenceNotConfigured) {
+        return Value::Null;
+    }
+    let snapshot = ctx.host.metrics_snapshot();
+    let outbox: Map<String, Value> = ["queued", "sent", "retried", "failed", "stale_lease"]
+        .iter()
+        .map(|outcome| {
+            let count = counted_outcomes(&snapshot, "outbox_items_total", outcome);
+            (outcome.to_string(), count.into())
+        })
+        .collect();
+    let backend = ctx
+        .host
+        .config(config::STORE_KEY)
+        .filter(|name| {
+            name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .unwrap_or_else(|| "kv".into());
     json!({
-        "ok": ok,
-        "backend": "kv",
+        "ok": probe.is_ok(),
+        "backend": backend,
         "currentVersion": 1,
         "redactedLocation": "[REDACTED]",
-        "failedOperations": failures as u64,
+        "failedOperations": counted_outcomes(&snapshot, "persistence_operations_total", "failure"),
+        "outbox": outbox,
     })
 }
 
 pub async fn status<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
     let config = ctx.config()?;
+    let persistence = persistence_summary(ctx).await;
     let uptime_ms = ctx
         .host
         .now_millis()
@@ -98,10 +116,10 @@ pub async fn status<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError>
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeSeconds": uptime_ms / 1000,
             "graphApiVersion": config.graph_api_version,
-            "serviceMode": service_mode(config),
+            "serviceMode": service_mode(config, !persistence.is_null()),
             "routes": route_inventory(&config.paths),
-            "featureFlags": feature_flags(config),
-            "persistence": persistence_summary(ctx).await,
+            "featureFlags": feature_flags(config, !persistence.is_null()),
+            "persistence": persistence,
         }),
     ))
 }
@@ -151,6 +169,7 @@ fn recent_errors<H: Host>(ctx: &Context<'_, H>) -> Value {
 
 pub async fn diagnostics<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
     let config = ctx.config()?;
+    let persistence = persistence_summary(ctx).await;
     let config_shape: Map<String, Value> = config::KEYS
         .iter()
         .map(|(key, _)| {
@@ -169,11 +188,11 @@ pub async fn diagnostics<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiE
             "service": SERVICE,
             "version": env!("CARGO_PKG_VERSION"),
             "graphApiVersion": config.graph_api_version,
-            "serviceMode": service_mode(config),
+            "serviceMode": service_mode(config, !persistence.is_null()),
             "runtime": runtime_label(ctx.host),
             "routes": route_inventory(&config.paths),
-            "featureFlags": feature_flags(config),
-            "persistence": persistence_summary(ctx).await,
+            "featureFlags": feature_flags(config, !persistence.is_null()),
+            "persistence": persistence,
             "metricFamilies": metrics::family_names().collect::<Vec<_>>(),
             "recentErrors": recent_errors(ctx),
             "configShape": config_shape,

@@ -152,12 +152,7 @@ pub async fn add_status<H: Host>(
     Ok(())
 }
 
-/// Counts a kv call and turns its failure into `StoreUnavailable`.
-fn kv<T, E>(ctx: &Context<'_, impl Host>, result: Result<T, E>) -> Result<T, ApiError> {
-    ctx.recorder
-        .persistence(if result.is_ok() { "success" } else { "failure" });
-    result.map_err(|_| ApiError::StoreUnavailable)
-}
+use crate::store::counted as kv;
 
 /// The microseconds that invert timestamps into newest-first key order
 /// (about the year 4253; far beyond any clock this runs on).

@@ -3,6 +3,7 @@
 //! metric route labels.
 
 use crate::config::Paths;
+use crate::groups::GroupAction;
 use crate::schemas;
 use serde_json::Value;
 
@@ -41,8 +42,12 @@ pub enum Handler {
     WebhookVerify,
     WebhookReceive,
     SendText,
+    SendMessage,
+    MarkRead,
     ListMessages,
     GetMessage,
+    GetOutboxItem,
+    Group(GroupAction),
 }
 
 /// A query or header parameter, for the OpenAPI document.
@@ -61,7 +66,12 @@ pub struct Operation {
     pub operation_id: &'static str,
     pub summary: &'static str,
     pub params: &'static [Param],
-    pub request_body: Option<fn() -> Value>,
+    /// Its schema may depend on the settings (group bodies).
+    pub request_body: Option<fn(&Paths) -> Value>,
+    /// False when an empty body is accepted too.
+    pub body_required: bool,
+    /// Honours `Prefer: respond-async`: queues the send and answers 202.
+    pub accepts_async: bool,
     /// The success status, its content type and the schema of its body.
     pub success: (u16, &'static str, fn() -> Value),
     /// The error statuses this operation documents (besides the common ones).
@@ -72,6 +82,8 @@ pub struct Operation {
 
 pub struct Route {
     pub base: Base,
+    /// Exists only with `WATS_ENABLE_GROUP_ROUTES`.
+    pub groups: bool,
     /// The path after the base; `{name}` matches one segment.
     pub suffix: &'static str,
     pub operations: &'static [Operation],
@@ -99,6 +111,8 @@ const fn op(
         summary,
         params: &[],
         request_body: None,
+        body_required: true,
+        accepts_async: false,
         success: (200, "application/json", schemas::health),
         errors: &[],
         max_body_bytes: 0,
@@ -110,9 +124,20 @@ impl Operation {
         self.params = params;
         self
     }
-    const fn body(mut self, schema: fn() -> Value, max_body_bytes: usize) -> Self {
+    const fn body(mut self, schema: fn(&Paths) -> Value, max_body_bytes: usize) -> Self {
         self.request_body = Some(schema);
         self.max_body_bytes = max_body_bytes;
+        self
+    }
+    /// A body that may also be empty.
+    const fn optional_body(mut self, schema: fn(&Paths) -> Value, max_body_bytes: usize) -> Self {
+        self.request_body = Some(schema);
+        self.max_body_bytes = max_body_bytes;
+        self.body_required = false;
+        self
+    }
+    const fn sends_async(mut self) -> Self {
+        self.accepts_async = true;
         self
     }
     const fn success(
@@ -130,12 +155,72 @@ impl Operation {
     }
 }
 
+const SEND_PARAMS: &[Param] = &[
+    Param {
+        name: "Idempotency-Key",
+        location: "header",
+        required: false,
+        schema: schemas::idempotency_key,
+    },
+    Param {
+        name: "Prefer",
+        location: "header",
+        required: false,
+        schema: schemas::prefer,
+    },
+];
+const SEND_ERRORS: &[u16] = &[400, 401, 409, 413, 502, 503];
+const MESSAGE_ID: Param = Param {
+    name: "messageId",
+    location: "path",
+    required: true,
+    schema: schemas::wamid,
+};
+const GROUP_ID: Param = Param {
+    name: "groupId",
+    location: "path",
+    required: true,
+    schema: schemas::group_id,
+};
+const GRAPH_AFTER: Param = Param {
+    name: "after",
+    location: "query",
+    required: false,
+    schema: schemas::graph_cursor,
+};
+const GRAPH_BEFORE: Param = Param {
+    name: "before",
+    location: "query",
+    required: false,
+    schema: schemas::graph_cursor,
+};
+const GROUP_BODY_ERRORS: &[u16] = &[400, 401, 413, 502, 503];
+
+/// A Groups operation: bearer, Graph's reply passed through.
+const fn group_op(
+    method: &'static str,
+    action: GroupAction,
+    operation_id: &'static str,
+    summary: &'static str,
+) -> Operation {
+    op(
+        method,
+        Handler::Group(action),
+        Auth::Bearer,
+        operation_id,
+        summary,
+    )
+    .success(200, "application/json", schemas::graph_reply)
+    .errors(&[400, 401, 502, 503])
+}
+
 const TEXT: &str = "text/plain";
 const PROMETHEUS: &str = "text/plain; version=0.0.4";
 
 pub static ROUTES: &[Route] = &[
     Route {
         base: Base::Root,
+        groups: false,
         suffix: "/healthz",
         operations: &[op(
             "GET",
@@ -147,6 +232,7 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         base: Base::Root,
+        groups: false,
         suffix: "/readyz",
         operations: &[op(
             "GET",
@@ -159,6 +245,7 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         base: Base::Root,
+        groups: false,
         suffix: "/status",
         operations: &[op(
             "GET",
@@ -171,6 +258,7 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         base: Base::Root,
+        groups: false,
         suffix: "/metrics",
         operations: &[op(
             "GET",
@@ -183,6 +271,7 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         base: Base::Root,
+        groups: false,
         suffix: "/debug/diagnostics",
         operations: &[op(
             "GET",
@@ -195,6 +284,7 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         base: Base::Root,
+        groups: false,
         suffix: "/openapi.json",
         operations: &[op(
             "GET",
@@ -207,6 +297,7 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         base: Base::Webhook,
+        groups: false,
         suffix: "",
         operations: &[
             op(
@@ -258,6 +349,7 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         base: Base::Api,
+        groups: false,
         suffix: "/messages/text",
         operations: &[op(
             "POST",
@@ -266,47 +358,59 @@ pub static ROUTES: &[Route] = &[
             "sendTextMessage",
             "Sends a text message through Graph.",
         )
-        .params(&[Param {
-            name: "Idempotency-Key",
-            location: "header",
-            required: false,
-            schema: schemas::idempotency_key,
-        }])
+        .params(SEND_PARAMS)
         .body(schemas::send_text, API_MAX_BODY)
+        .sends_async()
         .success(200, "application/json", schemas::send_result)
-        .errors(&[400, 401, 409, 413, 502, 503])],
+        .errors(SEND_ERRORS)],
     },
     // After /messages/text, so that a GET there is 405 rather than a lookup
     // of the id `text`.
     Route {
         base: Base::Api,
+        groups: false,
         suffix: "/messages",
-        operations: &[op(
-            "GET",
-            Handler::ListMessages,
-            Auth::Bearer,
-            "listMessages",
-            "Recorded messages, newest first.",
-        )
-        .params(&[
-            Param {
-                name: "limit",
-                location: "query",
-                required: false,
-                schema: schemas::page_limit,
-            },
-            Param {
-                name: "cursor",
-                location: "query",
-                required: false,
-                schema: schemas::page_cursor,
-            },
-        ])
-        .success(200, "application/json", schemas::message_page)
-        .errors(&[400, 401, 503])],
+        operations: &[
+            op(
+                "POST",
+                Handler::SendMessage,
+                Auth::Bearer,
+                "sendMessage",
+                "Sends a Graph-native text body or a composer body (media, location, reaction, contacts, interactive, template; group bodies with group routes on).",
+            )
+            .params(SEND_PARAMS)
+            .body(schemas::send_message, API_MAX_BODY)
+            .sends_async()
+            .success(200, "application/json", schemas::send_result)
+            .errors(SEND_ERRORS),
+            op(
+                "GET",
+                Handler::ListMessages,
+                Auth::Bearer,
+                "listMessages",
+                "Recorded messages, newest first.",
+            )
+            .params(&[
+                Param {
+                    name: "limit",
+                    location: "query",
+                    required: false,
+                    schema: schemas::page_limit,
+                },
+                Param {
+                    name: "cursor",
+                    location: "query",
+                    required: false,
+                    schema: schemas::page_cursor,
+                },
+            ])
+            .success(200, "application/json", schemas::message_page)
+            .errors(&[400, 401, 503]),
+        ],
     },
     Route {
         base: Base::Api,
+        groups: false,
         suffix: "/messages/{messageId}",
         operations: &[op(
             "GET",
@@ -315,14 +419,123 @@ pub static ROUTES: &[Route] = &[
             "getMessage",
             "One recorded message by WhatsApp message id, with its statuses.",
         )
-        .params(&[Param {
-            name: "messageId",
-            location: "path",
-            required: true,
-            schema: schemas::wamid,
-        }])
+        .params(&[MESSAGE_ID])
         .success(200, "application/json", schemas::message_record)
         .errors(&[400, 401, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/messages/{messageId}/read",
+        operations: &[op(
+            "POST",
+            Handler::MarkRead,
+            Auth::Bearer,
+            "markMessageRead",
+            "Marks an inbound message read, optionally showing a typing indicator.",
+        )
+        .params(&[MESSAGE_ID])
+        .optional_body(schemas::mark_read, API_MAX_BODY)
+        .success(200, "application/json", schemas::graph_reply)
+        .errors(&[400, 401, 413, 502, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/outbox/{outboxId}",
+        operations: &[op(
+            "GET",
+            Handler::GetOutboxItem,
+            Auth::Bearer,
+            "getOutboxItem",
+            "The state of a send queued with Prefer: respond-async.",
+        )
+        .params(&[Param {
+            name: "outboxId",
+            location: "path",
+            required: true,
+            schema: schemas::outbox_id,
+        }])
+        .success(200, "application/json", schemas::outbox_item)
+        .errors(&[400, 401, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: true,
+        suffix: "/groups",
+        operations: &[
+            group_op("GET", GroupAction::List, "listGroups", "Lists the phone number's groups.")
+                .params(&[
+                    Param {
+                        name: "limit",
+                        location: "query",
+                        required: false,
+                        schema: schemas::graph_page_limit,
+                    },
+                    GRAPH_AFTER,
+                    GRAPH_BEFORE,
+                ]),
+            group_op("POST", GroupAction::Create, "createGroup", "Creates a group.")
+                .body(schemas::group_create, API_MAX_BODY)
+                .errors(GROUP_BODY_ERRORS),
+        ],
+    },
+    Route {
+        base: Base::Api,
+        groups: true,
+        suffix: "/groups/{groupId}",
+        operations: &[
+            group_op("GET", GroupAction::Get, "getGroup", "A group's details.")
+                .params(&[GROUP_ID]),
+            group_op("POST", GroupAction::Update, "updateGroup", "Updates a group's subject, description or join approval.")
+                .params(&[GROUP_ID])
+                .body(schemas::group_update, API_MAX_BODY)
+                .errors(GROUP_BODY_ERRORS),
+            group_op("DELETE", GroupAction::Delete, "deleteGroup", "Deletes a group.")
+                .params(&[GROUP_ID]),
+        ],
+    },
+    Route {
+        base: Base::Api,
+        groups: true,
+        suffix: "/groups/{groupId}/invite-link",
+        operations: &[
+            group_op("GET", GroupAction::GetInviteLink, "getGroupInviteLink", "A group's invite link.")
+                .params(&[GROUP_ID]),
+            group_op("POST", GroupAction::ResetInviteLink, "resetGroupInviteLink", "Resets a group's invite link (POST, as Graph does).")
+                .params(&[GROUP_ID]),
+        ],
+    },
+    Route {
+        base: Base::Api,
+        groups: true,
+        suffix: "/groups/{groupId}/participants",
+        operations: &[group_op(
+            "DELETE",
+            GroupAction::RemoveParticipants,
+            "removeGroupParticipants",
+            "Removes up to 8 participants from a group.",
+        )
+        .params(&[GROUP_ID])
+        .body(schemas::group_participants, API_MAX_BODY)
+        .errors(GROUP_BODY_ERRORS)],
+    },
+    Route {
+        base: Base::Api,
+        groups: true,
+        suffix: "/groups/{groupId}/join-requests",
+        operations: &[
+            group_op("GET", GroupAction::ListJoinRequests, "listGroupJoinRequests", "A group's pending join requests.")
+                .params(&[GROUP_ID, GRAPH_AFTER, GRAPH_BEFORE]),
+            group_op("POST", GroupAction::ApproveJoinRequests, "approveGroupJoinRequests", "Approves join requests.")
+                .params(&[GROUP_ID])
+                .body(schemas::group_join_requests, API_MAX_BODY)
+                .errors(GROUP_BODY_ERRORS),
+            group_op("DELETE", GroupAction::RejectJoinRequests, "rejectGroupJoinRequests", "Rejects join requests (DELETE, as Graph does).")
+                .params(&[GROUP_ID])
+                .body(schemas::group_join_requests, API_MAX_BODY)
+                .errors(GROUP_BODY_ERRORS),
+        ],
     },
 ];
 
@@ -405,18 +618,26 @@ impl Route {
     }
 }
 
+/// The routes that exist with these settings.
+pub fn active(paths: &Paths) -> impl Iterator<Item = &'static Route> + '_ {
+    ROUTES
+        .iter()
+        .filter(move |route| !route.groups || paths.group_routes)
+}
+
 /// The setting whose value makes one route's path reach another route (a
 /// webhook path of `/healthz`, say), if any.
 pub fn colliding_setting(paths: &Paths) -> Option<&'static str> {
-    let templates: Vec<String> = ROUTES
+    let routes: Vec<&Route> = active(paths).collect();
+    let templates: Vec<String> = routes
         .iter()
         .map(|route| route.template(paths, ParamStyle::Braces))
         .collect();
-    for (index, first) in ROUTES.iter().enumerate() {
+    for (index, first) in routes.iter().enumerate() {
         let first_path = &templates[index];
         // Routes on one base overlap only as declared (a literal before a
         // parameter); a setting can only make different bases collide.
-        for (second, second_path) in ROUTES.iter().zip(&templates).skip(index + 1) {
+        for (second, second_path) in routes.iter().zip(&templates).skip(index + 1) {
             if second.base == first.base {
                 continue;
             }
@@ -450,7 +671,7 @@ pub enum Resolution {
 /// Finds the route and operation for a request. Literal routes win over
 /// parameterized ones because they are declared first.
 pub fn resolve(paths: &Paths, method: &str, path: &str) -> Resolution {
-    for route in ROUTES {
+    for route in active(paths) {
         let Some(params) = route.matches(paths, path) else {
             continue;
         };
@@ -474,6 +695,7 @@ mod tests {
         Paths {
             webhook: "/hook".into(),
             api_prefix: "/api".into(),
+            group_routes: false,
         }
     }
 
@@ -496,9 +718,28 @@ mod tests {
     }
 
     #[test]
+    fn group_routes_exist_only_when_enabled() {
+        assert!(matches!(
+            resolve(&paths(), "GET", "/api/groups"),
+            Resolution::NotFound
+        ));
+        let enabled = Paths {
+            group_routes: true,
+            ..paths()
+        };
+        assert!(
+            matches!(resolve(&enabled, "DELETE", "/api/groups/G1/join-requests"), Resolution::Found { operation, .. } if operation.handler == Handler::Group(GroupAction::RejectJoinRequests))
+        );
+        assert!(
+            matches!(resolve(&enabled, "DELETE", "/api/groups/G1/invite-link"), Resolution::MethodNotAllowed { route } if route.allow_header() == "GET, POST")
+        );
+    }
+
+    #[test]
     fn parameters_render_in_both_styles() {
         let route = Route {
             base: Base::Api,
+            groups: false,
             suffix: "/messages/{messageId}",
             operations: &[],
         };
@@ -527,17 +768,17 @@ mod tests {
         assert_eq!(colliding_setting(&paths()), None);
         let healthz = Paths {
             webhook: "/healthz".into(),
-            api_prefix: "/api".into(),
+            ..paths()
         };
         assert_eq!(colliding_setting(&healthz), Some("WATS_WEBHOOK_PATH"));
         let shadowed = Paths {
             webhook: "/api/messages/text".into(),
-            api_prefix: "/api".into(),
+            ..paths()
         };
         assert_eq!(colliding_setting(&shadowed), Some("WATS_WEBHOOK_PATH"));
         let debug = Paths {
-            webhook: "/hook".into(),
             api_prefix: "/debug/diagnostics/messages".into(),
+            ..paths()
         };
         assert_eq!(colliding_setting(&debug), None);
     }

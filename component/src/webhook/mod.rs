@@ -9,9 +9,10 @@ use crate::auth::{secrets_equal, signature_valid};
 use crate::error::ApiError;
 use crate::host::{Host, Level, Request, Response, Update};
 use crate::http::{json_response, text_response};
-use crate::messages;
 use crate::projections::{self, NewMessage};
+use crate::store::counted;
 use crate::Context;
+use crate::{compose, messages};
 use normalize::{normalize, Delivery, NormalizedUpdate};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -151,24 +152,22 @@ async fn deliver_once<H: Host>(
     let claimed = host
         .kv_set_if_absent(&key, CLAIMED, Some(CLAIM_TTL_SECONDS))
         .await;
-    ctx.recorder.persistence(if claimed.is_ok() {
-        "success"
-    } else {
-        "failure"
-    });
-    match claimed {
-        Ok(true) => {}
+    let stateless = match counted(ctx, claimed) {
+        Ok(true) => false,
         Ok(false) => {
             // Done before, or claimed by a delivery in flight: that delivery
             // answers for it (and is retried by Meta if it fails).
             ctx.recorder.webhook_update(update.kind, "duplicate");
             return Ok(Outcome::Duplicate);
         }
-        Err(_) => {
+        // A host without a store gets no dedupe: every delivery is
+        // dispatched, as the spec's service without persistence did.
+        Err(ApiError::PersistenceNotConfigured) => true,
+        Err(error) => {
             ctx.recorder.webhook_update(update.kind, "failed");
-            return Err(ApiError::StoreUnavailable);
+            return Err(error);
         }
-    }
+    };
     let handed = Update {
         kind: update.kind,
         id: update.id().map(str::to_owned),
@@ -187,13 +186,13 @@ async fn deliver_once<H: Host>(
         );
         return Err(ApiError::DispatchFailed);
     }
-    let marked = host.kv_set(&key, DONE, Some(SEEN_TTL_SECONDS)).await;
-    ctx.recorder
-        .persistence(if marked.is_ok() { "success" } else { "failure" });
     ctx.recorder.webhook_update(update.kind, "dispatched");
-    // The delivery stands whatever happens to the projection (counted in
-    // metrics).
-    let _ = project(ctx, update, &handed.json, sequence).await;
+    if !stateless {
+        // The delivery stands whatever happens to the mark (it expires into
+        // a redispatch at worst) or the projection; both are counted.
+        let _ = counted(ctx, host.kv_set(&key, DONE, Some(SEEN_TTL_SECONDS)).await);
+        let _ = project(ctx, update, &handed.json, sequence).await;
+    }
     let config = ctx.config()?;
     if config.log_webhook_events {
         host.log(
@@ -207,10 +206,12 @@ async fn deliver_once<H: Host>(
     }
     if let (true, Some((from, text))) = (config.echo_reply, delivery.inbound_text(update)) {
         let reply = format!("Echo: {text}");
-        let reply: String = reply.chars().take(messages::MAX_TEXT_CHARS).collect();
+        let reply: String = reply.chars().take(compose::MAX_TEXT_CHARS).collect();
+        let object = json!({ "body": reply, "preview_url": false });
+        let composed = compose::envelope(&from, "text", object, None);
         // A demo: its failure is counted and logged by the Graph client and
         // does not fail the delivery.
-        let _ = messages::send_text(ctx, &from, &reply, false).await;
+        let _ = messages::send(ctx, &composed).await;
     }
     Ok(Outcome::Dispatched)
 }

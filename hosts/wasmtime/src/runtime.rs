@@ -6,7 +6,7 @@ use crate::services::{KvFailure, Services};
 use anyhow::{Context as _, Result};
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
@@ -21,6 +21,7 @@ wasmtime::component::bindgen!({
 
 use self::wats::service::{clock, config, events, kv, log, metrics, outbound_http, types};
 
+pub use self::exports::wats::service::scheduler::DrainReport;
 pub use self::wats::service::events::Update;
 pub use self::wats::service::log::Level;
 pub use self::wats::service::metrics::Sample;
@@ -109,7 +110,29 @@ impl Runtime {
 
     /// Handles one request in a fresh instance.
     pub async fn handle(&self, request: Request) -> Result<Response> {
-        let _slot = self
+        let (_slot, mut store, service) = self.instance().await?;
+        service
+            .wats_service_handler()
+            .call_handle(&mut store, &request)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("calling handle")
+    }
+
+    /// Sends up to `limit` due outbox items, in a fresh instance.
+    pub async fn drain(&self, limit: u32) -> Result<DrainReport> {
+        let (_slot, mut store, service) = self.instance().await?;
+        service
+            .wats_service_scheduler()
+            .call_drain(&mut store, limit)
+            .await
+            .map_err(anyhow::Error::from)
+            .context("calling drain")
+    }
+
+    /// A fresh instance in its own Store, holding a pool slot.
+    async fn instance(&self) -> Result<(SemaphorePermit<'_>, Store<State>, Service)> {
+        let slot = self
             .slots
             .acquire()
             .await
@@ -127,12 +150,7 @@ impl Runtime {
             .await
             .map_err(anyhow::Error::from)
             .context("instantiating")?;
-        service
-            .wats_service_handler()
-            .call_handle(&mut store, &request)
-            .await
-            .map_err(anyhow::Error::from)
-            .context("calling handle")
+        Ok((slot, store, service))
     }
 }
 
@@ -165,6 +183,7 @@ impl outbound_http::Host for State {
 
 fn kv_error(failure: KvFailure) -> kv::KvError {
     match failure {
+        KvFailure::NotConfigured => kv::KvError::NotConfigured,
         KvFailure::Unavailable(reason) => kv::KvError::Unavailable(reason),
         KvFailure::TooLarge => kv::KvError::TooLarge,
     }

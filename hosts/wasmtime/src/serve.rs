@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use wats_host::kv::{MemoryKv, SqliteKv};
 use wats_host::outbound::{DryRunGraph, LiveHttp};
-use wats_host::runtime::{Request, Runtime};
+use wats_host::runtime::{Level, Request, Runtime};
 use wats_host::services::{Clock, EventSink, KvStore, Outbound, Services, SystemClock};
-use wats_host::sinks::{JsonLinesFile, LogEvents, StderrLog};
+use wats_host::sinks::{log_line, JsonLinesFile, LogEvents, StderrLog};
 
 /// The synthetic credentials of dry-run mode (documented in README.md).
 pub const DRY_RUN_SETTINGS: &[(&str, &str)] = &[
@@ -54,11 +55,41 @@ pub struct ServeArgs {
     /// Append each dispatched update as a JSON line to this file.
     #[arg(long, value_name = "PATH")]
     events_out: Option<PathBuf>,
+    /// Drain the outbox (sends queued with `Prefer: respond-async`) this often.
+    #[arg(long, value_name = "MILLIS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    drain_every_ms: u64,
+}
+
+/// Outbox items one drain sends at most.
+const DRAIN_BATCH: u32 = 50;
+
+/// Drains the outbox on a timer, logging each drain that did something.
+async fn drain_outbox(runtime: Arc<Runtime>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match runtime.drain(DRAIN_BATCH).await {
+            Ok(report) if report.claimed > 0 => {
+                let count = |n: u32| n.to_string();
+                let fields = [
+                    ("claimed".to_owned(), count(report.claimed)),
+                    ("sent".to_owned(), count(report.sent)),
+                    ("retried".to_owned(), count(report.retried)),
+                    ("failed".to_owned(), count(report.failed)),
+                    ("stale".to_owned(), count(report.stale)),
+                ];
+                eprintln!("{}", log_line(Level::Info, "wats.outbox.drained", &fields));
+            }
+            Ok(_) => {}
+            Err(_) => eprintln!("{}", log_line(Level::Warn, "wats.host.drain_failed", &[])),
+        }
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
     let component = component_path(args.component.as_deref())?;
-    let settings = settings(&args)?;
+    let mut settings = settings(&args)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let (kv, store_label): (Arc<dyn KvStore>, &str) = if args.memory {
         (Arc::new(MemoryKv::new(clock.clone())), "memory")
@@ -83,6 +114,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         Some(path) => Arc::new(JsonLinesFile::open(path).context("opening the --events-out file")?),
         None => Arc::new(LogEvents(StderrLog)),
     };
+    settings.insert("wats.store".into(), store_label.into());
     let services = Services::new(settings, kv, outbound, events, Arc::new(StderrLog), clock);
     eprintln!("wats: compiling the component…");
     let runtime = Arc::new(Runtime::load(&component, services)?);
@@ -103,7 +135,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         if !args.live {
             println!("wats: dry-run credentials are synthetic: service bearer token `dry-run-service-token`, verify token `dry-run-verify-token`, app secret `dry-run-app-secret`");
         }
-        wats_host::server::serve(runtime, listener, stop_signal()).await?;
+        let drainer = tokio::spawn(drain_outbox(
+            runtime.clone(),
+            Duration::from_millis(args.drain_every_ms),
+        ));
+        let served = wats_host::server::serve(runtime, listener, stop_signal()).await;
+        drainer.abort();
+        served?;
         eprintln!("wats: stopped");
         Ok(())
     })

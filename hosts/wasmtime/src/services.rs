@@ -13,6 +13,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum KvFailure {
+    /// No store at all (an embedding without state).
+    NotConfigured,
     Unavailable(String),
     TooLarge,
 }

@@ -1,0 +1,256 @@
+//! The opt-in Groups routes (`WATS_ENABLE_GROUP_ROUTES`). Groups hang off
+//! the phone-number id. Inputs are camelCase; Meta's snake_case appears only
+//! in the Graph calls built here. Without the flag these routes do not exist.
+
+use crate::compose::fields::{invalid, Fields, Limit};
+use crate::error::ApiError;
+use crate::graph::{EndpointFamily, GraphClient};
+use crate::host::{Host, Request, Response};
+use crate::http::json_response;
+use crate::messages::json_object;
+use crate::Context;
+use serde_json::{json, Map, Value};
+
+/// Graph's limit on participants removed in one call.
+pub const MAX_REMOVED_PARTICIPANTS: usize = 8;
+const JOIN_APPROVAL_MODES: &[&str] = &["auto_approve", "approval_required"];
+
+/// Group ids are base64url-like tokens.
+pub fn is_safe_group_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-=".contains(&b))
+}
+
+/// Which Groups operation a request is, with its Graph method and path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupAction {
+    List,
+    Create,
+    Get,
+    Update,
+    Delete,
+    GetInviteLink,
+    ResetInviteLink,
+    RemoveParticipants,
+    ListJoinRequests,
+    ApproveJoinRequests,
+    RejectJoinRequests,
+}
+
+fn group_id<'a>(params: &'a [(&str, String)]) -> Result<&'a str, ApiError> {
+    let id = params
+        .iter()
+        .find(|(name, _)| *name == "groupId")
+        .map(|(_, id)| id.as_str())
+        .unwrap_or_default();
+    if !is_safe_group_id(id) {
+        return Err(invalid("groupId", "must be a group id from the Groups API"));
+    }
+    Ok(id)
+}
+
+/// `limit`, `after` and `before` for Graph's cursor paging, checked.
+fn paging_query(request: &Request) -> Result<String, ApiError> {
+    let mut parts = Vec::new();
+    if let Some(value) = request.query("limit") {
+        let limit: u32 = value
+            .parse()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| invalid("limit", "must be an integer from 1 to 1000"))?;
+        parts.push(format!("limit={limit}"));
+    }
+    for name in ["after", "before"] {
+        if let Some(value) = request.query(name) {
+            if !is_safe_group_id(&value) {
+                return Err(invalid(name, "must be a cursor from a previous page"));
+            }
+            parts.push(format!("{name}={value}"));
+        }
+    }
+    Ok(if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    })
+}
+
+/// The body of a create or update: subject, description, join approval.
+fn group_settings(fields: &Fields, create: bool) -> Result<Value, ApiError> {
+    fields.only(&["subject", "description", "joinApprovalMode"], "a group")?;
+    let mut body = json!({ "messaging_product": "whatsapp" });
+    let subject = if create {
+        Some(fields.required_text("subject", Limit::line(100))?)
+    } else {
+        fields.text("subject", Limit::line(100))?
+    };
+    crate::compose::put(&mut body, "subject", subject);
+    crate::compose::put(
+        &mut body,
+        "description",
+        fields.text("description", Limit::lines(2048))?,
+    );
+    if let Some(mode) = fields.text("joinApprovalMode", Limit::line(32))? {
+        if !JOIN_APPROVAL_MODES.contains(&mode) {
+            return Err(invalid(
+                "joinApprovalMode",
+                "must be auto_approve or approval_required",
+            ));
+        }
+        body["join_approval_mode"] = mode.into();
+    }
+    if body.as_object().is_some_and(|b| b.len() == 1) {
+        return Err(ApiError::InvalidRequest(
+            "The body must set subject, description or joinApprovalMode.".into(),
+        ));
+    }
+    Ok(body)
+}
+
+fn removed_participants(fields: &Fields) -> Result<Value, ApiError> {
+    fields.only(&["waIds"], "a participant removal")?;
+    let ids = fields.texts("waIds", 1, MAX_REMOVED_PARTICIPANTS, Limit::line(32))?;
+    for (index, id) in ids.iter().enumerate() {
+        if id.len() < 5 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(
+                &format!("waIds[{index}]"),
+                "must be a WhatsApp id (digits)",
+            ));
+        }
+    }
+    let participants: Vec<Value> = ids.iter().map(|id| json!({ "wa_id": id })).collect();
+    Ok(json!({ "messaging_product": "whatsapp", "participants": participants }))
+}
+
+fn join_requests(fields: &Fields) -> Result<Value, ApiError> {
+    fields.only(&["joinRequestIds"], "a join request decision")?;
+    let ids = fields.texts("joinRequestIds", 1, 100, Limit::line(128))?;
+    Ok(json!({ "messaging_product": "whatsapp", "join_requests": ids }))
+}
+
+pub async fn route<H: Host>(
+    ctx: &Context<'_, H>,
+    action: GroupAction,
+    request: &Request,
+    params: &[(&str, String)],
+) -> Result<Response, ApiError> {
+    use GroupAction::*;
+    let config = ctx.config()?;
+    let body_object: Map<String, Value>;
+    let body_fields = || -> Result<Map<String, Value>, ApiError> { json_object(request) };
+    let (method, path, body) = match action {
+        List => (
+            "GET",
+            format!(
+                "{}/groups{}",
+                config.phone_number_id,
+                paging_query(request)?
+            ),
+            None,
+        ),
+        Create => {
+            body_object = body_fields()?;
+            let body = group_settings(&Fields::root(&body_object), true)?;
+            (
+                "POST",
+                format!("{}/groups", config.phone_number_id),
+                Some(body),
+            )
+        }
+        Get => ("GET", group_id(params)?.to_owned(), None),
+        Update => {
+            body_object = body_fields()?;
+            let body = group_settings(&Fields::root(&body_object), false)?;
+            ("POST", group_id(params)?.to_owned(), Some(body))
+        }
+        Delete => ("DELETE", group_id(params)?.to_owned(), None),
+        GetInviteLink => ("GET", format!("{}/invite_link", group_id(params)?), None),
+        ResetInviteLink => (
+            "POST",
+            format!("{}/invite_link", group_id(params)?),
+            Some(json!({ "messaging_product": "whatsapp" })),
+        ),
+        RemoveParticipants => {
+            body_object = body_fields()?;
+            let body = removed_participants(&Fields::root(&body_object))?;
+            (
+                "DELETE",
+                format!("{}/participants", group_id(params)?),
+                Some(body),
+            )
+        }
+        ListJoinRequests => (
+            "GET",
+            format!(
+                "{}/join_requests{}",
+                group_id(params)?,
+                paging_query(request)?
+            ),
+            None,
+        ),
+        ApproveJoinRequests | RejectJoinRequests => {
+            body_object = body_fields()?;
+            let body = join_requests(&Fields::root(&body_object))?;
+            let method = if action == ApproveJoinRequests {
+                "POST"
+            } else {
+                "DELETE"
+            };
+            (
+                method,
+                format!("{}/join_requests", group_id(params)?),
+                Some(body),
+            )
+        }
+    };
+    let graph = GraphClient {
+        host: ctx.host,
+        config,
+        recorder: &ctx.recorder,
+    };
+    let reply = graph
+        .call(EndpointFamily::Groups, method, &path, body.as_ref())
+        .await?;
+    Ok(json_response(200, &reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn participants_are_at_most_eight_wa_ids_in_snake_case() {
+        let body = json!({ "waIds": ["15551230001", "15551230002"] });
+        let mapped = removed_participants(&Fields::root(body.as_object().unwrap())).unwrap();
+        assert_eq!(
+            mapped["participants"],
+            json!([{ "wa_id": "15551230001" }, { "wa_id": "15551230002" }])
+        );
+        let nine = json!({ "waIds": vec!["15551230001"; 9] });
+        assert!(removed_participants(&Fields::root(nine.as_object().unwrap())).is_err());
+    }
+
+    #[test]
+    fn group_settings_map_to_snake_case() {
+        let body = json!({ "subject": "Team", "joinApprovalMode": "approval_required" });
+        let mapped = group_settings(&Fields::root(body.as_object().unwrap()), true).unwrap();
+        assert_eq!(
+            mapped,
+            json!({ "messaging_product": "whatsapp", "subject": "Team", "join_approval_mode": "approval_required" })
+        );
+        let empty = json!({});
+        assert!(group_settings(&Fields::root(empty.as_object().unwrap()), false).is_err());
+    }
+
+    #[test]
+    fn group_ids_are_tokens() {
+        assert!(is_safe_group_id(
+            "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
+        ));
+        assert!(!is_safe_group_id("../x"));
+        assert!(!is_safe_group_id(""));
+    }
+}

@@ -1,0 +1,423 @@
+//! The outbox: sends queued by `Prefer: respond-async` and delivered later
+//! by `drain`, which a host calls on a schedule.
+//!
+//! Contract (the spec's): enqueue; claim with a lease; mark succeeded or
+//! failed with that lease. A lease is a kv key written with set-if-absent
+//! and a TTL, so one worker holds an item at a time, and a worker whose
+//! lease expired and was taken over cannot complete the newer claim (its
+//! mark is refused as stale). Each claim sends at most once.
+//!
+//! Keys (docs/kv-schema.md): `outbox:item:<id>` holds the item,
+//! `outbox:due:<millis>:<id>` orders queued items by when they are due,
+//! `outbox:lease:<id>` holds the current lease id.
+
+use crate::compose::Composed;
+use crate::error::ApiError;
+use crate::graph::GraphError;
+use crate::host::{Host, Level, Response};
+use crate::http::json_response;
+use crate::projections::iso8601;
+use crate::store::counted;
+use crate::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const ITEM_PREFIX: &str = "outbox:item:";
+const DUE_PREFIX: &str = "outbox:due:";
+const LEASE_PREFIX: &str = "outbox:lease:";
+const ID_PREFIX: &str = "wats-out-";
+/// How long a claim holds an item; a drain sends within one Graph timeout.
+pub const LEASE_SECONDS: u32 = 60;
+/// Attempts before an item that keeps failing is marked failed.
+pub const MAX_ATTEMPTS: u32 = 8;
+const FIRST_BACKOFF_MILLIS: u64 = 2_000;
+const MAX_BACKOFF_MILLIS: u64 = 15 * 60_000;
+/// Finished items stay readable this long.
+const FINISHED_TTL_SECONDS: u32 = 7 * 24 * 60 * 60;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Queued,
+    Sent,
+    Failed,
+}
+
+/// Why the last attempt failed: stable codes, never Meta's free text.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptError {
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta_code: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    pub id: String,
+    pub state: State,
+    pub to: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The Graph payload, sent as it is.
+    pub payload: Value,
+    pub attempts: u32,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub next_attempt_at: u64,
+    pub wa_message_id: Option<String>,
+    pub last_error: Option<AttemptError>,
+}
+
+impl Item {
+    fn due_key(&self) -> String {
+        format!("{DUE_PREFIX}{:013}:{}", self.next_attempt_at, self.id)
+    }
+
+    /// What `GET {prefix}/outbox/{id}` shows: no payload.
+    pub fn view(&self) -> Value {
+        let mut view = json!({
+            "outboxId": self.id,
+            "state": self.state,
+            "type": self.kind,
+            "attempts": self.attempts,
+            "createdAt": iso8601(self.created_at),
+            "updatedAt": iso8601(self.updated_at),
+            "nextAttemptAt": null,
+            "waMessageId": self.wa_message_id,
+            "lastError": self.last_error,
+        });
+        if self.state == State::Queued {
+            view["nextAttemptAt"] = iso8601(self.next_attempt_at).into();
+        }
+        view
+    }
+}
+
+/// The 202 body of a queued send.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    pub outbox_id: String,
+    pub state: State,
+}
+
+fn item_key(id: &str) -> String {
+    format!("{ITEM_PREFIX}{id}")
+}
+
+fn lease_key(id: &str) -> String {
+    format!("{LEASE_PREFIX}{id}")
+}
+
+/// 16 hex characters unique to this call: no randomness is needed, only
+/// distinct values per instance and moment.
+fn unique_hex(host: &impl Host, salt: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(host.started_millis().to_be_bytes());
+    hasher.update(host.monotonic_nanos().to_be_bytes());
+    hasher.update(host.now_millis().to_be_bytes());
+    hasher.update(salt);
+    hex::encode(&hasher.finalize()[..8])
+}
+
+pub async fn enqueue<H: Host>(
+    ctx: &Context<'_, H>,
+    composed: &Composed,
+) -> Result<Queued, ApiError> {
+    let now = ctx.host.now_millis();
+    let payload = serde_json::to_vec(&composed.payload).unwrap_or_default();
+    let item = Item {
+        id: format!("{ID_PREFIX}{now:012x}{}", unique_hex(ctx.host, &payload)),
+        state: State::Queued,
+        to: composed.to.clone(),
+        kind: composed.kind.into(),
+        payload: composed.payload.clone(),
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+        next_attempt_at: now,
+        wa_message_id: None,
+        last_error: None,
+    };
+    let bytes = serde_json::to_vec(&item).unwrap_or_default();
+    // The item first: a due key without its item is dropped by `claim`,
+    // an item without its due key would never be sent.
+    counted(
+        ctx,
+        ctx.host.kv_set(&item_key(&item.id), &bytes, None).await,
+    )?;
+    counted(ctx, ctx.host.kv_set(&item.due_key(), b"", None).await)?;
+    ctx.recorder.outbox("queued");
+    Ok(Queued {
+        outbox_id: item.id,
+        state: State::Queued,
+    })
+}
+
+async fn load<H: Host>(ctx: &Context<'_, H>, id: &str) -> Result<Option<Item>, ApiError> {
+    let bytes = counted(ctx, ctx.host.kv_get(&item_key(id)).await)?;
+    Ok(bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+}
+
+/// `GET {prefix}/outbox/{outboxId}`.
+pub async fn get_route<H: Host>(ctx: &Context<'_, H>, id: &str) -> Result<Response, ApiError> {
+    let safe = id.len() <= 64
+        && id.starts_with(ID_PREFIX)
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !safe {
+        return Err(ApiError::InvalidRequest(
+            "Path segment `outboxId` must be an outbox id (wats-out-…).".into(),
+        ));
+    }
+    match load(ctx, id).await? {
+        Some(item) => Ok(json_response(200, &item.view())),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+/// An item held under a lease.
+pub struct Claimed {
+    pub item: Item,
+    pub lease_id: String,
+}
+
+/// Claims up to `limit` items that are due, each under a new lease.
+pub async fn claim<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<Vec<Claimed>, ApiError> {
+    let now = ctx.host.now_millis();
+    let mut claimed = Vec::new();
+    let mut cursor: Option<String> = None;
+    'pages: loop {
+        let page = counted(
+            ctx,
+            ctx.host
+                .kv_list(DUE_PREFIX, cursor.as_deref(), limit.max(1) * 2)
+                .await,
+        )?;
+        for due_key in &page.keys {
+            let Some((due, id)) = due_key[DUE_PREFIX.len()..].split_once(':') else {
+                continue;
+            };
+            if due.parse::<u64>().map_or(true, |due| due > now) {
+                break 'pages; // keys are in due order: the rest is later
+            }
+            let lease_id = unique_hex(ctx.host, id.as_bytes());
+            let lease = ctx
+                .host
+                .kv_set_if_absent(&lease_key(id), lease_id.as_bytes(), Some(LEASE_SECONDS))
+                .await;
+            if !counted(ctx, lease)? {
+                continue; // another worker holds it
+            }
+            match load(ctx, id).await? {
+                // A due key left behind by a finished or rescheduled item.
+                Some(item) if item.state != State::Queued || item.due_key() != *due_key => {
+                    counted(ctx, ctx.host.kv_remove(due_key).await)?;
+                    counted(ctx, ctx.host.kv_remove(&lease_key(id)).await)?;
+                }
+                Some(item) => {
+                    claimed.push(Claimed { item, lease_id });
+                    if claimed.len() as u32 >= limit {
+                        break 'pages;
+                    }
+                }
+                None => {
+                    counted(ctx, ctx.host.kv_remove(due_key).await)?;
+                    counted(ctx, ctx.host.kv_remove(&lease_key(id)).await)?;
+                }
+            }
+        }
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(claimed)
+}
+
+#[derive(Debug, PartialEq)]
+pub enum MarkError {
+    /// The lease expired and another claim took the item over.
+    StaleLease,
+    Store(ApiError),
+}
+
+impl From<ApiError> for MarkError {
+    fn from(error: ApiError) -> Self {
+        MarkError::Store(error)
+    }
+}
+
+/// What became of an attempt.
+pub enum Attempt {
+    Sent {
+        wa_message_id: Option<String>,
+    },
+    /// Try again at this time (milliseconds since the epoch).
+    Retry {
+        at: u64,
+        error: AttemptError,
+    },
+    Failed {
+        error: AttemptError,
+    },
+}
+
+/// Records the outcome of a claimed item's attempt, if the lease is still
+/// this claim's.
+pub async fn mark<H: Host>(
+    ctx: &Context<'_, H>,
+    claimed: Claimed,
+    attempt: Attempt,
+) -> Result<Item, MarkError> {
+    let Claimed { mut item, lease_id } = claimed;
+    let lease = counted(ctx, ctx.host.kv_get(&lease_key(&item.id)).await)?;
+    if lease.as_deref() != Some(lease_id.as_bytes()) {
+        ctx.recorder.outbox("stale_lease");
+        return Err(MarkError::StaleLease);
+    }
+    let old_due_key = item.due_key();
+    item.attempts += 1;
+    item.updated_at = ctx.host.now_millis();
+    let outcome = match attempt {
+        Attempt::Sent { wa_message_id } => {
+            item.state = State::Sent;
+            item.wa_message_id = wa_message_id;
+            item.last_error = None;
+            "sent"
+        }
+        Attempt::Retry { at, error } => {
+            item.next_attempt_at = at;
+            item.last_error = Some(error);
+            "retried"
+        }
+        Attempt::Failed { error } => {
+            item.state = State::Failed;
+            item.last_error = Some(error);
+            "failed"
+        }
+    };
+    let ttl = (item.state != State::Queued).then_some(FINISHED_TTL_SECONDS);
+    let bytes = serde_json::to_vec(&item).unwrap_or_default();
+    counted(ctx, ctx.host.kv_set(&item_key(&item.id), &bytes, ttl).await)?;
+    if item.state == State::Queued {
+        counted(ctx, ctx.host.kv_set(&item.due_key(), b"", None).await)?;
+    }
+    counted(ctx, ctx.host.kv_remove(&old_due_key).await)?;
+    counted(ctx, ctx.host.kv_remove(&lease_key(&item.id)).await)?;
+    ctx.recorder.outbox(outcome);
+    Ok(item)
+}
+
+/// When to try again after `attempts` failures: doubling from 2 s up to
+/// 15 min, and never before Graph's Retry-After.
+pub fn retry_at(now: u64, attempts: u32, retry_after: Option<&str>) -> u64 {
+    let backoff = FIRST_BACKOFF_MILLIS
+        .saturating_mul(1 << attempts.min(20))
+        .min(MAX_BACKOFF_MILLIS);
+    let asked = retry_after
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map_or(0, |seconds| seconds.saturating_mul(1000));
+    now + backoff.max(asked)
+}
+
+/// Whether a failed send may succeed later: rate limits, Graph's own
+/// faults and the network. A refused request (any other 4xx) or a reply
+/// we cannot read (the message may be out) is final.
+fn retryable(error: &GraphError) -> bool {
+    match error {
+        GraphError::Rejected { status, .. } => error.is_rate_limit() || *status >= 500,
+        GraphError::Timeout | GraphError::Unreachable => true,
+        GraphError::BadReply { .. } => false,
+    }
+}
+
+/// What one drain did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    pub claimed: u32,
+    pub sent: u32,
+    pub retried: u32,
+    pub failed: u32,
+    pub stale: u32,
+}
+
+/// Claims due items and sends each once.
+pub async fn drain<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<DrainReport, ApiError> {
+    let mut report = DrainReport::default();
+    for claimed in claim(ctx, limit).await? {
+        report.claimed += 1;
+        let composed = Composed {
+            to: claimed.item.to.clone(),
+            kind: crate::compose::graph_kind(&claimed.item.kind),
+            payload: claimed.item.payload.clone(),
+        };
+        let attempt = match crate::messages::send(ctx, &composed).await {
+            Ok(reply) => Attempt::Sent {
+                wa_message_id: reply["messages"][0]["id"].as_str().map(str::to_owned),
+            },
+            Err(error) => {
+                let (graph, meta_code) = match &error {
+                    ApiError::Graph(graph) => (Some(graph), graph.meta().and_then(|m| m.code)),
+                    _ => (None, None),
+                };
+                let failure = AttemptError {
+                    code: error.code().into(),
+                    meta_code,
+                };
+                let attempts = claimed.item.attempts + 1;
+                match graph {
+                    Some(graph) if retryable(graph) && attempts < MAX_ATTEMPTS => Attempt::Retry {
+                        at: retry_at(ctx.host.now_millis(), attempts - 1, graph.retry_after()),
+                        error: failure,
+                    },
+                    _ => Attempt::Failed { error: failure },
+                }
+            }
+        };
+        match mark(ctx, claimed, attempt).await {
+            Ok(item) => match item.state {
+                State::Sent => report.sent += 1,
+                State::Failed => report.failed += 1,
+                State::Queued => report.retried += 1,
+            },
+            Err(MarkError::StaleLease) => {
+                report.stale += 1;
+                ctx.host.log(Level::Warn, "wats.outbox.stale_lease", &[]);
+            }
+            Err(MarkError::Store(error)) => return Err(error),
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_honours_retry_after() {
+        assert_eq!(retry_at(0, 0, None), 2_000);
+        assert_eq!(retry_at(0, 3, None), 16_000);
+        assert_eq!(retry_at(0, 30, None), 15 * 60_000);
+        assert_eq!(retry_at(1_000, 0, Some("37")), 38_000);
+        assert_eq!(retry_at(0, 3, Some("1")), 16_000);
+        assert_eq!(retry_at(0, 0, Some("soon")), 2_000);
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        let rejected = |status| GraphError::Rejected {
+            status,
+            meta: None,
+            retry_after: None,
+        };
+        assert!(retryable(&rejected(429)));
+        assert!(retryable(&rejected(503)));
+        assert!(!retryable(&rejected(400)));
+        assert!(retryable(&GraphError::Timeout));
+        assert!(!retryable(&GraphError::BadReply { status: 200 }));
+    }
+}
