@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Writes send-message.json, the JSON Schema of `POST {prefix}/messages` bodies
+# Writes send-message.json: the JSON Schemas of `POST {prefix}/messages` bodies
 # (compose/ holds the validation it documents). Run after changing either:
 #   python3 component/schemas/generate.py
 # Patterns mirror the validator: no control characters (line breaks only in
@@ -15,12 +15,11 @@ def lines(n, desc=None):
     s = {"type":"string","minLength":1,"maxLength":n,"pattern":"^[^"+CTRL_ML+"]*\\S[^"+CTRL_ML+"]*$"}
     if desc: s["description"]=desc
     return s
+REF = "#/components/schemas/"
 TO = {"type":"string","pattern":"^\\+?[0-9]{5,31}$","description":"Recipient phone number in international format, or WhatsApp id."}
-WAMID = {"type":"string","pattern":"^wamid\\.[A-Za-z0-9._=+-]{1,194}$"}
-REPLY = {"$ref":"#/$defs/wamid","description":"Sends the message as a reply: Graph's context.message_id."}
+REPLY = {"$ref":REF+"Wamid","description":"Sends the message as a reply: Graph's context.message_id."}
 MEDIA_ID = {"type":"string","pattern":"^[A-Za-z0-9_-]{1,128}$","description":"A media id from Graph's media upload."}
 LINK = {"type":"string","maxLength":2048,"pattern":"^https?://[^\\s"+CTRL+"]+$"}
-GROUP_ID = {"type":"string","pattern":"^[A-Za-z0-9_=-]{1,200}$"}
 
 def obj(kind, required, props, desc):
     p = {"type":{"const":kind}}
@@ -28,7 +27,7 @@ def obj(kind, required, props, desc):
     return {"type":"object","title":kind,"description":desc,"required":["type"]+required,"properties":p,"additionalProperties":False}
 
 def media(kind, extra, desc):
-    base = {"to":{"$ref":"#/$defs/to"},"mediaId":{"$ref":"#/$defs/mediaId"},"link":{"$ref":"#/$defs/link"},"replyToMessageId":REPLY}
+    base = {"to":{"$ref":REF+"Recipient"},"mediaId":{"$ref":REF+"MediaId"},"link":{"$ref":REF+"MediaLink"},"replyToMessageId":REPLY}
     base.update(extra)
     o = obj(kind, ["to"], base, desc)
     o["oneOf"] = [{"required":["mediaId"],"not":{"required":["link"]}},{"required":["link"],"not":{"required":["mediaId"]}}]
@@ -38,18 +37,18 @@ nullable_bool = {"type":["boolean","null"]}
 variants = []
 variants.append({"type":"object","title":"graphNativeText","description":"Graph's own text message body.",
   "required":["messaging_product","to","type","text"],"additionalProperties":False,
-  "properties":{"messaging_product":{"const":"whatsapp"},"recipient_type":{"const":"individual"},"to":{"$ref":"#/$defs/to"},"type":{"const":"text"},
+  "properties":{"messaging_product":{"const":"whatsapp"},"recipient_type":{"const":"individual"},"to":{"$ref":REF+"Recipient"},"type":{"const":"text"},
     "text":{"type":"object","required":["body"],"additionalProperties":False,"properties":{"body":lines(4096),"preview_url":nullable_bool}},
-    "context":{"type":"object","required":["message_id"],"additionalProperties":False,"properties":{"message_id":{"$ref":"#/$defs/wamid"}}}}})
-variants.append(obj("text",["to","text"],{"to":{"$ref":"#/$defs/to"},"text":lines(4096),"previewUrl":nullable_bool,"replyToMessageId":REPLY},"A text message."))
+    "context":{"type":"object","required":["message_id"],"additionalProperties":False,"properties":{"message_id":{"$ref":REF+"Wamid"}}}}})
+variants.append(obj("text",["to","text"],{"to":{"$ref":REF+"Recipient"},"text":lines(4096),"previewUrl":nullable_bool,"replyToMessageId":REPLY},"A text message."))
 variants.append(media("image",{"caption":lines(1024)},"An image by media id or link."))
 variants.append(media("video",{"caption":lines(1024)},"A video by media id or link."))
 variants.append(media("audio",{"voice":{"type":["boolean","null"],"description":"true sends a voice message (audio.voice)."}},"An audio file by media id or link."))
 variants.append(media("document",{"caption":lines(1024),"filename":line(240)},"A document by media id or link."))
 variants.append(media("sticker",{},"A sticker by media id or link."))
-variants.append(obj("location",["to","latitude","longitude"],{"to":{"$ref":"#/$defs/to"},"latitude":{"type":"number","minimum":-90,"maximum":90},"longitude":{"type":"number","minimum":-180,"maximum":180},"name":line(1000),"address":line(1000),"replyToMessageId":REPLY},"A location pin."))
-variants.append(obj("reaction",["to","messageId","emoji"],{"to":{"$ref":"#/$defs/to"},"messageId":{"$ref":"#/$defs/wamid"},"emoji":{"type":"string","minLength":1,"maxLength":16,"description":"Exactly one emoji (one grapheme cluster)."}},"A reaction to a message."))
-variants.append(obj("removeReaction",["to","messageId"],{"to":{"$ref":"#/$defs/to"},"messageId":{"$ref":"#/$defs/wamid"}},"Removes the reaction from a message."))
+variants.append(obj("location",["to","latitude","longitude"],{"to":{"$ref":REF+"Recipient"},"latitude":{"type":"number","minimum":-90,"maximum":90},"longitude":{"type":"number","minimum":-180,"maximum":180},"name":line(1000),"address":line(1000),"replyToMessageId":REPLY},"A location pin."))
+variants.append(obj("reaction",["to","messageId","emoji"],{"to":{"$ref":REF+"Recipient"},"messageId":{"$ref":REF+"Wamid"},"emoji":{"type":"string","minLength":1,"maxLength":16,"description":"Exactly one emoji (one grapheme cluster)."}},"A reaction to a message."))
+variants.append(obj("removeReaction",["to","messageId"],{"to":{"$ref":REF+"Recipient"},"messageId":{"$ref":REF+"Wamid"}},"Removes the reaction from a message."))
 def texts_obj(names, required=()):
     o={"type":"object","additionalProperties":False,"properties":{n:line(256) for n in names}}
     if required: o["required"]=list(required)
@@ -62,9 +61,9 @@ contact = {"type":"object","required":["name"],"additionalProperties":False,"pro
   "addresses":{"type":"array","maxItems":20,"items":texts_obj(["street","city","state","zip","country","countryCode","type"])},
   "org":texts_obj(["company","department","title"]),
   "birthday":{"type":"string","pattern":"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}}}
-variants.append(obj("contacts",["to","contacts"],{"to":{"$ref":"#/$defs/to"},"contacts":{"type":"array","minItems":1,"maxItems":20,"items":contact},"replyToMessageId":REPLY},"Contact cards (camelCase in, snake_case to Graph)."))
+variants.append(obj("contacts",["to","contacts"],{"to":{"$ref":REF+"Recipient"},"contacts":{"type":"array","minItems":1,"maxItems":20,"items":contact},"replyToMessageId":REPLY},"Contact cards (camelCase in, snake_case to Graph)."))
 H = line(60); F = line(60); B = lines(1024)
-common = {"to":{"$ref":"#/$defs/to"},"replyToMessageId":REPLY}
+common = {"to":{"$ref":REF+"Recipient"},"replyToMessageId":REPLY}
 def inter(kind, required, props, desc):
     p=dict(common); p.update(props); return obj(kind, ["to"]+required, p, desc)
 variants.append(inter("interactiveButtons",["bodyText","buttons"],{"bodyText":B,"headerText":H,"footerText":F,
@@ -84,16 +83,20 @@ param = {"type":"object","required":["type"],"description":"text {text}; payload
 component = {"type":"object","required":["type"],"additionalProperties":False,"properties":{"type":{"enum":["header","body","button"]},
   "subType":{"enum":["quick_reply","url","copy_code","flow","catalog"]},"index":{"type":"integer","minimum":0,"maximum":9},
   "parameters":{"type":"array","maxItems":100,"items":param}},"description":"subType and index are required for buttons and only for them."}
-variants.append(obj("template",["to","name","language"],{"to":{"$ref":"#/$defs/to"},"name":{"type":"string","pattern":"^[a-z0-9_]{1,512}$"},
+variants.append(obj("template",["to","name","language"],{"to":{"$ref":REF+"Recipient"},"name":{"type":"string","pattern":"^[a-z0-9_]{1,512}$"},
   "language":{"type":"string","pattern":"^[a-z]{2,3}(_[A-Za-z0-9]{2,4})?$"},"components":{"type":"array","maxItems":20,"items":component},"replyToMessageId":REPLY},"An approved message template."))
 groups = [
- obj("groupText",["groupId","text"],{"groupId":{"$ref":"#/$defs/groupId"},"text":lines(4096),"previewUrl":nullable_bool,"replyToMessageId":REPLY},"Text to a group (needs WATS_ENABLE_GROUP_ROUTES)."),
- obj("groupPin",["groupId","messageId","action"],{"groupId":{"$ref":"#/$defs/groupId"},"messageId":{"$ref":"#/$defs/wamid"},"action":{"enum":["pin","unpin"]},"expirationDays":{"type":"integer","minimum":1,"maximum":30,"description":"Required to pin; not accepted to unpin."}},"Pins or unpins a group message (needs WATS_ENABLE_GROUP_ROUTES)."),
+ obj("groupText",["groupId","text"],{"groupId":{"$ref":REF+"GroupId"},"text":lines(4096),"previewUrl":nullable_bool,"replyToMessageId":REPLY},"Text to a group (needs WATS_ENABLE_GROUP_ROUTES)."),
+ obj("groupPin",["groupId","messageId","action"],{"groupId":{"$ref":REF+"GroupId"},"messageId":{"$ref":REF+"Wamid"},"action":{"enum":["pin","unpin"]},"expirationDays":{"type":"integer","minimum":1,"maximum":30,"description":"Required to pin; not accepted to unpin."}},"Pins or unpins a group message (needs WATS_ENABLE_GROUP_ROUTES)."),
 ]
-defs = {"to":TO,"wamid":WAMID,"mediaId":MEDIA_ID,"link":LINK,"groupId":GROUP_ID}
-schema = {"$defs":defs,"oneOf":variants}
-schema = {"$defs":defs,"oneOf":variants+groups}
+# Wamid and GroupId are in components.json.
+schemas = {
+    "SendMessage": {"oneOf": variants + groups},
+    "Recipient": TO,
+    "MediaId": MEDIA_ID,
+    "MediaLink": LINK,
+}
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "send-message.json")
 with open(out, "w") as f:
-    json.dump(schema, f, ensure_ascii=False, separators=(",", ":"))
+    json.dump(schemas, f, ensure_ascii=False, separators=(",", ":"))
     f.write("\n")

@@ -33,12 +33,12 @@ pub fn document(paths: &Paths) -> Value {
             let mut responses = Map::new();
             responses.insert(
                 status.to_string(),
-                json!({ "description": status_description(status), "content": { content_type: { "schema": schema() } } }),
+                json!({ "description": status_description(status), "content": { content_type: { "schema": schemas::reference(schema) } } }),
             );
             if op.accepts_async {
                 responses.insert(
                     "202".into(),
-                    json!({ "description": "Queued in the outbox (Prefer: respond-async)", "content": { "application/json": { "schema": schemas::queued() } } }),
+                    json!({ "description": "Queued in the outbox (Prefer: respond-async)", "content": { "application/json": { "schema": schemas::reference("Queued") } } }),
                 );
             }
             let mut errors: Vec<u16> = op.errors.to_vec();
@@ -53,7 +53,7 @@ pub fn document(paths: &Paths) -> Value {
                     error.to_string(),
                     json!({
                         "description": status_description(error),
-                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                        "content": { "application/json": { "schema": schemas::reference("Error") } }
                     }),
                 );
             }
@@ -69,11 +69,11 @@ pub fn document(paths: &Paths) -> Value {
                 operation["parameters"] = op
                     .params
                     .iter()
-                    .map(|p| json!({ "name": p.name, "in": p.location, "required": p.required, "schema": (p.schema)() }))
+                    .map(|p| json!({ "name": p.name, "in": p.location, "required": p.required, "schema": schemas::reference(p.schema) }))
                     .collect();
             }
             if let Some(body) = op.request_body {
-                operation["requestBody"] = json!({ "required": op.body_required, "content": { "application/json": { "schema": body(paths) } } });
+                operation["requestBody"] = json!({ "required": op.body_required, "content": { "application/json": { "schema": schemas::reference(body) } } });
             }
             item.insert(op.method.to_ascii_lowercase(), operation);
         }
@@ -92,7 +92,7 @@ pub fn document(paths: &Paths) -> Value {
         "paths": path_items,
         "components": {
             "securitySchemes": { SECURITY_SCHEME: { "type": "http", "scheme": "bearer" } },
-            "schemas": { "Error": schemas::error() }
+            "schemas": schemas::components(paths)
         }
     })
 }

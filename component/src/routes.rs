@@ -4,8 +4,6 @@
 
 use crate::config::Paths;
 use crate::groups::GroupAction;
-use crate::schemas;
-use serde_json::Value;
 
 /// Where a route's path starts: fixed, or at a configured path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +54,7 @@ pub struct Param {
     pub location: &'static str,
     pub required: bool,
     /// What the service accepts: the document states the real constraints.
-    pub schema: fn() -> Value,
+    pub schema: &'static str,
 }
 
 pub struct Operation {
@@ -66,14 +64,14 @@ pub struct Operation {
     pub operation_id: &'static str,
     pub summary: &'static str,
     pub params: &'static [Param],
-    /// Its schema may depend on the settings (group bodies).
-    pub request_body: Option<fn(&Paths) -> Value>,
+    /// The name of its schema.
+    pub request_body: Option<&'static str>,
     /// False when an empty body is accepted too.
     pub body_required: bool,
     /// Honours `Prefer: respond-async`: queues the send and answers 202.
     pub accepts_async: bool,
     /// The success status, its content type and the schema of its body.
-    pub success: (u16, &'static str, fn() -> Value),
+    pub success: (u16, &'static str, &'static str),
     /// The error statuses this operation documents (besides the common ones).
     pub errors: &'static [u16],
     /// Larger bodies are refused with 413 before anything else happens.
@@ -113,7 +111,7 @@ const fn op(
         request_body: None,
         body_required: true,
         accepts_async: false,
-        success: (200, "application/json", schemas::health),
+        success: (200, "application/json", "Health"),
         errors: &[],
         max_body_bytes: 0,
     }
@@ -124,13 +122,13 @@ impl Operation {
         self.params = params;
         self
     }
-    const fn body(mut self, schema: fn(&Paths) -> Value, max_body_bytes: usize) -> Self {
+    const fn body(mut self, schema: &'static str, max_body_bytes: usize) -> Self {
         self.request_body = Some(schema);
         self.max_body_bytes = max_body_bytes;
         self
     }
     /// A body that may also be empty.
-    const fn optional_body(mut self, schema: fn(&Paths) -> Value, max_body_bytes: usize) -> Self {
+    const fn optional_body(mut self, schema: &'static str, max_body_bytes: usize) -> Self {
         self.request_body = Some(schema);
         self.max_body_bytes = max_body_bytes;
         self.body_required = false;
@@ -144,7 +142,7 @@ impl Operation {
         mut self,
         status: u16,
         content_type: &'static str,
-        schema: fn() -> Value,
+        schema: &'static str,
     ) -> Self {
         self.success = (status, content_type, schema);
         self
@@ -160,13 +158,13 @@ const SEND_PARAMS: &[Param] = &[
         name: "Idempotency-Key",
         location: "header",
         required: false,
-        schema: schemas::idempotency_key,
+        schema: "IdempotencyKey",
     },
     Param {
         name: "Prefer",
         location: "header",
         required: false,
-        schema: schemas::prefer,
+        schema: "Prefer",
     },
 ];
 const SEND_ERRORS: &[u16] = &[400, 401, 409, 413, 502, 503];
@@ -174,25 +172,25 @@ const MESSAGE_ID: Param = Param {
     name: "messageId",
     location: "path",
     required: true,
-    schema: schemas::wamid,
+    schema: "Wamid",
 };
 const GROUP_ID: Param = Param {
     name: "groupId",
     location: "path",
     required: true,
-    schema: schemas::group_id,
+    schema: "GroupId",
 };
 const GRAPH_AFTER: Param = Param {
     name: "after",
     location: "query",
     required: false,
-    schema: schemas::graph_cursor,
+    schema: "GraphCursor",
 };
 const GRAPH_BEFORE: Param = Param {
     name: "before",
     location: "query",
     required: false,
-    schema: schemas::graph_cursor,
+    schema: "GraphCursor",
 };
 const GROUP_BODY_ERRORS: &[u16] = &[400, 401, 413, 502, 503];
 
@@ -210,7 +208,7 @@ const fn group_op(
         operation_id,
         summary,
     )
-    .success(200, "application/json", schemas::graph_reply)
+    .success(200, "application/json", "GraphReply")
     .errors(&[400, 401, 502, 503])
 }
 
@@ -254,7 +252,7 @@ pub static ROUTES: &[Route] = &[
             "getStatus",
             "Redacted operator status snapshot.",
         )
-        .success(200, "application/json", schemas::status)],
+        .success(200, "application/json", "Status")],
     },
     Route {
         base: Base::Root,
@@ -267,7 +265,7 @@ pub static ROUTES: &[Route] = &[
             "getMetrics",
             "Prometheus text exposition.",
         )
-        .success(200, PROMETHEUS, schemas::text)],
+        .success(200, PROMETHEUS, "Text")],
     },
     Route {
         base: Base::Root,
@@ -280,7 +278,7 @@ pub static ROUTES: &[Route] = &[
             "getDiagnostics",
             "Redacted support diagnostics snapshot.",
         )
-        .success(200, "application/json", schemas::diagnostics)],
+        .success(200, "application/json", "Diagnostics")],
     },
     Route {
         base: Base::Root,
@@ -293,7 +291,7 @@ pub static ROUTES: &[Route] = &[
             "getOpenApi",
             "This OpenAPI 3.1 document.",
         )
-        .success(200, "application/json", schemas::any_object)],
+        .success(200, "application/json", "AnyObject")],
     },
     Route {
         base: Base::Webhook,
@@ -312,22 +310,22 @@ pub static ROUTES: &[Route] = &[
                     name: "hub.mode",
                     location: "query",
                     required: true,
-                    schema: schemas::hub_mode,
+                    schema: "HubMode",
                 },
                 Param {
                     name: "hub.verify_token",
                     location: "query",
                     required: true,
-                    schema: schemas::non_empty_string,
+                    schema: "NonEmptyString",
                 },
                 Param {
                     name: "hub.challenge",
                     location: "query",
                     required: true,
-                    schema: schemas::hub_challenge,
+                    schema: "HubChallenge",
                 },
             ])
-            .success(200, TEXT, schemas::text)
+            .success(200, TEXT, "Text")
             .errors(&[400, 403]),
             op(
                 "POST",
@@ -340,10 +338,10 @@ pub static ROUTES: &[Route] = &[
                 name: "X-Hub-Signature-256",
                 location: "header",
                 required: true,
-                schema: schemas::signature_header,
+                schema: "SignatureHeader",
             }])
-            .body(schemas::webhook_delivery, WEBHOOK_MAX_BODY)
-            .success(200, "application/json", schemas::webhook_ack)
+            .body("WebhookDelivery", WEBHOOK_MAX_BODY)
+            .success(200, "application/json", "WebhookAck")
             .errors(&[400, 401, 413, 503]),
         ],
     },
@@ -359,9 +357,9 @@ pub static ROUTES: &[Route] = &[
             "Sends a text message through Graph.",
         )
         .params(SEND_PARAMS)
-        .body(schemas::send_text, API_MAX_BODY)
+        .body("SendText", API_MAX_BODY)
         .sends_async()
-        .success(200, "application/json", schemas::send_result)
+        .success(200, "application/json", "SendResult")
         .errors(SEND_ERRORS)],
     },
     // After /messages/text, so that a GET there is 405 rather than a lookup
@@ -379,9 +377,9 @@ pub static ROUTES: &[Route] = &[
                 "Sends a Graph-native text body or a composer body (media, location, reaction, contacts, interactive, template; group bodies with group routes on).",
             )
             .params(SEND_PARAMS)
-            .body(schemas::send_message, API_MAX_BODY)
+            .body("SendMessage", API_MAX_BODY)
             .sends_async()
-            .success(200, "application/json", schemas::send_result)
+            .success(200, "application/json", "SendResult")
             .errors(SEND_ERRORS),
             op(
                 "GET",
@@ -395,16 +393,16 @@ pub static ROUTES: &[Route] = &[
                     name: "limit",
                     location: "query",
                     required: false,
-                    schema: schemas::page_limit,
+                    schema: "PageLimit",
                 },
                 Param {
                     name: "cursor",
                     location: "query",
                     required: false,
-                    schema: schemas::page_cursor,
+                    schema: "PageCursor",
                 },
             ])
-            .success(200, "application/json", schemas::message_page)
+            .success(200, "application/json", "MessagePage")
             .errors(&[400, 401, 503]),
         ],
     },
@@ -420,7 +418,7 @@ pub static ROUTES: &[Route] = &[
             "One recorded message by WhatsApp message id, with its statuses.",
         )
         .params(&[MESSAGE_ID])
-        .success(200, "application/json", schemas::message_record)
+        .success(200, "application/json", "MessageRecord")
         .errors(&[400, 401, 503])],
     },
     Route {
@@ -435,8 +433,8 @@ pub static ROUTES: &[Route] = &[
             "Marks an inbound message read, optionally showing a typing indicator.",
         )
         .params(&[MESSAGE_ID])
-        .optional_body(schemas::mark_read, API_MAX_BODY)
-        .success(200, "application/json", schemas::graph_reply)
+        .optional_body("MarkRead", API_MAX_BODY)
+        .success(200, "application/json", "GraphReply")
         .errors(&[400, 401, 413, 502, 503])],
     },
     Route {
@@ -454,9 +452,9 @@ pub static ROUTES: &[Route] = &[
             name: "outboxId",
             location: "path",
             required: true,
-            schema: schemas::outbox_id,
+            schema: "OutboxId",
         }])
-        .success(200, "application/json", schemas::outbox_item)
+        .success(200, "application/json", "OutboxItem")
         .errors(&[400, 401, 503])],
     },
     Route {
@@ -470,13 +468,13 @@ pub static ROUTES: &[Route] = &[
                         name: "limit",
                         location: "query",
                         required: false,
-                        schema: schemas::graph_page_limit,
+                        schema: "GraphPageLimit",
                     },
                     GRAPH_AFTER,
                     GRAPH_BEFORE,
                 ]),
             group_op("POST", GroupAction::Create, "createGroup", "Creates a group.")
-                .body(schemas::group_create, API_MAX_BODY)
+                .body("GroupCreate", API_MAX_BODY)
                 .errors(GROUP_BODY_ERRORS),
         ],
     },
@@ -489,7 +487,7 @@ pub static ROUTES: &[Route] = &[
                 .params(&[GROUP_ID]),
             group_op("POST", GroupAction::Update, "updateGroup", "Updates a group's subject, description or join approval.")
                 .params(&[GROUP_ID])
-                .body(schemas::group_update, API_MAX_BODY)
+                .body("GroupUpdate", API_MAX_BODY)
                 .errors(GROUP_BODY_ERRORS),
             group_op("DELETE", GroupAction::Delete, "deleteGroup", "Deletes a group.")
                 .params(&[GROUP_ID]),
@@ -517,7 +515,7 @@ pub static ROUTES: &[Route] = &[
             "Removes up to 8 participants from a group.",
         )
         .params(&[GROUP_ID])
-        .body(schemas::group_participants, API_MAX_BODY)
+        .body("GroupParticipants", API_MAX_BODY)
         .errors(GROUP_BODY_ERRORS)],
     },
     Route {
@@ -529,11 +527,11 @@ pub static ROUTES: &[Route] = &[
                 .params(&[GROUP_ID, GRAPH_AFTER, GRAPH_BEFORE]),
             group_op("POST", GroupAction::ApproveJoinRequests, "approveGroupJoinRequests", "Approves join requests.")
                 .params(&[GROUP_ID])
-                .body(schemas::group_join_requests, API_MAX_BODY)
+                .body("GroupJoinRequests", API_MAX_BODY)
                 .errors(GROUP_BODY_ERRORS),
             group_op("DELETE", GroupAction::RejectJoinRequests, "rejectGroupJoinRequests", "Rejects join requests (DELETE, as Graph does).")
                 .params(&[GROUP_ID])
-                .body(schemas::group_join_requests, API_MAX_BODY)
+                .body("GroupJoinRequests", API_MAX_BODY)
                 .errors(GROUP_BODY_ERRORS),
         ],
     },

@@ -135,12 +135,14 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub fn number(&self, name: &str, min: f64, max: f64) -> Result<Option<f64>, ApiError> {
+    /// A finite number within bounds.
+    pub fn number(&self, name: &str, min: i32, max: i32) -> Result<Option<f64>, ApiError> {
         let Some(value) = self.present(name) else {
             return Ok(None);
         };
+        let range = f64::from(min)..=f64::from(max);
         match value.as_f64() {
-            Some(number) if number.is_finite() && (min..=max).contains(&number) => Ok(Some(number)),
+            Some(number) if number.is_finite() && range.contains(&number) => Ok(Some(number)),
             _ => Err(invalid(
                 &self.path(name),
                 &format!("must be a number from {min} to {max}"),

@@ -232,14 +232,14 @@ fn location(fields: &Fields) -> Result<Composed, ApiError> {
         "type `location`",
     )?;
     let to = recipient(fields)?;
-    let required = |name: &str, bound: f64| {
+    let required = |name: &str, bound: i32| {
         fields
             .number(name, -bound, bound)?
             .ok_or_else(|| invalid(name, "is required"))
     };
     let mut object = json!({
-        "latitude": required("latitude", 90.0)?,
-        "longitude": required("longitude", 180.0)?,
+        "latitude": required("latitude", 90)?,
+        "longitude": required("longitude", 180)?,
     });
     put(&mut object, "name", fields.text("name", Limit::line(1000))?);
     put(
