@@ -26,6 +26,8 @@ pub mod webhook;
 
 #[cfg(feature = "export")]
 mod component;
+#[cfg(test)]
+mod testing;
 
 pub use host::{
     Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Request, Response, Sample, Update,
@@ -46,7 +48,15 @@ pub struct Context<'a, H: Host> {
     pub recorder: Recorder,
 }
 
-impl<H: Host> Context<'_, H> {
+impl<'a, H: Host> Context<'a, H> {
+    pub fn new(host: &'a H) -> Self {
+        Context {
+            host,
+            config: OnceCell::new(),
+            recorder: Recorder::default(),
+        }
+    }
+
     /// The configuration, or the `invalid_config` error naming the bad key.
     pub fn config(&self) -> Result<&Config, ApiError> {
         let loaded = self.config.get_or_init(|| Config::load(self.host));
@@ -62,11 +72,7 @@ const UNMATCHED_ROUTE: &str = "unmatched";
 /// Handles one HTTP request. Never panics on any input.
 pub async fn handle<H: Host>(host: &H, request: Request) -> Response {
     let started = host.monotonic_nanos();
-    let ctx = Context {
-        host,
-        config: OnceCell::new(),
-        recorder: Recorder::default(),
-    };
+    let ctx = Context::new(host);
     // Routing needs only the paths. With invalid path settings it uses the
     // defaults, so that /healthz answers while /readyz and the service
     // routes report the bad key (through `ctx.config()`).
@@ -149,11 +155,7 @@ fn param<'a>(params: &'a [(&str, String)], name: &str) -> &'a str {
 /// Sends the outbox's due items: the entry point a host calls on a
 /// schedule (a timer in `wats serve`, a cron trigger on Workers).
 pub async fn drain<H: Host>(host: &H, limit: u32) -> outbox::DrainReport {
-    let ctx = Context {
-        host,
-        config: OnceCell::new(),
-        recorder: Recorder::default(),
-    };
+    let ctx = Context::new(host);
     let report = match ctx.config() {
         Ok(_) => outbox::drain(&ctx, limit).await,
         Err(error) => Err(error),

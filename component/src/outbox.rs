@@ -250,6 +250,39 @@ impl From<ApiError> for MarkError {
     }
 }
 
+/// Whether this claim may still mark the item: its lease is current, or it
+/// expired and nobody has claimed or changed the item since (the lease is
+/// then taken again, so a slow send is not sent a second time).
+async fn still_holds<H: Host>(
+    ctx: &Context<'_, H>,
+    item: &Item,
+    lease_id: &str,
+) -> Result<bool, ApiError> {
+    let key = lease_key(&item.id);
+    let lease = counted(ctx, ctx.host.kv_get(&key).await)?;
+    if lease.as_deref() == Some(lease_id.as_bytes()) {
+        return Ok(true);
+    }
+    if lease.is_some() {
+        return Ok(false); // another claim holds it now
+    }
+    let retaken = ctx
+        .host
+        .kv_set_if_absent(&key, lease_id.as_bytes(), Some(LEASE_SECONDS))
+        .await;
+    if !counted(ctx, retaken)? {
+        return Ok(false);
+    }
+    let unchanged = load(ctx, &item.id)
+        .await?
+        .is_some_and(|stored| stored.state == State::Queued && stored.attempts == item.attempts);
+    if !unchanged {
+        // Another claim came and went: let the lease go, the item is theirs.
+        counted(ctx, ctx.host.kv_remove(&key).await)?;
+    }
+    Ok(unchanged)
+}
+
 /// What became of an attempt.
 pub enum Attempt {
     Sent {
@@ -273,8 +306,7 @@ pub async fn mark<H: Host>(
     attempt: Attempt,
 ) -> Result<Item, MarkError> {
     let Claimed { mut item, lease_id } = claimed;
-    let lease = counted(ctx, ctx.host.kv_get(&lease_key(&item.id)).await)?;
-    if lease.as_deref() != Some(lease_id.as_bytes()) {
+    if !still_holds(ctx, &item, &lease_id).await? {
         ctx.recorder.outbox("stale_lease");
         return Err(MarkError::StaleLease);
     }
@@ -396,6 +428,126 @@ pub async fn drain<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<DrainRep
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{block_on, TestHost};
+
+    const SENT: &str = r#"{"messages":[{"id":"wamid.OUT1"}]}"#;
+
+    fn queue_one(host: &TestHost) -> String {
+        let ctx = Context::new(host);
+        let composed =
+            crate::compose::envelope("15551230000", "text", json!({ "body": "hi" }), None);
+        block_on(enqueue(&ctx, &composed)).unwrap().outbox_id
+    }
+
+    fn stored(host: &TestHost, id: &str) -> Item {
+        block_on(load(&Context::new(host), id)).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_claimed_item_is_held_until_marked() {
+        let host = TestHost::configured();
+        let id = queue_one(&host);
+        let ctx = Context::new(&host);
+        let mut first = block_on(claim(&ctx, 10)).unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(
+            block_on(claim(&ctx, 10)).unwrap().is_empty(),
+            "held by the lease"
+        );
+        let sent = Attempt::Sent {
+            wa_message_id: Some("wamid.OUT1".into()),
+        };
+        let item = block_on(mark(&ctx, first.remove(0), sent)).unwrap();
+        assert_eq!((item.state, item.attempts), (State::Sent, 1));
+        assert_eq!(
+            stored(&host, &id).wa_message_id.as_deref(),
+            Some("wamid.OUT1")
+        );
+        host.advance(u64::from(LEASE_SECONDS) * 2000);
+        assert!(
+            block_on(claim(&ctx, 10)).unwrap().is_empty(),
+            "sent items are not claimed again"
+        );
+    }
+
+    #[test]
+    fn a_stale_lease_cannot_complete_a_newer_claim() {
+        let host = TestHost::configured();
+        let id = queue_one(&host);
+        let ctx = Context::new(&host);
+        let stale = block_on(claim(&ctx, 10)).unwrap().remove(0);
+        host.advance(u64::from(LEASE_SECONDS) * 1000 + 1);
+        let current = block_on(claim(&ctx, 10)).unwrap().remove(0);
+        let sent = || Attempt::Sent {
+            wa_message_id: None,
+        };
+        assert_eq!(
+            block_on(mark(&ctx, stale, sent())).unwrap_err(),
+            MarkError::StaleLease
+        );
+        assert_eq!(stored(&host, &id).state, State::Queued);
+        assert_eq!(
+            block_on(mark(&ctx, current, sent())).unwrap().state,
+            State::Sent
+        );
+    }
+
+    #[test]
+    fn an_expired_lease_nobody_took_still_completes() {
+        let host = TestHost::configured();
+        let id = queue_one(&host);
+        let ctx = Context::new(&host);
+        let slow = block_on(claim(&ctx, 10)).unwrap().remove(0);
+        host.advance(u64::from(LEASE_SECONDS) * 1000 + 1);
+        let sent = Attempt::Sent {
+            wa_message_id: None,
+        };
+        assert_eq!(block_on(mark(&ctx, slow, sent)).unwrap().state, State::Sent);
+        assert_eq!(stored(&host, &id).state, State::Sent);
+    }
+
+    #[test]
+    fn drain_retries_rate_limits_after_retry_after_and_then_sends() {
+        let host = TestHost::configured();
+        let id = queue_one(&host);
+        let ctx = Context::new(&host);
+        host.replies.borrow_mut().push_back(Response {
+            status: 429,
+            headers: vec![("retry-after".into(), "30".into())],
+            body: Vec::new(),
+        });
+        let report = block_on(drain(&ctx, 10)).unwrap();
+        assert_eq!((report.claimed, report.retried), (1, 1));
+        let item = stored(&host, &id);
+        assert_eq!(item.next_attempt_at, host.now.get() + 30_000);
+        assert_eq!(item.last_error.unwrap().code, "graph_request_failed");
+        host.advance(29_000);
+        assert_eq!(
+            block_on(drain(&ctx, 10)).unwrap().claimed,
+            0,
+            "not due before Retry-After"
+        );
+        host.advance(1_000);
+        host.reply(200, SENT);
+        let report = block_on(drain(&ctx, 10)).unwrap();
+        assert_eq!((report.claimed, report.sent), (1, 1));
+        assert_eq!(host.sent.borrow().len(), 2, "one Graph call per claim");
+        assert_eq!(stored(&host, &id).state, State::Sent);
+    }
+
+    #[test]
+    fn drain_gives_up_on_a_refused_send() {
+        let host = TestHost::configured();
+        let id = queue_one(&host);
+        host.reply(400, r#"{"error":{"code":131026,"type":"OAuthException"}}"#);
+        let report = block_on(drain(&Context::new(&host), 10)).unwrap();
+        assert_eq!(report.failed, 1);
+        let item = stored(&host, &id);
+        assert_eq!(
+            (item.state, item.last_error.unwrap().meta_code),
+            (State::Failed, Some(131026))
+        );
+    }
 
     #[test]
     fn backoff_doubles_caps_and_honours_retry_after() {

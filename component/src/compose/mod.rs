@@ -163,6 +163,15 @@ pub fn put(object: &mut Value, key: &str, value: Option<impl Into<Value>>) {
 
 /// Graph's own text body: `{messaging_product, to, type: "text", text: {body}}`.
 fn graph_native_text(fields: &Fields) -> Result<Composed, ApiError> {
+    if fields.required_text("messaging_product", Limit::line(16))? != "whatsapp" {
+        return Err(invalid("messaging_product", "must be \"whatsapp\""));
+    }
+    if fields.required_text("type", Limit::line(16))? != "text" {
+        return Err(invalid(
+            "type",
+            "must be \"text\" in a Graph-native body (other types use the composer bodies)",
+        ));
+    }
     fields.only(
         &[
             "messaging_product",
@@ -174,15 +183,6 @@ fn graph_native_text(fields: &Fields) -> Result<Composed, ApiError> {
         ],
         "a Graph-native text body",
     )?;
-    if fields.required_text("messaging_product", Limit::line(16))? != "whatsapp" {
-        return Err(invalid("messaging_product", "must be \"whatsapp\""));
-    }
-    if fields.required_text("type", Limit::line(16))? != "text" {
-        return Err(invalid(
-            "type",
-            "must be \"text\" in a Graph-native body (other types use the composer bodies)",
-        ));
-    }
     if let Some(kind) = fields.text("recipient_type", Limit::line(16))? {
         if kind != "individual" {
             return Err(invalid("recipient_type", "must be \"individual\""));

@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use support::{
     assert_no_canaries, check, component_path, graph_replies, load_suites, prepare, run_suites,
@@ -17,7 +17,7 @@ use wats_host::runtime::{
     Level, OutboundError, OutgoingRequest, Request, Response, Runtime, Update,
 };
 use wats_host::services::{
-    BoxFuture, EventSink, KvFailure, KvStore, LogSink, Outbound, Services, SystemClock,
+    BoxFuture, Clock, EventSink, KvFailure, KvStore, LogSink, Outbound, Services, SystemClock,
 };
 use wats_host::sinks::log_line;
 
@@ -96,14 +96,36 @@ impl LogSink for CapturedLog {
     }
 }
 
-/// Memory kv that fails every call while `down` is set.
+/// The system clock moved forward by what the cases asked for, so that
+/// backoffs and leases come due without waiting.
+#[derive(Default)]
+struct ShiftedClock {
+    system: SystemClock,
+    offset_ms: AtomicU64,
+}
+
+impl Clock for ShiftedClock {
+    fn now_millis(&self) -> u64 {
+        self.system.now_millis() + self.offset_ms.load(Ordering::SeqCst)
+    }
+    fn monotonic_nanos(&self) -> u64 {
+        self.system.monotonic_nanos() + self.offset_ms.load(Ordering::SeqCst) * 1_000_000
+    }
+}
+
+/// Memory kv that fails every call while `down` is set, or acts as a host
+/// without a store while `absent` is set.
 struct SwitchableKv {
     inner: MemoryKv,
     down: AtomicBool,
+    absent: AtomicBool,
 }
 
 impl SwitchableKv {
     fn check(&self) -> Result<(), KvFailure> {
+        if self.absent.load(Ordering::SeqCst) {
+            return Err(KvFailure::NotConfigured);
+        }
         if self.down.load(Ordering::SeqCst) {
             return Err(KvFailure::Unavailable("switched off by the test".into()));
         }
@@ -144,13 +166,14 @@ struct Fakes {
     events: Arc<CollectedEvents>,
     log: Arc<CapturedLog>,
     kv: Arc<SwitchableKv>,
+    clock: Arc<ShiftedClock>,
     /// Every log line of the suite, for the canary sweep.
     suite_logs: Mutex<Vec<String>>,
 }
 
 impl Fakes {
     fn new(suite: &Suite) -> (Fakes, Services) {
-        let clock = Arc::new(SystemClock::default());
+        let clock = Arc::new(ShiftedClock::default());
         let fakes = Fakes {
             graph: Arc::new(FakeGraph {
                 base: suite.settings["WATS_GRAPH_BASE_URL"].clone(),
@@ -161,7 +184,9 @@ impl Fakes {
             kv: Arc::new(SwitchableKv {
                 inner: MemoryKv::new(clock.clone()),
                 down: AtomicBool::new(false),
+                absent: AtomicBool::new(false),
             }),
+            clock: clock.clone(),
             suite_logs: Mutex::default(),
         };
         let mut settings = suite.settings.clone();
@@ -184,13 +209,19 @@ impl Fakes {
         suite: &Suite,
         case: &Value,
     ) -> Result<(), String> {
-        let prepared = prepare(case, suite);
         *self.graph.replies.lock().unwrap() = graph_replies(case).into();
         let faults = &case["faults"];
         self.kv.down.store(
             faults["kvUnavailable"].as_bool().unwrap_or(false),
             Ordering::SeqCst,
         );
+        self.kv.absent.store(
+            faults["kvNotConfigured"].as_bool().unwrap_or(false),
+            Ordering::SeqCst,
+        );
+        if let Some(advance) = case["advanceClockMs"].as_u64() {
+            self.clock.offset_ms.fetch_add(advance, Ordering::SeqCst);
+        }
         *self.events.failing_ids.lock().unwrap() = faults["dispatchFailsFor"]
             .as_array()
             .map(|ids| {
@@ -199,16 +230,35 @@ impl Fakes {
                     .collect()
             })
             .unwrap_or_default();
-        let request = Request {
-            method: prepared.method,
-            path_with_query: prepared.path,
-            headers: prepared.headers,
-            body: prepared.body,
+        let response = if let Some(limit) = case["request"]["drain"].as_u64() {
+            // The scheduler export, as a host's timer calls it; its report
+            // is checked as a 200 JSON body.
+            let report = executor
+                .block_on(runtime.drain(limit as u32))
+                .map_err(|error| format!("drain failed: {error:#}"))?;
+            let body = serde_json::json!({
+                "claimed": report.claimed, "sent": report.sent, "retried": report.retried,
+                "failed": report.failed, "stale": report.stale,
+            });
+            Response {
+                status: 200,
+                headers: Vec::new(),
+                body: body.to_string().into_bytes(),
+            }
+        } else {
+            let prepared = prepare(case, suite);
+            let request = Request {
+                method: prepared.method,
+                path_with_query: prepared.path,
+                headers: prepared.headers,
+                body: prepared.body,
+            };
+            executor
+                .block_on(runtime.handle(request))
+                .map_err(|error| format!("the component failed: {error:#}"))?
         };
-        let response = executor
-            .block_on(runtime.handle(request))
-            .map_err(|error| format!("the component failed: {error:#}"))?;
         self.kv.down.store(false, Ordering::SeqCst);
+        self.kv.absent.store(false, Ordering::SeqCst);
         self.events.failing_ids.lock().unwrap().clear();
 
         let lines = std::mem::take(&mut *self.log.0.lock().unwrap());
