@@ -536,3 +536,93 @@ fn concurrent_duplicate_deliveries_dispatch_each_update_once() {
     assert_eq!(read_lines(events).len(), 6, "each update written once");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_outbox_timer_retries_a_rate_limited_send_after_retry_after() {
+    let (_, suites) = load_suites();
+    let executor = executor();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    script.lock().unwrap().replies = vec![
+        GraphReply::Http {
+            status: 429,
+            headers: vec![("retry-after".into(), "1".into())],
+            body: Vec::new(),
+        },
+        GraphReply::Http {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: br#"{"messages":[{"id":"wamid.E2EQUEUED1"}]}"#.to_vec(),
+        },
+    ]
+    .into();
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let suite = suites
+        .iter()
+        .find(|s| s.name.starts_with("POST /api/messages:"))
+        .expect("the composer suite");
+    let mut settings = suite.settings.clone();
+    settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
+    let token = settings["WATS_SERVICE_BEARER_TOKEN"].clone();
+    let server = Server::start(
+        &["--live", "--yes-live", "--memory", "--drain-every-ms", "50"],
+        &settings,
+    )
+    .expect("starts");
+    let client = reqwest::Client::new();
+    let auth = vec![("authorization".to_owned(), format!("Bearer {token}"))];
+    let mut queue_headers = auth.clone();
+    queue_headers.push(("prefer".into(), "respond-async".into()));
+    let body = br#"{"type":"text","to":"15551230000","text":"later"}"#.to_vec();
+    let queued = executor.block_on(send(
+        &client,
+        &server.base,
+        "POST",
+        "/api/messages",
+        &queue_headers,
+        body,
+    ));
+    assert_eq!(
+        queued.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&queued.body)
+    );
+    let location = queued
+        .headers
+        .iter()
+        .find(|(name, _)| name == "location")
+        .map(|(_, value)| value.clone())
+        .expect("a Location header");
+    // Wait for the item to settle: bounded polling, no timing asserted.
+    let mut item = Value::Null;
+    for _ in 0..400 {
+        let reply = executor.block_on(send(
+            &client,
+            &server.base,
+            "GET",
+            &location,
+            &auth,
+            Vec::new(),
+        ));
+        assert_eq!(reply.status, 200);
+        item = serde_json::from_slice(&reply.body).unwrap();
+        if item["state"] != "queued" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let stderr = server.stop();
+    assert_eq!(item["state"], "sent", "{item}");
+    assert_eq!(item["attempts"], 2);
+    assert_eq!(item["waMessageId"], "wamid.E2EQUEUED1");
+    let calls = std::mem::take(&mut script.lock().unwrap().calls);
+    assert_eq!(calls.len(), 2, "one Graph call per claim");
+    assert!(
+        stderr.contains("\"event\":\"wats.outbox.drained\""),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("later") && !stderr.contains("15551230000"),
+        "{stderr}"
+    );
+}

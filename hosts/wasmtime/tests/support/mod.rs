@@ -319,6 +319,13 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// Every expectation of a case against what was observed; on success the
 /// values named in `expect.capture` are kept for later cases.
 pub fn check(case: &Value, suite: &Suite, observed: &Observed) -> Result<(), String> {
+    // Captured values stand in for `{{name}}` in expectations too.
+    let mut text = case.to_string();
+    for (name, value) in suite.vars.borrow().iter() {
+        text = text.replace(&format!("{{{{{name}}}}}"), value);
+    }
+    let case: Value = serde_json::from_str(&text).expect("still JSON");
+    let case = &case;
     check_expectations(case, observed)?;
     for (name, pointer) in case["expect"]["capture"]
         .as_object()
