@@ -11,12 +11,14 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+/// A stored value and when it expires (milliseconds), if ever.
+type Entry = (Vec<u8>, Option<u64>);
+
 #[derive(Default)]
 pub struct TestHost {
     pub now: Cell<u64>,
     pub settings: HashMap<String, String>,
-    /// Key → (value, expiry in milliseconds).
-    pub kv: RefCell<BTreeMap<String, (Vec<u8>, Option<u64>)>>,
+    pub kv: RefCell<BTreeMap<String, Entry>>,
     pub replies: RefCell<VecDeque<Response>>,
     pub sent: RefCell<Vec<OutgoingRequest>>,
 }
