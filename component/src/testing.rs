@@ -59,7 +59,7 @@ impl TestHost {
         let kv = self.kv.borrow();
         let (value, expiry) = kv.get(key)?;
         expiry
-            .map_or(true, |at| at > self.now.get())
+            .is_none_or(|at| at > self.now.get())
             .then(|| value.clone())
     }
 
@@ -112,7 +112,7 @@ impl Host for TestHost {
             .kv
             .borrow()
             .keys()
-            .filter(|key| key.starts_with(prefix) && cursor.map_or(true, |c| key.as_str() > c))
+            .filter(|key| key.starts_with(prefix) && cursor.is_none_or(|c| key.as_str() > c))
             .filter(|key| self.live(key).is_some())
             .take(limit as usize + 1)
             .cloned()
