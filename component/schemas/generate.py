@@ -7,12 +7,14 @@
 import json, os
 CTRL = "\\u0000-\\u001f\\u007f-\\u009f"
 CTRL_ML = "\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f"
+# "No control character anywhere, and a visible one": a lookahead rather
+# than `^[^…]*$`, whose `$` Python's re also matches before a final newline.
 def line(n, desc=None):
-    s = {"type":"string","minLength":1,"maxLength":n,"pattern":"^[^"+CTRL+"]*\\S[^"+CTRL+"]*$"}
+    s = {"type":"string","minLength":1,"maxLength":n,"pattern":"^(?![\\s\\S]*["+CTRL+"])[\\s\\S]*\\S"}
     if desc: s["description"]=desc
     return s
 def lines(n, desc=None):
-    s = {"type":"string","minLength":1,"maxLength":n,"pattern":"^[^"+CTRL_ML+"]*\\S[^"+CTRL_ML+"]*$"}
+    s = {"type":"string","minLength":1,"maxLength":n,"pattern":"^(?![\\s\\S]*["+CTRL_ML+"])[\\s\\S]*\\S"}
     if desc: s["description"]=desc
     return s
 REF = "#/components/schemas/"
@@ -87,7 +89,9 @@ variants.append(obj("template",["to","name","language"],{"to":{"$ref":REF+"Recip
   "language":{"type":"string","pattern":"^[a-z]{2,3}(_[A-Za-z0-9]{2,4})?$"},"components":{"type":"array","maxItems":20,"items":component},"replyToMessageId":REPLY},"An approved message template."))
 groups = [
  obj("groupText",["groupId","text"],{"groupId":{"$ref":REF+"GroupId"},"text":lines(4096),"previewUrl":nullable_bool,"replyToMessageId":REPLY},"Text to a group (needs WATS_ENABLE_GROUP_ROUTES)."),
- obj("groupPin",["groupId","messageId","action"],{"groupId":{"$ref":REF+"GroupId"},"messageId":{"$ref":REF+"Wamid"},"action":{"enum":["pin","unpin"]},"expirationDays":{"type":"integer","minimum":1,"maximum":30,"description":"Required to pin; not accepted to unpin."}},"Pins or unpins a group message (needs WATS_ENABLE_GROUP_ROUTES)."),
+ # Two variants titled groupPin: pinning needs expirationDays, unpinning refuses it.
+ obj("groupPin",["groupId","messageId","action","expirationDays"],{"groupId":{"$ref":REF+"GroupId"},"messageId":{"$ref":REF+"Wamid"},"action":{"const":"pin"},"expirationDays":{"type":"integer","minimum":1,"maximum":30}},"Pins a group message for 1 to 30 days (needs WATS_ENABLE_GROUP_ROUTES)."),
+ obj("groupPin",["groupId","messageId","action"],{"groupId":{"$ref":REF+"GroupId"},"messageId":{"$ref":REF+"Wamid"},"action":{"const":"unpin"}},"Unpins a group message (needs WATS_ENABLE_GROUP_ROUTES)."),
 ]
 # Wamid and GroupId are in components.json.
 schemas = {

@@ -128,6 +128,14 @@ fn removed_participants(fields: &Fields) -> Result<Value, ApiError> {
 fn join_requests(fields: &Fields) -> Result<Value, ApiError> {
     fields.only(&["joinRequestIds"], "a join request decision")?;
     let ids = fields.texts("joinRequestIds", 1, 100, Limit::line(128))?;
+    for (index, id) in ids.iter().enumerate() {
+        if !is_safe_group_id(id) {
+            return Err(invalid(
+                &format!("joinRequestIds[{index}]"),
+                "must be a join request id from Graph",
+            ));
+        }
+    }
     Ok(json!({ "messaging_product": "whatsapp", "join_requests": ids }))
 }
 

@@ -41,6 +41,14 @@ pub fn document(paths: &Paths) -> Value {
                     json!({ "description": "Queued in the outbox (Prefer: respond-async)", "content": { "application/json": { "schema": schemas::reference("Queued") } } }),
                 );
             }
+            for link in op.links {
+                if let Some(response) = responses.get_mut(&link.status.to_string()) {
+                    response["links"][link.operation_id] = json!({
+                        "operationId": link.operation_id,
+                        "parameters": { link.parameter: link.value },
+                    });
+                }
+            }
             let mut errors: Vec<u16> = op.errors.to_vec();
             errors.extend([404, 405]);
             if op.auth == Auth::Bearer {

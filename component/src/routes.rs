@@ -57,6 +57,16 @@ pub struct Param {
     pub schema: &'static str,
 }
 
+/// An OpenAPI link: where a response's value feeds another operation's
+/// parameter (schemathesis follows these in its stateful phase).
+pub struct Link {
+    pub status: u16,
+    pub operation_id: &'static str,
+    pub parameter: &'static str,
+    /// A runtime expression such as `$response.body#/outboxId`.
+    pub value: &'static str,
+}
+
 pub struct Operation {
     pub method: &'static str,
     pub handler: Handler,
@@ -76,6 +86,7 @@ pub struct Operation {
     pub errors: &'static [u16],
     /// Larger bodies are refused with 413 before anything else happens.
     pub max_body_bytes: usize,
+    pub links: &'static [Link],
 }
 
 pub struct Route {
@@ -114,6 +125,7 @@ const fn op(
         success: (200, "application/json", "Health"),
         errors: &[],
         max_body_bytes: 0,
+        links: &[],
     }
 }
 
@@ -147,6 +159,10 @@ impl Operation {
         self.success = (status, content_type, schema);
         self
     }
+    const fn links(mut self, links: &'static [Link]) -> Self {
+        self.links = links;
+        self
+    }
     const fn errors(mut self, errors: &'static [u16]) -> Self {
         self.errors = errors;
         self
@@ -168,6 +184,21 @@ const SEND_PARAMS: &[Param] = &[
     },
 ];
 const SEND_ERRORS: &[u16] = &[400, 401, 409, 413, 502, 503];
+/// A send's reply names the message (200) or the outbox item (202).
+const SEND_LINKS: &[Link] = &[
+    Link {
+        status: 200,
+        operation_id: "getMessage",
+        parameter: "messageId",
+        value: "$response.body#/messages/0/id",
+    },
+    Link {
+        status: 202,
+        operation_id: "getOutboxItem",
+        parameter: "outboxId",
+        value: "$response.body#/outboxId",
+    },
+];
 const MESSAGE_ID: Param = Param {
     name: "messageId",
     location: "path",
@@ -359,6 +390,7 @@ pub static ROUTES: &[Route] = &[
         .params(SEND_PARAMS)
         .body("SendText", API_MAX_BODY)
         .sends_async()
+        .links(SEND_LINKS)
         .success(200, "application/json", "SendResult")
         .errors(SEND_ERRORS)],
     },
@@ -379,6 +411,7 @@ pub static ROUTES: &[Route] = &[
             .params(SEND_PARAMS)
             .body("SendMessage", API_MAX_BODY)
             .sends_async()
+            .links(SEND_LINKS)
             .success(200, "application/json", "SendResult")
             .errors(SEND_ERRORS),
             op(

@@ -102,8 +102,10 @@ impl<'a> Fields<'a> {
         )))
     }
 
+    /// A field that is there, null included: null is a value of the wrong
+    /// type for every field except booleans, as the schema says.
     fn present(&self, name: &str) -> Option<&'a Value> {
-        self.object.get(name).filter(|value| !value.is_null())
+        self.object.get(name)
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -129,7 +131,7 @@ impl<'a> Fields<'a> {
 
     pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.present(name) {
-            None => Ok(None),
+            None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(value)) => Ok(Some(*value)),
             Some(_) => Err(invalid(&self.path(name), "must be a boolean")),
         }
@@ -154,7 +156,12 @@ impl<'a> Fields<'a> {
         let Some(value) = self.present(name) else {
             return Ok(None);
         };
-        match value.as_i64() {
+        // JSON has one number type: 7.0 is the integer 7, as JSON Schema says.
+        let whole = value.as_i64().or_else(|| {
+            let number = value.as_f64()?;
+            (number.fract() == 0.0 && number.abs() < 9e15).then_some(number as i64)
+        });
+        match whole {
             Some(number) if (min..=max).contains(&number) => Ok(Some(number)),
             _ => Err(invalid(
                 &self.path(name),
