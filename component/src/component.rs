@@ -2,12 +2,10 @@
 //! world's imports. Imports are synchronous, so every future of the service
 //! completes on its first poll and a trivial executor suffices.
 
+use crate::block_on;
 use crate::host::{
     self, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
 };
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 wit_bindgen::generate!({ world: "service", path: "../wit" });
 
@@ -47,18 +45,6 @@ impl exports::wats::service::scheduler::Guest for Component {
 }
 
 export!(Component);
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        // Never pending with synchronous imports; looping keeps it correct
-        // should an import ever yield.
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
 
 /// The host as the world's imports provide it.
 struct ImportedHost;

@@ -29,6 +29,21 @@ mod component;
 #[cfg(test)]
 mod testing;
 
+/// Runs a future to completion by polling it. The component's imports (and
+/// the test host's) are synchronous, so every future of the service
+/// completes on its first poll; looping keeps this correct should an import
+/// ever yield.
+#[cfg(any(feature = "export", test))]
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
 pub use host::{
     Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Request, Response, Sample, Update,
 };

@@ -7,9 +7,8 @@ use crate::host::{
 };
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+
+pub(crate) use crate::block_on;
 
 /// A stored value and when it expires (milliseconds), if ever.
 type Entry = (Vec<u8>, Option<u64>);
@@ -142,15 +141,4 @@ impl Host for TestHost {
         Vec::new()
     }
     fn log(&self, _level: Level, _event: &str, _fields: &[(&str, String)]) {}
-}
-
-/// Runs a future whose host calls never wait.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
 }
