@@ -579,12 +579,16 @@ pub enum ParamStyle {
 }
 
 impl Route {
-    pub fn template(&self, paths: &Paths, style: ParamStyle) -> String {
-        let base = match self.base {
+    fn base<'a>(&self, paths: &'a Paths) -> &'a str {
+        match self.base {
             Base::Root => "",
             Base::Webhook => paths.webhook.as_str(),
             Base::Api => paths.api_prefix.as_str(),
-        };
+        }
+    }
+
+    pub fn template(&self, paths: &Paths, style: ParamStyle) -> String {
+        let base = self.base(paths);
         let suffix = match style {
             ParamStyle::Braces => self.suffix.to_owned(),
             ParamStyle::Colon => self
@@ -611,8 +615,9 @@ impl Route {
     }
 
     /// Matches a request path; returns the path parameters on success.
+    /// Runs for every route on every request, so it renders no template.
     fn matches(&self, paths: &Paths, path: &str) -> Option<Vec<(&'static str, String)>> {
-        self.matches_template(&self.template(paths, ParamStyle::Braces), path)
+        self.matches_template(self.suffix, path.strip_prefix(self.base(paths))?)
     }
 
     /// As `matches`, with this route's template already rendered.
