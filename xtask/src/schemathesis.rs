@@ -62,19 +62,20 @@ pub fn run(steps: &mut Steps, wats: &Path, component: &Path) -> Result<()> {
         .stderr(Stdio::null())
         .spawn()
         .context("starting wats serve")?;
-    let address = {
-        let mut lines = BufReader::new(server.stdout.take().expect("piped")).lines();
-        lines
-            .find_map(|line| {
-                line.ok()?
-                    .split("http://")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()
-                    .map(str::to_owned)
-            })
-            .context("wats serve did not say where it listens")?
-    };
+    let mut stdout = BufReader::new(server.stdout.take().expect("piped"));
+    let address = (&mut stdout)
+        .lines()
+        .find_map(|line| {
+            line.ok()?
+                .split("http://")
+                .nth(1)?
+                .split_whitespace()
+                .next()
+                .map(str::to_owned)
+        })
+        .context("wats serve did not say where it listens")?;
+    // Keep reading what it writes, so that it never writes to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let status = Command::new(&schemathesis)
         .args(["run", &format!("http://{address}/openapi.json")])
         .args(["--header", "Authorization: Bearer dry-run-service-token"])

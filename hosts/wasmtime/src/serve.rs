@@ -131,10 +131,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let bound = listener.local_addr()?;
         let mode = if args.live { "live" } else { "dry-run" };
         let events = if args.events_out.is_some() { "file" } else { "log" };
-        println!("wats: listening on http://{bound} (mode: {mode}, store: {store_label}, events: {events})");
+        // One write, and a closed stdout is no reason to stop serving (a
+        // parent that only wanted the address may close it at once).
+        let mut banner = format!("wats: listening on http://{bound} (mode: {mode}, store: {store_label}, events: {events})\n");
         if !args.live {
-            println!("wats: dry-run credentials are synthetic: service bearer token `dry-run-service-token`, verify token `dry-run-verify-token`, app secret `dry-run-app-secret`");
+            banner.push_str("wats: dry-run credentials are synthetic: service bearer token `dry-run-service-token`, verify token `dry-run-verify-token`, app secret `dry-run-app-secret`\n");
         }
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
         let drainer = tokio::spawn(drain_outbox(
             runtime.clone(),
             Duration::from_millis(args.drain_every_ms),
