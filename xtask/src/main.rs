@@ -4,6 +4,7 @@
 mod component;
 mod schemathesis;
 mod steps;
+mod worker;
 
 use anyhow::{bail, Result};
 use steps::Steps;
@@ -13,8 +14,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   build            build the wats:service component (target/wats/wats.wasm) and print its size
   serve [ARGS..]   build what is needed and run `wats serve ARGS..` (dry-run on 127.0.0.1:8787)
-  test             run every check and test: fmt, clippy, unit tests, component, conformance, schemathesis
-  bench            build in release mode and report the hot-path benchmarks and sizes";
+  test             run every check and test: fmt, clippy, unit tests, component, conformance, schemathesis, the Worker in workerd
+  bench            build in release mode and report the hot-path benchmarks and sizes
+  worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
+  worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +42,16 @@ fn run(args: &[String]) -> Result<()> {
         "serve" => serve(rest),
         "test" => test(),
         "bench" => bench(),
+        "worker" => worker::run(rest),
+        "worker-build" => {
+            // `cargo xtask worker` has just built it when it starts wrangler.
+            let built = worker::crate_dir().join("build/index.js");
+            if std::env::var_os("WATS_WORKER_PREBUILT").is_some() && built.exists() {
+                eprintln!("xtask: the Worker is already built");
+                return Ok(());
+            }
+            worker::build(&mut Steps::new(5)).map(|_| ())
+        }
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -71,7 +84,7 @@ fn serve(args: &[String]) -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    let mut steps = Steps::new(8);
+    let mut steps = Steps::new(14);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -108,7 +121,22 @@ fn test() -> Result<()> {
     let (passed, failed) = steps::cargo_test(&["test", "--workspace", "--locked"])?;
     // `cargo test` built the `wats` binary the end-to-end tests run.
     schemathesis::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
+    let (worker_build, wasm_bindgen, npm_bin) = worker::tools(&mut steps)?;
+    worker::check(&mut steps, &wasm_bindgen)?;
+    worker::build_with(&mut steps, &worker_build, &wasm_bindgen, &npm_bin)?;
+    steps.start("conformance suite against the Worker in workerd (wrangler dev --local)");
+    let (worker_passed, worker_failed) = steps::cargo_test(&[
+        "test",
+        "--package",
+        "wats-host",
+        "--test",
+        "worker_e2e",
+        "--locked",
+        "--",
+        "--ignored",
+    ])?;
     steps.finish();
+    let (passed, failed) = (passed + worker_passed, failed + worker_failed);
     // One plain closing line over every test binary cargo ran.
     println!("tests: {passed} passed, {failed} failed");
     Ok(())

@@ -7,205 +7,13 @@
 
 mod support;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use support::{
-    assert_no_canaries, check, component_path, graph_replies, load_suites, prepare, run_suites,
-    GraphCall, GraphReply, Observed,
-};
-
-#[derive(Default)]
-struct GraphScript {
-    replies: VecDeque<GraphReply>,
-    calls: Vec<GraphCall>,
-}
-
-/// A Graph stand-in on 127.0.0.1 answering from a script, recording calls.
-async fn start_fake_graph(script: Arc<Mutex<GraphScript>>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let script = script.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| {
-                        let script = script.clone();
-                        async move {
-                            let (parts, body) = request.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes().to_vec())
-                                .unwrap_or_default();
-                            let headers = parts
-                                .headers
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                                })
-                                .collect();
-                            let mut script = script.lock().unwrap();
-                            script.calls.push(GraphCall {
-                                method: parts.method.to_string(),
-                                path: parts.uri.to_string(),
-                                headers,
-                                body,
-                            });
-                            let mut response = hyper::Response::new(Full::new(Bytes::new()));
-                            match script.replies.pop_front() {
-                                Some(GraphReply::Http {
-                                    status,
-                                    headers,
-                                    body,
-                                }) => {
-                                    *response.status_mut() =
-                                        hyper::StatusCode::from_u16(status).unwrap();
-                                    *response.body_mut() = Full::new(Bytes::from(body));
-                                    for (name, value) in headers {
-                                        response.headers_mut().insert(
-                                            hyper::header::HeaderName::from_bytes(name.as_bytes())
-                                                .unwrap(),
-                                            value.parse().unwrap(),
-                                        );
-                                    }
-                                }
-                                _ => *response.status_mut() = hyper::StatusCode::IM_A_TEAPOT,
-                            }
-                            Ok::<_, std::convert::Infallible>(response)
-                        }
-                    },
-                );
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    });
-    address
-}
-
-/// A running `wats serve`; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Server {
-    fn start(args: &[&str], settings: &HashMap<String, String>) -> Result<Server, String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
-        command
-            .arg("serve")
-            .arg("--component")
-            .arg(component_path())
-            .arg("--port")
-            .arg("0")
-            .args(args);
-        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("WATS_")) {
-            command.env_remove(key);
-        }
-        command
-            .envs(settings)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null());
-        let mut child = command.spawn().expect("wats starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let mut server = Server {
-            child,
-            base: String::new(),
-            stderr: Some(stderr),
-        };
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                return Err(server.stop());
-            }
-            if let Some(address) = line
-                .split("http://")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-            {
-                server.base = format!("http://{address}");
-                // Keep draining stdout so the server never blocks on it.
-                std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-                return Ok(server);
-            }
-        }
-    }
-
-    /// Stops the server and returns everything it wrote to stderr.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stderr
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-async fn send(
-    client: &reqwest::Client,
-    base: &str,
-    method: &str,
-    path: &str,
-    headers: &[(String, String)],
-    body: Vec<u8>,
-) -> Reply {
-    let mut request = client
-        .request(method.parse().unwrap(), format!("{base}{path}"))
-        .body(body);
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.expect("the server answers");
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    let body = response.bytes().await.unwrap().to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
+use support::http::{run_case, send, start_fake_graph, GraphScript, Server};
+use support::{assert_no_canaries, load_suites, prepare, run_suites, GraphReply};
 
 fn read_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -261,53 +69,23 @@ fn conformance_suite_against_wats_serve_live() {
             &settings,
         )
         .unwrap_or_else(|stderr| panic!("wats serve did not start: {stderr}"));
-        let mut results = Vec::new();
-        for case in cases {
-            let name = case["name"].as_str().unwrap().to_owned();
-            let replies = graph_replies(case);
-            assert!(
-                case.get("faults").is_none()
-                    && case.get("advanceClockMs").is_none()
-                    && case["request"].get("drain").is_none()
-                    && !replies.iter().any(|r| matches!(r, GraphReply::Timeout)),
-                "{} :: {name} injects faults: mark its suite inProcessOnly",
-                suite.name
-            );
-            let seen = read_lines(&events).len();
-            {
-                let mut script = script.lock().unwrap();
-                script.replies = replies.into();
-                script.calls.clear();
-            }
-            let request = prepare(case, suite);
-            let reply = executor.block_on(send(
-                &client,
-                &server.base,
-                &request.method,
-                &request.path,
-                &request.headers,
-                request.body,
-            ));
-            let response_text = format!(
-                "{:?} {}",
-                reply.headers,
-                String::from_utf8_lossy(&reply.body)
-            );
-            assert_no_canaries(
-                &format!("response to {name}"),
-                &response_text,
-                &suite.secret_values(),
-            );
-            let observed = Observed {
-                status: reply.status,
-                headers: reply.headers,
-                body: reply.body,
-                graph_calls: std::mem::take(&mut script.lock().unwrap().calls),
-                updates: read_lines(&events).split_off(seen),
-                logs: None,
-            };
-            results.push((name, check(case, suite, &observed)));
-        }
+        let results = cases
+            .iter()
+            .map(|case| {
+                let name = case["name"].as_str().unwrap().to_owned();
+                let updates = || read_lines(&events);
+                let result = run_case(
+                    &executor,
+                    &client,
+                    &server.base,
+                    &script,
+                    suite,
+                    case,
+                    &updates,
+                );
+                (name, result)
+            })
+            .collect();
         let output = server.stop();
         let mut private = base.private_values.clone();
         private.extend(suite.secret_values());

@@ -3,6 +3,8 @@
 //! expectations, and the privacy sweep with canary values.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod http;
+
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;

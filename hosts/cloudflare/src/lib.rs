@@ -1,0 +1,60 @@
+//! The wats service as a Cloudflare Worker. The Worker links the service
+//! crate (`component/`) natively and implements its host interface over the
+//! Workers runtime; it holds no service logic of its own.
+//!
+//! - HTTP: the Worker's `fetch` event, converted to the service's request.
+//! - Outbound HTTP: `Fetch`.
+//! - kv: a Durable Object with SQLite storage (`store.rs`), one per phone
+//!   number id, so set-if-absent is atomic and listing is ordered.
+//! - Configuration: Worker vars and secrets.
+//! - Events: a PII-free log line, or POSTed to `WATS_EVENTS_FORWARD_URL`.
+//! - Metrics: totals per isolate.
+//! - The outbox: drained by the cron trigger (`scheduled` event).
+
+mod host;
+mod store;
+
+pub use store::WatsState;
+
+use host::WorkerHost;
+use worker::{event, Context, Env, Headers, Request, Response, ScheduleContext, ScheduledEvent};
+
+/// Outbox items one cron run sends at most.
+const DRAIN_BATCH: u32 = 50;
+
+#[event(fetch)]
+async fn fetch(mut request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let host = WorkerHost::new(env);
+    let url = request.url()?;
+    let path_with_query = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    // Bodies past the service's largest limit are refused by the service
+    // (413) from their length; do not buffer more than that plus one byte.
+    let mut body = request.bytes().await.unwrap_or_default();
+    body.truncate(wats::routes::MAX_BODY_BYTES + 1);
+    let request = wats::Request {
+        method: request.method().to_string(),
+        path_with_query,
+        headers: request.headers().entries().collect(),
+        body,
+    };
+    let response = wats::handle(&host, request).await;
+    let headers = Headers::new();
+    for (name, value) in &response.headers {
+        headers.append(name, value)?;
+    }
+    Ok(Response::from_bytes(response.body)?
+        .with_status(response.status)
+        .with_headers(headers))
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let host = WorkerHost::new(env);
+    let report = wats::drain(&host, DRAIN_BATCH).await;
+    if report.claimed > 0 {
+        host::log_counts("wats.outbox.drained", &report);
+    }
+}

@@ -1,0 +1,168 @@
+//! The conformance suite against the Cloudflare Worker (`hosts/cloudflare`)
+//! running in workerd through `wrangler dev --local` on 127.0.0.1, with the
+//! fake Graph on loopback and dispatched updates forwarded to it
+//! (`WATS_EVENTS_FORWARD_URL`). It needs the Worker build and the pinned
+//! npm tools, so it is ignored by a plain `cargo test`: `cargo xtask test`
+//! builds the Worker and runs it with `--ignored`.
+
+mod support;
+
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::http::{run_case, start_fake_graph, GraphScript};
+use support::{assert_no_canaries, load_suites, run_suites, workspace_root};
+
+/// wrangler dev, killed when dropped.
+struct Workerd {
+    child: std::process::Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn start_worker(
+    settings: &std::collections::HashMap<String, String>,
+    dir: &std::path::Path,
+) -> Workerd {
+    let root = workspace_root();
+    let wrangler = root.join("hosts/cloudflare/node_modules/.bin/wrangler");
+    assert!(
+        root.join("hosts/cloudflare/build/index.js").is_file() && wrangler.is_file(),
+        "no Worker build: run `cargo xtask worker-build` first (cargo xtask test does)"
+    );
+    let port = free_port();
+    let log = dir.join("wrangler.log");
+    let mut command = Command::new(wrangler);
+    command
+        .args(["dev", "--local", "--ip", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .arg("--config")
+        .arg(root.join("wrangler.toml"))
+        .arg("--persist-to")
+        .arg(dir.join("state"))
+        .args(["--show-interactive-dev-session=false"])
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WATS_WORKER_PREBUILT", "1")
+        .env_remove("CLOUDFLARE_API_TOKEN")
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&log).unwrap());
+    for (key, value) in settings {
+        command.arg("--var").arg(format!("{key}:{value}"));
+    }
+    let worker = Workerd {
+        child: command.spawn().expect("wrangler starts"),
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+    };
+    // Ready when /healthz answers: bounded, about 60 s at most.
+    for _ in 0..600 {
+        let ready = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && healthz_answers(&worker.base);
+        if ready {
+            return worker;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "wrangler dev did not become ready:\n{}",
+        std::fs::read_to_string(&worker.log).unwrap_or_default()
+    );
+}
+
+/// Whether GET /healthz answers 200 (short timeout, throwaway runtime).
+fn healthz_answers(base: &str) -> bool {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+}
+
+#[test]
+#[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
+fn conformance_suite_against_the_worker_in_workerd() {
+    let (base, _) = load_suites();
+    let executor = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let client = reqwest::Client::new();
+    let dir = std::env::temp_dir().join(format!("wats-worker-e2e-{}", std::process::id()));
+    let mut skipped = Vec::new();
+    run_suites("workerd", |suite, cases| {
+        if let Some(reason) = &suite.in_process_only {
+            skipped.push(format!("{} ({reason})", suite.name));
+            return Vec::new();
+        }
+        let suite_dir = dir.join(suite.name.replace(|c: char| !c.is_alphanumeric(), "-"));
+        std::fs::create_dir_all(&suite_dir).unwrap();
+        let mut settings = suite.settings.clone();
+        settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
+        settings.insert(
+            "WATS_EVENTS_FORWARD_URL".into(),
+            format!("http://{graph}/__events"),
+        );
+        script.lock().unwrap().events.clear();
+        let worker = start_worker(&settings, &suite_dir);
+        let updates = || script.lock().unwrap().events.clone();
+        let results = cases
+            .iter()
+            .map(|case: &Value| {
+                let name = case["name"].as_str().unwrap().to_owned();
+                let result = run_case(
+                    &executor,
+                    &client,
+                    &worker.base,
+                    &script,
+                    suite,
+                    case,
+                    &updates,
+                );
+                (name, result)
+            })
+            .collect();
+        let log = std::fs::read_to_string(&worker.log).unwrap_or_default();
+        drop(worker);
+        let mut private = base.private_values.clone();
+        private.extend(suite.secret_values());
+        assert_no_canaries(
+            &format!("workerd output for {}", suite.name),
+            &log,
+            &private,
+        );
+        results
+    });
+    println!(
+        "skipped in workerd (covered in-process): {}",
+        skipped.join("; ")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
