@@ -143,7 +143,7 @@ fn test() -> Result<()> {
 }
 
 fn bench() -> Result<()> {
-    let mut steps = Steps::new(3);
+    let mut steps = Steps::new(9);
     steps.ensure_targets()?;
     let wasm = component::build(&mut steps)?;
     std::env::set_var("WATS_COMPONENT", &wasm);
@@ -158,5 +158,8 @@ fn bench() -> Result<()> {
             "--locked",
         ],
     )?;
+    worker::build(&mut steps)?;
+    worker::report_bundle_size(&mut steps)?;
+    steps.finish();
     Ok(())
 }

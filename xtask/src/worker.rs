@@ -193,6 +193,33 @@ pub fn dev_command(npm_bin: &Path, port: u16, persist: &Path) -> Command {
     command
 }
 
+/// The Worker bundle's size as wrangler reports it for an upload
+/// (`wrangler deploy --dry-run`, which needs no account).
+pub fn report_bundle_size(steps: &mut Steps) -> Result<()> {
+    steps.start("Worker bundle size (wrangler deploy --dry-run)");
+    let out = steps::root().join("target/worker-dry-run");
+    let output = Command::new(crate_dir().join("node_modules/.bin/wrangler"))
+        .args(["deploy", "--dry-run", "--outdir"])
+        .arg(&out)
+        .arg("--config")
+        .arg(steps::root().join("wrangler.toml"))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WATS_WORKER_PREBUILT", "1")
+        .env_remove("CLOUDFLARE_API_TOKEN")
+        .current_dir(steps::root())
+        .output()
+        .context("running wrangler deploy --dry-run")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match text.lines().find(|line| line.contains("Total Upload")) {
+        Some(line) => eprintln!("    worker bundle: {} (budget 400 KiB gzip)", line.trim()),
+        None => bail!(
+            "wrangler deploy --dry-run reported no size:\n{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+    Ok(())
+}
+
 /// `cargo xtask worker --port P`.
 pub fn run(args: &[String]) -> Result<()> {
     let port: u16 = match args {

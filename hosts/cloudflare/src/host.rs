@@ -85,6 +85,30 @@ pub fn log_counts(event: &str, report: &DrainReport) {
     worker::console_log!("{}", log_line("info", event, &fields));
 }
 
+/// Adds samples to this isolate's totals.
+fn add_samples(samples: Vec<Sample>) {
+    METRICS.with(|metrics| {
+        let mut metrics = metrics.borrow_mut();
+        for sample in samples {
+            *metrics.entry((sample.name, sample.labels)).or_insert(0.0) += sample.value;
+        }
+    });
+}
+
+fn totals() -> Vec<Sample> {
+    METRICS.with(|metrics| {
+        metrics
+            .borrow()
+            .iter()
+            .map(|((name, labels), value)| Sample {
+                name: name.clone(),
+                labels: labels.clone(),
+                value: *value,
+            })
+            .collect()
+    })
+}
+
 fn outbound_request(request: &OutgoingRequest) -> worker::Result<Request> {
     let headers = Headers::new();
     for (name, value) in &request.headers {
@@ -196,26 +220,11 @@ impl Host for WorkerHost {
     }
 
     fn metrics_add(&self, samples: Vec<Sample>) {
-        METRICS.with(|metrics| {
-            let mut metrics = metrics.borrow_mut();
-            for sample in samples {
-                *metrics.entry((sample.name, sample.labels)).or_insert(0.0) += sample.value;
-            }
-        });
+        add_samples(samples);
     }
 
     fn metrics_snapshot(&self) -> Vec<Sample> {
-        METRICS.with(|metrics| {
-            metrics
-                .borrow()
-                .iter()
-                .map(|((name, labels), value)| Sample {
-                    name: name.clone(),
-                    labels: labels.clone(),
-                    value: *value,
-                })
-                .collect()
-        })
+        totals()
     }
 
     fn log(&self, level: Level, event: &str, fields: &[(&str, String)]) {
@@ -225,5 +234,60 @@ impl Host for WorkerHost {
             Level::Warn => worker::console_warn!("{}", log_line("warn", event, fields)),
             Level::Error => worker::console_error!("{}", log_line("error", event, fields)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn log_lines_are_json_with_their_fields() {
+        let line = log_line(
+            "warn",
+            "wats.graph.failure",
+            &[("metaCode", "131056".into())],
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["level"], "warn");
+        assert_eq!(value["event"], "wats.graph.failure");
+        assert_eq!(value["metaCode"], "131056");
+    }
+
+    #[wasm_bindgen_test]
+    async fn outbound_requests_keep_method_headers_and_body() {
+        let request = OutgoingRequest {
+            method: "DELETE".into(),
+            url: "https://graph.example.test/v25.0/123/participants".into(),
+            headers: vec![("authorization".into(), "Bearer token".into())],
+            body: br#"{"participants":[]}"#.to_vec(),
+        };
+        let mut converted = outbound_request(&request).unwrap();
+        assert_eq!(converted.method(), Method::Delete);
+        assert_eq!(converted.url().unwrap().path(), "/v25.0/123/participants");
+        assert_eq!(
+            converted.headers().get("authorization").unwrap().as_deref(),
+            Some("Bearer token")
+        );
+        assert_eq!(converted.bytes().await.unwrap(), request.body);
+    }
+
+    #[wasm_bindgen_test]
+    fn metrics_add_up_per_series() {
+        let sample = |route: &str, value: f64| Sample {
+            name: "http_requests_total".into(),
+            labels: vec![("route".into(), route.into())],
+            value,
+        };
+        add_samples(vec![sample("/healthz", 1.0), sample("/readyz", 1.0)]);
+        add_samples(vec![sample("/healthz", 2.0)]);
+        let healthz: f64 = totals()
+            .iter()
+            .filter(|s| s.labels[0].1 == "/healthz")
+            .map(|s| s.value)
+            .sum();
+        assert_eq!(healthz, 3.0);
+        assert_eq!(totals().len(), 2);
     }
 }

@@ -255,12 +255,15 @@ pub fn run_case(
         &response_text,
         &suite.secret_values(),
     );
+    // Separate statements: `updates` may lock the script too.
+    let graph_calls = std::mem::take(&mut script.lock().unwrap().calls);
+    let updates = updates().split_off(seen);
     let observed = Observed {
         status: reply.status,
         headers: reply.headers,
         body: reply.body,
-        graph_calls: std::mem::take(&mut script.lock().unwrap().calls),
-        updates: updates().split_off(seen),
+        graph_calls,
+        updates,
         logs: None,
     };
     check(case, suite, &observed)
