@@ -19,7 +19,7 @@ type SeriesKey = (String, Vec<(String, String)>);
 thread_local! {
     /// Metric totals of this isolate (a Worker's unit of memory): scrape
     /// them as per-process metrics.
-    static METRICS: RefCell<BTreeMap<SeriesKey, f64>> = RefCell::new(BTreeMap::new());
+    static METRICS: RefCell<BTreeMap<SeriesKey, f64>> = const { RefCell::new(BTreeMap::new()) };
     /// When this isolate served its first request.
     static STARTED: Cell<u64> = const { Cell::new(0) };
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::http::{run_case, start_fake_graph, GraphScript};
+use support::http::{run_case, send, start_fake_graph, GraphScript};
 use support::{assert_no_canaries, load_suites, run_suites, workspace_root};
 
 /// wrangler dev, killed when dropped.
@@ -152,6 +152,106 @@ fn conformance_suite_against_the_worker_in_workerd() {
     println!(
         "skipped in workerd (covered in-process): {}",
         skipped.join("; ")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
+fn the_durable_object_holds_dedupe_and_idempotency_under_concurrency() {
+    let (_, suites) = load_suites();
+    let suite = suites
+        .iter()
+        .find(|s| s.name.starts_with("webhook deliveries: signatures"))
+        .expect("suite");
+    let case = suite
+        .cases
+        .iter()
+        .find(|c| c["request"]["sign"] == Value::Bool(true))
+        .expect("a signed case");
+    let delivery = support::prepare(case, suite);
+    let executor = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    // One Graph reply only: a second send would get the fake's 418.
+    script.lock().unwrap().replies = vec![support::GraphReply::Http {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: br#"{"messages":[{"id":"wamid.ONCE1"}]}"#.to_vec(),
+    }]
+    .into();
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let mut settings = suite.settings.clone();
+    settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
+    settings.insert(
+        "WATS_EVENTS_FORWARD_URL".into(),
+        format!("http://{graph}/__events"),
+    );
+    let dir = std::env::temp_dir().join(format!("wats-worker-race-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let worker = start_worker(&settings, &dir);
+    let client = reqwest::Client::new();
+    const COPIES: usize = 8;
+    let token = settings["WATS_SERVICE_BEARER_TOKEN"].clone();
+    let (acks, sends) = executor.block_on(async {
+        let deliveries: Vec<_> = (0..COPIES)
+            .map(|_| {
+                let (client, base) = (client.clone(), worker.base.clone());
+                let (path, headers, body) = (
+                    delivery.path.clone(),
+                    delivery.headers.clone(),
+                    delivery.body.clone(),
+                );
+                tokio::spawn(
+                    async move { send(&client, &base, "POST", &path, &headers, body).await },
+                )
+            })
+            .collect();
+        let sends: Vec<_> = (0..COPIES)
+            .map(|_| {
+                let (client, base) = (client.clone(), worker.base.clone());
+                let headers = vec![
+                    ("authorization".to_owned(), format!("Bearer {token}")),
+                    ("idempotency-key".to_owned(), "race-1".to_owned()),
+                ];
+                let body = br#"{"to":"15551230000","text":"once"}"#.to_vec();
+                tokio::spawn(async move {
+                    send(&client, &base, "POST", "/api/messages/text", &headers, body).await
+                })
+            })
+            .collect();
+        let mut acks = Vec::new();
+        for task in deliveries {
+            let reply = task.await.unwrap();
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            acks.push(serde_json::from_slice::<Value>(&reply.body).unwrap());
+        }
+        let mut statuses = Vec::new();
+        for task in sends {
+            statuses.push(task.await.unwrap().status);
+        }
+        (acks, statuses)
+    });
+    drop(worker);
+    let total = |field: &str| acks.iter().map(|a| a[field].as_u64().unwrap()).sum::<u64>();
+    let received = acks[0]["received"].as_u64().unwrap();
+    assert_eq!(total("dispatched"), received, "each update dispatched once");
+    assert_eq!(total("duplicates"), received * (COPIES as u64 - 1));
+    assert_eq!(script.lock().unwrap().events.len() as u64, received);
+    let graph_sends = script.lock().unwrap().calls.len();
+    assert_eq!(graph_sends, 1, "one Graph call for one Idempotency-Key");
+    assert!(sends.contains(&200), "one send succeeds: {sends:?}");
+    assert!(
+        sends.iter().all(|s| *s == 200 || *s == 409),
+        "the others replay or wait: {sends:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
