@@ -122,7 +122,7 @@ fn test() -> Result<()> {
     // `cargo test` built the `wats` binary the end-to-end tests run.
     schemathesis::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
     let (worker_build, wasm_bindgen, npm_bin) = worker::tools(&mut steps)?;
-    worker::check(&mut steps, &wasm_bindgen)?;
+    let (adapter_passed, adapter_failed) = worker::check(&mut steps, &wasm_bindgen)?;
     worker::build_with(&mut steps, &worker_build, &wasm_bindgen, &npm_bin)?;
     steps.start("conformance suite against the Worker in workerd (wrangler dev --local)");
     let (worker_passed, worker_failed) = steps::cargo_test(&[
@@ -136,7 +136,8 @@ fn test() -> Result<()> {
         "--ignored",
     ])?;
     steps.finish();
-    let (passed, failed) = (passed + worker_passed, failed + worker_failed);
+    let passed = passed + adapter_passed + worker_passed;
+    let failed = failed + adapter_failed + worker_failed;
     // One plain closing line over every test binary cargo ran.
     println!("tests: {passed} passed, {failed} failed");
     Ok(())

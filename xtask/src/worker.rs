@@ -133,7 +133,7 @@ fn find_wasm(build: &Path) -> Result<PathBuf> {
 
 /// Checks the Worker crate (its own workspace): formatting, clippy for
 /// wasm32, and its wasm-bindgen tests under Node.
-pub fn check(steps: &mut Steps, wasm_bindgen: &Path) -> Result<()> {
+pub fn check(steps: &mut Steps, wasm_bindgen: &Path) -> Result<(usize, usize)> {
     let manifest = crate_dir().join("Cargo.toml");
     steps.start("the Worker crate: fmt, clippy (wasm32), wasm-bindgen tests");
     steps::run(
@@ -154,18 +154,16 @@ pub fn check(steps: &mut Steps, wasm_bindgen: &Path) -> Result<()> {
             .args(["--", "-D", "warnings"]),
     )?;
     let runner = wasm_bindgen.with_file_name("wasm-bindgen-test-runner");
-    steps::run(
-        Command::new(steps::cargo())
-            .args([
-                "test",
-                "--locked",
-                "--target",
-                "wasm32-unknown-unknown",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner),
-    )
+    std::env::set_var("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner);
+    let manifest = manifest.to_string_lossy();
+    steps::cargo_test(&[
+        "test",
+        "--locked",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--manifest-path",
+        &manifest,
+    ])
 }
 
 /// `wrangler dev --local` on 127.0.0.1:port with every `WATS_*` variable of
