@@ -196,6 +196,8 @@ pub fn dev_command(npm_bin: &Path, port: u16, persist: &Path) -> Command {
 pub fn report_bundle_size(steps: &mut Steps) -> Result<()> {
     steps.start("Worker bundle size (wrangler deploy --dry-run)");
     let out = steps::root().join("target/worker-dry-run");
+    // A stale bundle left there would be counted too.
+    let _ = std::fs::remove_dir_all(&out);
     let output = Command::new(crate_dir().join("node_modules/.bin/wrangler"))
         .args(["deploy", "--dry-run", "--outdir"])
         .arg(&out)

@@ -23,7 +23,23 @@ use worker::{event, Context, Env, Headers, Request, Response, ScheduleContext, S
 const DRAIN_BATCH: u32 = 50;
 
 #[event(fetch)]
-async fn fetch(mut request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    // Never the runtime's exception page: a request the runtime cannot hand
+    // over (or a response it cannot build) gets the service's envelope.
+    match serve(request, env).await {
+        Ok(response) => Ok(response),
+        Err(_) => {
+            let body = br#"{"error":{"code":"internal_error","message":"Internal error."}}"#;
+            let headers = Headers::new();
+            headers.set("content-type", "application/json")?;
+            Ok(Response::from_bytes(body.to_vec())?
+                .with_status(500)
+                .with_headers(headers))
+        }
+    }
+}
+
+async fn serve(mut request: Request, env: Env) -> worker::Result<Response> {
     let host = WorkerHost::new(env);
     let url = request.url()?;
     let path_with_query = match url.query() {
