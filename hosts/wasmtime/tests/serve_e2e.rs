@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use support::http::{run_case, send, start_fake_graph, GraphScript, Server};
+use support::http::{
+    json_acks, run_case, send, send_concurrently, start_fake_graph, GraphScript, Server,
+};
 use support::{assert_no_canaries, load_suites, prepare, run_suites, GraphReply};
 
 fn read_lines(path: &Path) -> Vec<Value> {
@@ -274,33 +276,13 @@ fn concurrent_duplicate_deliveries_dispatch_each_update_once() {
     let executor = executor();
     let client = reqwest::Client::new();
     const DELIVERIES: u64 = 8;
-    let acks: Vec<Value> = executor.block_on(async {
-        let tasks: Vec<_> = (0..DELIVERIES)
-            .map(|_| {
-                let (client, base) = (client.clone(), server.base.clone());
-                let (path, headers, body) = (
-                    request.path.clone(),
-                    request.headers.clone(),
-                    request.body.clone(),
-                );
-                tokio::spawn(
-                    async move { send(&client, &base, "POST", &path, &headers, body).await },
-                )
-            })
-            .collect();
-        let mut acks = Vec::new();
-        for task in tasks {
-            let reply = task.await.expect("send task");
-            assert_eq!(
-                reply.status,
-                200,
-                "{}",
-                String::from_utf8_lossy(&reply.body)
-            );
-            acks.push(serde_json::from_slice(&reply.body).expect("JSON ack"));
-        }
-        acks
-    });
+    let replies = executor.block_on(send_concurrently(
+        &client,
+        &server.base,
+        request,
+        DELIVERIES as usize,
+    ));
+    let acks = json_acks(&replies);
     server.stop();
     let total = |field: &str| {
         acks.iter()

@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::http::{run_case, send, start_fake_graph, GraphScript};
+use support::http::{json_acks, run_case, send_concurrently, start_fake_graph, GraphScript};
 use support::{assert_no_canaries, load_suites, run_suites, workspace_root};
 
 /// wrangler dev, killed when dropped.
@@ -196,50 +196,23 @@ fn the_durable_object_holds_dedupe_and_idempotency_under_concurrency() {
     let client = reqwest::Client::new();
     const COPIES: usize = 8;
     let token = settings["WATS_SERVICE_BEARER_TOKEN"].clone();
-    let (acks, sends) = executor.block_on(async {
-        let deliveries: Vec<_> = (0..COPIES)
-            .map(|_| {
-                let (client, base) = (client.clone(), worker.base.clone());
-                let (path, headers, body) = (
-                    delivery.path.clone(),
-                    delivery.headers.clone(),
-                    delivery.body.clone(),
-                );
-                tokio::spawn(
-                    async move { send(&client, &base, "POST", &path, &headers, body).await },
-                )
-            })
-            .collect();
-        let sends: Vec<_> = (0..COPIES)
-            .map(|_| {
-                let (client, base) = (client.clone(), worker.base.clone());
-                let headers = vec![
-                    ("authorization".to_owned(), format!("Bearer {token}")),
-                    ("idempotency-key".to_owned(), "race-1".to_owned()),
-                ];
-                let body = br#"{"to":"15551230000","text":"once"}"#.to_vec();
-                tokio::spawn(async move {
-                    send(&client, &base, "POST", "/api/messages/text", &headers, body).await
-                })
-            })
-            .collect();
-        let mut acks = Vec::new();
-        for task in deliveries {
-            let reply = task.await.unwrap();
-            assert_eq!(
-                reply.status,
-                200,
-                "{}",
-                String::from_utf8_lossy(&reply.body)
-            );
-            acks.push(serde_json::from_slice::<Value>(&reply.body).unwrap());
-        }
-        let mut statuses = Vec::new();
-        for task in sends {
-            statuses.push(task.await.unwrap().status);
-        }
-        (acks, statuses)
+    let same_key = support::PreparedRequest {
+        method: "POST".into(),
+        path: "/api/messages/text".into(),
+        headers: vec![
+            ("authorization".into(), format!("Bearer {token}")),
+            ("idempotency-key".into(), "race-1".into()),
+        ],
+        body: br#"{"to":"15551230000","text":"once"}"#.to_vec(),
+    };
+    let (deliveries, sends) = executor.block_on(async {
+        tokio::join!(
+            send_concurrently(&client, &worker.base, &delivery, COPIES),
+            send_concurrently(&client, &worker.base, &same_key, COPIES),
+        )
     });
+    let acks = json_acks(&deliveries);
+    let sends: Vec<u16> = sends.iter().map(|reply| reply.status).collect();
     drop(worker);
     let total = |field: &str| acks.iter().map(|a| a[field].as_u64().unwrap()).sum::<u64>();
     let received = acks[0]["received"].as_u64().unwrap();

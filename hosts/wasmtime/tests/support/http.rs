@@ -268,3 +268,41 @@ pub fn run_case(
     };
     check(case, suite, &observed)
 }
+
+/// Sends `copies` identical requests at once and returns every reply.
+pub async fn send_concurrently(
+    client: &reqwest::Client,
+    base: &str,
+    request: &super::PreparedRequest,
+    copies: usize,
+) -> Vec<Reply> {
+    let tasks: Vec<_> = (0..copies)
+        .map(|_| {
+            let (client, base) = (client.clone(), base.to_owned());
+            let (method, path) = (request.method.clone(), request.path.clone());
+            let (headers, body) = (request.headers.clone(), request.body.clone());
+            tokio::spawn(async move { send(&client, &base, &method, &path, &headers, body).await })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.expect("send task"));
+    }
+    replies
+}
+
+/// The JSON bodies of replies that must all be 200.
+pub fn json_acks(replies: &[Reply]) -> Vec<Value> {
+    replies
+        .iter()
+        .map(|reply| {
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            serde_json::from_slice(&reply.body).expect("a JSON ack")
+        })
+        .collect()
+}
