@@ -31,7 +31,14 @@ struct Entry {
 struct StoredResponse {
     status: u16,
     body: String,
+    /// The headers that say where a queued send is (`Location`,
+    /// `Preference-Applied`); absent in entries stored before them.
+    #[serde(default)]
+    headers: Vec<(String, String)>,
 }
+
+/// Headers a replay repeats; the content type is set anew.
+const REPLAYED_HEADERS: &[&str] = &["location", "preference-applied"];
 
 /// A claimed key: finish it with the response.
 pub struct Claim {
@@ -93,6 +100,7 @@ pub async fn begin<H: Host>(
         }) => {
             let mut response =
                 crate::http::text_response(stored.status, crate::http::JSON, stored.body);
+            response.headers.extend(stored.headers);
             response
                 .headers
                 .push(("idempotent-replayed".into(), "true".into()));
@@ -112,6 +120,14 @@ pub async fn finish<H: Host>(ctx: &Context<'_, H>, claim: Claim, response: &Resp
             response: Some(StoredResponse {
                 status: response.status,
                 body: String::from_utf8_lossy(&response.body).into_owned(),
+                headers: response
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| {
+                        REPLAYED_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+                    })
+                    .cloned()
+                    .collect(),
             }),
         };
         let value = serde_json::to_vec(&entry).unwrap_or_default();
