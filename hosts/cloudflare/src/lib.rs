@@ -9,7 +9,8 @@
 //! - Configuration: Worker vars and secrets.
 //! - Events: a PII-free log line, or POSTed to `WATS_EVENTS_FORWARD_URL`.
 //! - Metrics: totals per isolate.
-//! - The outbox: drained by the cron trigger (`scheduled` event).
+//! - The outbox: drained by the cron trigger (`scheduled` event), and once
+//!   right after a request that queued a send.
 
 mod host;
 mod store;
@@ -23,11 +24,24 @@ use worker::{event, Context, Env, Headers, Request, Response, ScheduleContext, S
 const DRAIN_BATCH: u32 = 50;
 
 #[event(fetch)]
-async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     // Never the runtime's exception page: a request the runtime cannot hand
     // over (or a response it cannot build) gets the service's envelope.
-    match serve(request, env).await {
-        Ok(response) => Ok(response),
+    match serve(request, env.clone()).await {
+        Ok(response) => {
+            // A send was queued (202): drain once after answering, rather
+            // than leave it for the next cron run up to a minute away.
+            if response.status_code() == 202 {
+                ctx.wait_until(async move {
+                    let host = WorkerHost::new(env);
+                    let report = wats::drain(&host, DRAIN_BATCH).await;
+                    if report.claimed > 0 {
+                        host::log_counts("wats.outbox.drained", &report);
+                    }
+                });
+            }
+            Ok(response)
+        }
         Err(_) => {
             let body = br#"{"error":{"code":"internal_error","message":"Internal error."}}"#;
             let headers = Headers::new();

@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::http::{json_acks, run_case, send_concurrently, start_fake_graph, GraphScript};
+use support::http::{json_acks, run_case, send, send_concurrently, start_fake_graph, GraphScript};
 use support::{assert_no_canaries, load_suites, run_suites, workspace_root};
 
 /// wrangler dev, killed when dropped.
@@ -226,5 +226,78 @@ fn the_durable_object_holds_dedupe_and_idempotency_under_concurrency() {
         sends.iter().all(|s| *s == 200 || *s == 409),
         "the others replay or wait: {sends:?}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
+fn a_queued_send_is_delivered_right_after_the_202() {
+    let (_, suites) = load_suites();
+    let suite = suites
+        .iter()
+        .find(|s| s.name.starts_with("POST /api/messages:"))
+        .expect("the composer suite");
+    let executor = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    script.lock().unwrap().replies = vec![support::GraphReply::Http {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: br#"{"messages":[{"id":"wamid.QUEUEDW1"}]}"#.to_vec(),
+    }]
+    .into();
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let mut settings = suite.settings.clone();
+    settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
+    let dir = std::env::temp_dir().join(format!("wats-worker-queued-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let worker = start_worker(&settings, &dir);
+    let client = reqwest::Client::new();
+    let auth = vec![(
+        "authorization".to_owned(),
+        format!("Bearer {}", settings["WATS_SERVICE_BEARER_TOKEN"]),
+    )];
+    let mut queue = auth.clone();
+    queue.push(("prefer".into(), "respond-async".into()));
+    let body = br#"{"type":"text","to":"15551230000","text":"later"}"#.to_vec();
+    let queued = executor.block_on(send(
+        &client,
+        &worker.base,
+        "POST",
+        "/api/messages",
+        &queue,
+        body,
+    ));
+    assert_eq!(queued.status, 202);
+    let (_, location) = queued
+        .headers
+        .iter()
+        .find(|(name, _)| name == "location")
+        .expect("a Location");
+    // No cron runs here: only the drain after the 202 can send it. Bounded
+    // polling until it settles; no timing is asserted.
+    let mut item = Value::Null;
+    for _ in 0..200 {
+        let reply = executor.block_on(send(
+            &client,
+            &worker.base,
+            "GET",
+            location,
+            &auth,
+            Vec::new(),
+        ));
+        item = serde_json::from_slice(&reply.body).unwrap();
+        if item["state"] != "queued" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(worker);
+    assert_eq!(item["state"], "sent", "{item}");
+    assert_eq!(item["waMessageId"], "wamid.QUEUEDW1");
+    assert_eq!(script.lock().unwrap().calls.len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
