@@ -9,7 +9,7 @@ use crate::host::{Host, Request, Response};
 use crate::http::json_response;
 use crate::messages::json_object;
 use crate::Context;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Graph's limit on participants removed in one call.
 pub const MAX_REMOVED_PARTICIPANTS: usize = 8;
@@ -139,6 +139,15 @@ fn join_requests(fields: &Fields) -> Result<Value, ApiError> {
     Ok(json!({ "messaging_product": "whatsapp", "join_requests": ids }))
 }
 
+/// The request body, read by `read` into the JSON Graph takes.
+fn graph_body(
+    request: &Request,
+    read: impl Fn(&Fields) -> Result<Value, ApiError>,
+) -> Result<Option<Value>, ApiError> {
+    let object = json_object(request)?;
+    read(&Fields::root(&object)).map(Some)
+}
+
 pub async fn route<H: Host>(
     ctx: &Context<'_, H>,
     action: GroupAction,
@@ -147,8 +156,6 @@ pub async fn route<H: Host>(
 ) -> Result<Response, ApiError> {
     use GroupAction::*;
     let config = ctx.config()?;
-    let body_object: Map<String, Value>;
-    let body_fields = || -> Result<Map<String, Value>, ApiError> { json_object(request) };
     let (method, path, body) = match action {
         List => (
             "GET",
@@ -159,21 +166,17 @@ pub async fn route<H: Host>(
             ),
             None,
         ),
-        Create => {
-            body_object = body_fields()?;
-            let body = group_settings(&Fields::root(&body_object), true)?;
-            (
-                "POST",
-                format!("{}/groups", config.phone_number_id),
-                Some(body),
-            )
-        }
+        Create => (
+            "POST",
+            format!("{}/groups", config.phone_number_id),
+            graph_body(request, |fields| group_settings(fields, true))?,
+        ),
         Get => ("GET", group_id(params)?.to_owned(), None),
-        Update => {
-            body_object = body_fields()?;
-            let body = group_settings(&Fields::root(&body_object), false)?;
-            ("POST", group_id(params)?.to_owned(), Some(body))
-        }
+        Update => (
+            "POST",
+            group_id(params)?.to_owned(),
+            graph_body(request, |fields| group_settings(fields, false))?,
+        ),
         Delete => ("DELETE", group_id(params)?.to_owned(), None),
         GetInviteLink => ("GET", format!("{}/invite_link", group_id(params)?), None),
         ResetInviteLink => (
@@ -181,15 +184,11 @@ pub async fn route<H: Host>(
             format!("{}/invite_link", group_id(params)?),
             Some(json!({ "messaging_product": "whatsapp" })),
         ),
-        RemoveParticipants => {
-            body_object = body_fields()?;
-            let body = removed_participants(&Fields::root(&body_object))?;
-            (
-                "DELETE",
-                format!("{}/participants", group_id(params)?),
-                Some(body),
-            )
-        }
+        RemoveParticipants => (
+            "DELETE",
+            format!("{}/participants", group_id(params)?),
+            graph_body(request, removed_participants)?,
+        ),
         ListJoinRequests => (
             "GET",
             format!(
@@ -199,20 +198,16 @@ pub async fn route<H: Host>(
             ),
             None,
         ),
-        ApproveJoinRequests | RejectJoinRequests => {
-            body_object = body_fields()?;
-            let body = join_requests(&Fields::root(&body_object))?;
-            let method = if action == ApproveJoinRequests {
-                "POST"
-            } else {
-                "DELETE"
-            };
-            (
-                method,
-                format!("{}/join_requests", group_id(params)?),
-                Some(body),
-            )
-        }
+        ApproveJoinRequests => (
+            "POST",
+            format!("{}/join_requests", group_id(params)?),
+            graph_body(request, join_requests)?,
+        ),
+        RejectJoinRequests => (
+            "DELETE",
+            format!("{}/join_requests", group_id(params)?),
+            graph_body(request, join_requests)?,
+        ),
     };
     let graph = GraphClient {
         host: ctx.host,
