@@ -125,10 +125,11 @@ fn test() -> Result<()> {
     let (adapter_passed, adapter_failed) = worker::check(&mut steps, &wasm_bindgen)?;
     worker::build_with(&mut steps, &worker_build, &wasm_bindgen, &npm_bin)?;
     steps.start("conformance suite against the Worker in workerd (wrangler dev --local)");
+    // `--workspace`, as above: with one package selected cargo would unify
+    // features differently and rebuild wasmtime (minutes).
     let (worker_passed, worker_failed) = steps::cargo_test(&[
         "test",
-        "--package",
-        "wats-host",
+        "--workspace",
         "--test",
         "worker_e2e",
         "--locked",
