@@ -145,7 +145,7 @@ fn test() -> Result<()> {
 }
 
 fn bench() -> Result<()> {
-    let mut steps = Steps::new(9);
+    let mut steps = Steps::new(8);
     steps.ensure_targets()?;
     let wasm = component::build(&mut steps)?;
     std::env::set_var("WATS_COMPONENT", &wasm);
