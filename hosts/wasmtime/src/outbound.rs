@@ -67,9 +67,23 @@ fn classify(error: reqwest::Error) -> OutboundError {
 
 /// Dry-run Graph: never touches the network. Sends get a 200 in Graph's
 /// shape with a synthetic message id; anything else gets an empty object.
-#[derive(Default)]
 pub struct DryRunGraph {
     sent: AtomicU64,
+    /// Part of every id, so that a restart over the same persistent store
+    /// does not hand out the ids of the previous run's records again.
+    started_millis: u64,
+}
+
+impl Default for DryRunGraph {
+    fn default() -> Self {
+        let started_millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        DryRunGraph {
+            sent: AtomicU64::new(0),
+            started_millis,
+        }
+    }
 }
 
 impl Outbound for DryRunGraph {
@@ -83,7 +97,7 @@ impl Outbound for DryRunGraph {
             serde_json::json!({
                 "messaging_product": "whatsapp",
                 "contacts": [{ "input": to, "wa_id": to.trim_start_matches('+') }],
-                "messages": [{ "id": format!("wamid.DRYRUN{number:012}") }]
+                "messages": [{ "id": format!("wamid.DRYRUN{}-{number}", self.started_millis) }]
             })
         } else {
             serde_json::json!({})
