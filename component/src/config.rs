@@ -91,7 +91,6 @@ pub struct Config {
     pub app_secret: Secret,
     pub verify_token: Secret,
     pub service_bearer_token: Secret,
-    pub enable_group_routes: bool,
     pub log_webhook_events: bool,
     pub echo_reply: bool,
 }
@@ -135,7 +134,6 @@ impl Default for Paths {
 impl Config {
     pub fn load(host: &impl Host) -> Result<Config, ConfigError> {
         let paths = Paths::load(host)?;
-        let enable_group_routes = paths.group_routes;
         // Checked here rather than in routing, which runs on every request:
         // colliding paths still route (the earlier-declared route wins),
         // and every route that needs the configuration reports the key.
@@ -177,7 +175,6 @@ impl Config {
             app_secret: secret(host, "WATS_APP_SECRET")?,
             verify_token: secret(host, "WATS_VERIFY_TOKEN")?,
             service_bearer_token: secret(host, "WATS_SERVICE_BEARER_TOKEN")?,
-            enable_group_routes,
             log_webhook_events: flag(host, "WATS_LOG_WEBHOOK_EVENTS")?,
             echo_reply: flag(host, "WATS_ECHO_REPLY")?,
         })

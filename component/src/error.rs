@@ -38,6 +38,11 @@ pub enum ApiError {
     /// The first request with this Idempotency-Key is still in flight.
     IdempotencyInProgress,
     InvalidConfig(ConfigError),
+    /// The host could not hand the request over or run the service (a trap,
+    /// a runtime failure); answered by the host, never by a handler.
+    Internal,
+    /// The request body did not arrive in time (the host's read deadline).
+    BodyTimeout,
 }
 
 impl ApiError {
@@ -58,6 +63,8 @@ impl ApiError {
             ApiError::IdempotencyConflict => "idempotency_conflict",
             ApiError::IdempotencyInProgress => "idempotency_in_progress",
             ApiError::InvalidConfig(_) => "invalid_config",
+            ApiError::Internal => "internal_error",
+            ApiError::BodyTimeout => "request_timeout",
         }
     }
 
@@ -69,7 +76,9 @@ impl ApiError {
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::IdempotencyConflict | ApiError::IdempotencyInProgress => 409,
+            ApiError::BodyTimeout => 408,
             ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::Internal => 500,
             ApiError::Graph(error) if error.is_rate_limit() => 503,
             ApiError::Graph(_) => 502,
             ApiError::DispatchFailed
@@ -103,6 +112,8 @@ impl ApiError {
                 "A request with this Idempotency-Key is still in progress; retry later.".into()
             }
             ApiError::InvalidConfig(error) => error.to_string(),
+            ApiError::Internal => "The service failed to handle the request.".into(),
+            ApiError::BodyTimeout => "The request body did not arrive in time.".into(),
         }
     }
 

@@ -91,6 +91,33 @@ pub enum Level {
     Error,
 }
 
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// The JSON log line every host writes for a `log` call: `level`, `event`
+/// and the (already redacted) fields, so that logs read alike everywhere.
+pub fn log_line<K: AsRef<str>, V: AsRef<str>>(
+    level: Level,
+    event: &str,
+    fields: impl IntoIterator<Item = (K, V)>,
+) -> String {
+    let mut line = serde_json::Map::new();
+    line.insert("level".into(), level.name().into());
+    line.insert("event".into(), event.into());
+    for (key, value) in fields {
+        line.insert(key.as_ref().into(), value.as_ref().into());
+    }
+    serde_json::Value::Object(line).to_string()
+}
+
 /// Everything the service needs from its host.
 #[allow(async_fn_in_trait)]
 pub trait Host {
@@ -130,4 +157,18 @@ pub trait Host {
 
     /// Field values are already redacted by the service.
     fn log(&self, level: Level, event: &str, fields: &[(&str, String)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_json_with_their_fields() {
+        let line = log_line(Level::Warn, "wats.graph.failure", [("metaCode", "131056")]);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["level"], "warn");
+        assert_eq!(value["event"], "wats.graph.failure");
+        assert_eq!(value["metaCode"], "131056");
+    }
 }

@@ -94,11 +94,6 @@ fn decode(input: &str, plus_is_space: bool) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// True for text holding a control character (C0, DEL or C1).
-pub fn has_control_chars(text: &str) -> bool {
-    text.chars().any(char::is_control)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

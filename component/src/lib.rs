@@ -45,7 +45,8 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 pub use host::{
-    Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Request, Response, Sample, Update,
+    log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Request, Response,
+    Sample, Update,
 };
 
 use auth::secrets_equal;

@@ -46,7 +46,7 @@ pub async fn send_message_route<H: Host>(
     request: &Request,
 ) -> Result<Response, ApiError> {
     let body = json_object(request)?;
-    let groups = ctx.config()?.enable_group_routes;
+    let groups = ctx.config()?.paths.group_routes;
     let composed = compose::compose(&body, groups)?;
     deliver(ctx, request, composed).await
 }

@@ -196,6 +196,36 @@ impl Recorder {
     }
 }
 
+/// The totals a host keeps across requests: every sample added to its
+/// series. Hosts wrap it in whatever their concurrency needs (a Mutex, a
+/// RefCell); the adding up is the same everywhere.
+#[derive(Default)]
+pub struct Totals {
+    series: BTreeMap<(String, Vec<(String, String)>), f64>,
+}
+
+impl Totals {
+    pub fn add(&mut self, samples: Vec<Sample>) {
+        for sample in samples {
+            *self
+                .series
+                .entry((sample.name, sample.labels))
+                .or_insert(0.0) += sample.value;
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<Sample> {
+        self.series
+            .iter()
+            .map(|((name, labels), value)| Sample {
+                name: name.clone(),
+                labels: labels.clone(),
+                value: *value,
+            })
+            .collect()
+    }
+}
+
 /// Renders the host's totals as Prometheus text exposition (version 0.0.4).
 pub fn render(snapshot: &[Sample]) -> String {
     let mut by_family: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
@@ -351,6 +381,22 @@ fn format_number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn totals_add_up_per_series() {
+        let sample = |route: &str, value: f64| Sample {
+            name: "http_requests_total".into(),
+            labels: vec![("route".into(), route.into())],
+            value,
+        };
+        let mut totals = Totals::default();
+        totals.add(vec![sample("/healthz", 1.0), sample("/readyz", 1.0)]);
+        totals.add(vec![sample("/healthz", 2.0)]);
+        let snapshot = totals.snapshot();
+        assert_eq!(snapshot.len(), 2);
+        let healthz = snapshot.iter().find(|s| s.labels[0].1 == "/healthz");
+        assert_eq!(healthz.map(|s| s.value), Some(3.0));
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_ordered() {

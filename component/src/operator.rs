@@ -43,7 +43,7 @@ fn route_inventory(paths: &Paths) -> Value {
 }
 
 fn service_mode(config: &Config, persistence: bool) -> &'static str {
-    match (persistence, config.enable_group_routes) {
+    match (persistence, config.paths.group_routes) {
         (true, true) => "webhook+persistence+groups",
         (true, false) => "webhook+persistence",
         (false, true) => "webhook+groups",
@@ -53,7 +53,7 @@ fn service_mode(config: &Config, persistence: bool) -> &'static str {
 
 fn feature_flags(config: &Config, persistence: bool) -> Value {
     json!({
-        "groupRoutes": config.enable_group_routes,
+        "groupRoutes": config.paths.group_routes,
         "persistence": persistence,
         "logWebhookEvents": config.log_webhook_events,
         "echoReply": config.echo_reply,

@@ -376,6 +376,19 @@ pub struct DrainReport {
     pub stale: u32,
 }
 
+impl DrainReport {
+    /// The report as log fields: counts only.
+    pub fn log_fields(&self) -> [(&'static str, String); 5] {
+        [
+            ("claimed", self.claimed.to_string()),
+            ("sent", self.sent.to_string()),
+            ("retried", self.retried.to_string()),
+            ("failed", self.failed.to_string()),
+            ("stale", self.stale.to_string()),
+        ]
+    }
+}
+
 /// Claims due items and sends each once.
 pub async fn drain<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<DrainReport, ApiError> {
     let mut report = DrainReport::default();

@@ -135,6 +135,8 @@ fn test() -> Result<()> {
         "--locked",
         "--",
         "--ignored",
+        // One workerd at a time: in parallel they starve each other on 2 cores.
+        "--test-threads=1",
     ])?;
     steps.finish();
     let passed = passed + adapter_passed + worker_passed;

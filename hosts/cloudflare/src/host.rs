@@ -2,10 +2,11 @@
 
 use crate::store::StateClient;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use wats::metrics::Totals;
 use wats::outbox::DrainReport;
 use wats::{
-    Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
+    log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample,
+    Update,
 };
 use worker::{js_sys, Date, Env, Fetch, Headers, Method, Request, RequestInit};
 
@@ -14,12 +15,10 @@ pub const STATE_BINDING: &str = "WATS_STATE";
 /// Where dispatched updates are POSTed, when set.
 const FORWARD_URL_KEY: &str = "WATS_EVENTS_FORWARD_URL";
 
-type SeriesKey = (String, Vec<(String, String)>);
-
 thread_local! {
     /// Metric totals of this isolate (a Worker's unit of memory): scrape
     /// them as per-process metrics.
-    static METRICS: RefCell<BTreeMap<SeriesKey, f64>> = const { RefCell::new(BTreeMap::new()) };
+    static METRICS: RefCell<Totals> = RefCell::new(Totals::default());
     /// When this isolate served its first request.
     static STARTED: Cell<u64> = const { Cell::new(0) };
 }
@@ -63,50 +62,12 @@ fn setting(env: &Env, key: &str) -> Option<String> {
         .ok()
 }
 
-/// One JSON log line, as the other hosts write them.
-fn log_line(level: &str, event: &str, fields: &[(&str, String)]) -> String {
-    let mut line = serde_json::Map::new();
-    line.insert("level".into(), level.into());
-    line.insert("event".into(), event.into());
-    for (key, value) in fields {
-        line.insert((*key).into(), value.clone().into());
+/// Logs what a drain did, when it did anything.
+pub fn log_drain(report: &DrainReport) {
+    if report.claimed > 0 {
+        let line = log_line(Level::Info, "wats.outbox.drained", report.log_fields());
+        worker::console_log!("{line}");
     }
-    serde_json::Value::Object(line).to_string()
-}
-
-pub fn log_counts(event: &str, report: &DrainReport) {
-    let fields = [
-        ("claimed", report.claimed.to_string()),
-        ("sent", report.sent.to_string()),
-        ("retried", report.retried.to_string()),
-        ("failed", report.failed.to_string()),
-        ("stale", report.stale.to_string()),
-    ];
-    worker::console_log!("{}", log_line("info", event, &fields));
-}
-
-/// Adds samples to this isolate's totals.
-fn add_samples(samples: Vec<Sample>) {
-    METRICS.with(|metrics| {
-        let mut metrics = metrics.borrow_mut();
-        for sample in samples {
-            *metrics.entry((sample.name, sample.labels)).or_insert(0.0) += sample.value;
-        }
-    });
-}
-
-fn totals() -> Vec<Sample> {
-    METRICS.with(|metrics| {
-        metrics
-            .borrow()
-            .iter()
-            .map(|((name, labels), value)| Sample {
-                name: name.clone(),
-                labels: labels.clone(),
-                value: *value,
-            })
-            .collect()
-    })
 }
 
 fn outbound_request(request: &OutgoingRequest) -> worker::Result<Request> {
@@ -199,10 +160,8 @@ impl Host for WorkerHost {
         let Some(url) = setting(&self.env, FORWARD_URL_KEY) else {
             // No application configured: the PII-free line the other hosts
             // write by default.
-            worker::console_log!(
-                "{}",
-                log_line("info", "wats.update", &[("kind", update.kind.into())])
-            );
+            let line = log_line(Level::Info, "wats.update", [("kind", update.kind)]);
+            worker::console_log!("{line}");
             return Ok(());
         };
         let request = OutgoingRequest {
@@ -220,19 +179,20 @@ impl Host for WorkerHost {
     }
 
     fn metrics_add(&self, samples: Vec<Sample>) {
-        add_samples(samples);
+        METRICS.with(|totals| totals.borrow_mut().add(samples));
     }
 
     fn metrics_snapshot(&self) -> Vec<Sample> {
-        totals()
+        METRICS.with(|totals| totals.borrow().snapshot())
     }
 
     fn log(&self, level: Level, event: &str, fields: &[(&str, String)]) {
+        let line = log_line(level, event, fields.iter().map(|(k, v)| (k, v)));
         match level {
-            Level::Debug => worker::console_debug!("{}", log_line("debug", event, fields)),
-            Level::Info => worker::console_log!("{}", log_line("info", event, fields)),
-            Level::Warn => worker::console_warn!("{}", log_line("warn", event, fields)),
-            Level::Error => worker::console_error!("{}", log_line("error", event, fields)),
+            Level::Debug => worker::console_debug!("{line}"),
+            Level::Info => worker::console_log!("{line}"),
+            Level::Warn => worker::console_warn!("{line}"),
+            Level::Error => worker::console_error!("{line}"),
         }
     }
 }
@@ -241,19 +201,6 @@ impl Host for WorkerHost {
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
-
-    #[wasm_bindgen_test]
-    fn log_lines_are_json_with_their_fields() {
-        let line = log_line(
-            "warn",
-            "wats.graph.failure",
-            &[("metaCode", "131056".into())],
-        );
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["level"], "warn");
-        assert_eq!(value["event"], "wats.graph.failure");
-        assert_eq!(value["metaCode"], "131056");
-    }
 
     #[wasm_bindgen_test]
     async fn outbound_requests_keep_method_headers_and_body() {
@@ -271,23 +218,5 @@ mod tests {
             Some("Bearer token")
         );
         assert_eq!(converted.bytes().await.unwrap(), request.body);
-    }
-
-    #[wasm_bindgen_test]
-    fn metrics_add_up_per_series() {
-        let sample = |route: &str, value: f64| Sample {
-            name: "http_requests_total".into(),
-            labels: vec![("route".into(), route.into())],
-            value,
-        };
-        add_samples(vec![sample("/healthz", 1.0), sample("/readyz", 1.0)]);
-        add_samples(vec![sample("/healthz", 2.0)]);
-        let healthz: f64 = totals()
-            .iter()
-            .filter(|s| s.labels[0].1 == "/healthz")
-            .map(|s| s.value)
-            .sum();
-        assert_eq!(healthz, 3.0);
-        assert_eq!(totals().len(), 2);
     }
 }

@@ -34,22 +34,12 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Respo
             if response.status_code() == 202 {
                 ctx.wait_until(async move {
                     let host = WorkerHost::new(env);
-                    let report = wats::drain(&host, DRAIN_BATCH).await;
-                    if report.claimed > 0 {
-                        host::log_counts("wats.outbox.drained", &report);
-                    }
+                    host::log_drain(&wats::drain(&host, DRAIN_BATCH).await);
                 });
             }
             Ok(response)
         }
-        Err(_) => {
-            let body = br#"{"error":{"code":"internal_error","message":"Internal error."}}"#;
-            let headers = Headers::new();
-            headers.set("content-type", "application/json")?;
-            Ok(Response::from_bytes(body.to_vec())?
-                .with_status(500)
-                .with_headers(headers))
-        }
+        Err(_) => to_worker(wats::error::ApiError::Internal.into_response()),
     }
 }
 
@@ -61,7 +51,7 @@ async fn serve(mut request: Request, env: Env) -> worker::Result<Response> {
         None => url.path().to_owned(),
     };
     // Bodies past the service's largest limit are refused by the service
-    // (413) from their length; do not buffer more than that plus one byte.
+    // (413) from their length: it needs no more than that plus one byte.
     let mut body = request.bytes().await.unwrap_or_default();
     body.truncate(wats::routes::MAX_BODY_BYTES + 1);
     let request = wats::Request {
@@ -70,7 +60,10 @@ async fn serve(mut request: Request, env: Env) -> worker::Result<Response> {
         headers: request.headers().entries().collect(),
         body,
     };
-    let response = wats::handle(&host, request).await;
+    to_worker(wats::handle(&host, request).await)
+}
+
+fn to_worker(response: wats::Response) -> worker::Result<Response> {
     let headers = Headers::new();
     for (name, value) in &response.headers {
         headers.append(name, value)?;
@@ -83,8 +76,5 @@ async fn serve(mut request: Request, env: Env) -> worker::Result<Response> {
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let host = WorkerHost::new(env);
-    let report = wats::drain(&host, DRAIN_BATCH).await;
-    if report.claimed > 0 {
-        host::log_counts("wats.outbox.drained", &report);
-    }
+    host::log_drain(&wats::drain(&host, DRAIN_BATCH).await);
 }

@@ -71,15 +71,18 @@ async fn drain_outbox(runtime: Arc<Runtime>, every: Duration) {
         ticks.tick().await;
         match runtime.drain(DRAIN_BATCH).await {
             Ok(report) if report.claimed > 0 => {
-                let count = |n: u32| n.to_string();
-                let fields = [
-                    ("claimed".to_owned(), count(report.claimed)),
-                    ("sent".to_owned(), count(report.sent)),
-                    ("retried".to_owned(), count(report.retried)),
-                    ("failed".to_owned(), count(report.failed)),
-                    ("stale".to_owned(), count(report.stale)),
-                ];
-                eprintln!("{}", log_line(Level::Info, "wats.outbox.drained", &fields));
+                let report = wats::outbox::DrainReport {
+                    claimed: report.claimed,
+                    sent: report.sent,
+                    retried: report.retried,
+                    failed: report.failed,
+                    stale: report.stale,
+                };
+                let fields = report.log_fields();
+                eprintln!(
+                    "{}",
+                    wats::log_line(wats::Level::Info, "wats.outbox.drained", fields)
+                );
             }
             Ok(_) => {}
             Err(_) => eprintln!("{}", log_line(Level::Warn, "wats.host.drain_failed", &[])),

@@ -3,7 +3,7 @@
 //! answers made here are for failures that leave no component response (a
 //! trap, a body that never finishes arriving).
 
-use crate::runtime::{Level, Request, Response, Runtime};
+use crate::runtime::{Level, Request, Runtime};
 use anyhow::Result;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -14,6 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use wats::error::ApiError;
 
 /// The component answers 413 above its own limits (4 MiB at most); reading
 /// one byte more than that is enough for it to see an oversized body.
@@ -60,19 +61,11 @@ async fn answer(
     let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read_capped(body)).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => {
-            return host_error(
-                400,
-                "invalid_request",
-                "The request body could not be read.",
-            )
+            return host_error(ApiError::InvalidRequest(
+                "The request body could not be read.".into(),
+            ))
         }
-        Err(_) => {
-            return host_error(
-                408,
-                "request_timeout",
-                "The request body did not arrive in time.",
-            )
-        }
+        Err(_) => return host_error(ApiError::BodyTimeout),
     };
     let request = Request {
         method: parts.method.as_str().to_owned(),
@@ -94,7 +87,7 @@ async fn answer(
         body,
     };
     match runtime.handle(request).await {
-        Ok(response) => to_hyper(response),
+        Ok(response) => to_hyper(response.status, &response.headers, response.body),
         Err(_) => {
             // The error's text (a trap and its wasm backtrace) stays out of
             // the log: it could quote request data.
@@ -102,11 +95,7 @@ async fn answer(
                 .services()
                 .log
                 .write(Level::Error, "wats.host.request_failed", &[]);
-            host_error(
-                500,
-                "internal_error",
-                "The service failed to handle the request.",
-            )
+            host_error(ApiError::Internal)
         }
     }
 }
@@ -125,30 +114,24 @@ async fn read_capped(mut body: Incoming) -> Result<Vec<u8>, hyper::Error> {
     Ok(bytes)
 }
 
-fn to_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
-    let mut builder = hyper::Response::builder().status(response.status);
-    for (name, value) in &response.headers {
+fn to_hyper(
+    status: u16,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> hyper::Response<Full<Bytes>> {
+    let mut builder = hyper::Response::builder().status(status);
+    for (name, value) in headers {
         builder = builder.header(name, value);
     }
     builder
-        .body(Full::new(Bytes::from(response.body)))
-        .unwrap_or_else(|_| {
-            host_error(
-                500,
-                "internal_error",
-                "The service produced an invalid response.",
-            )
-        })
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| host_error(ApiError::Internal))
 }
 
-fn host_error(status: u16, code: &str, message: &str) -> hyper::Response<Full<Bytes>> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        "content-type",
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
+/// What the host answers when the component cannot: the service's own
+/// envelope for the error (mapped in `wats::error`).
+fn host_error(error: ApiError) -> hyper::Response<Full<Bytes>> {
+    let response = error.into_response();
+    // The service's own envelope always builds; no loop back to here.
+    to_hyper(response.status, &response.headers, response.body)
 }

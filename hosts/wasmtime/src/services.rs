@@ -3,7 +3,7 @@
 //! plug in fakes.
 
 use crate::runtime::{Level, OutboundError, OutgoingRequest, Response, Sample, Update};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -82,36 +82,36 @@ impl Clock for SystemClock {
     }
 }
 
-type SeriesKey = (String, Vec<(String, String)>);
-
-/// Metric totals across requests; the component decides what they are.
+/// Metric totals across requests; the component decides what they are
+/// and how they add up (`wats::metrics::Totals`).
 #[derive(Default)]
 pub struct MetricsStore {
-    series: Mutex<BTreeMap<SeriesKey, f64>>,
+    totals: Mutex<wats::metrics::Totals>,
 }
 
 impl MetricsStore {
-    pub fn add(&self, samples: Vec<Sample>) {
-        let mut series = self
-            .series
+    fn totals(&self) -> std::sync::MutexGuard<'_, wats::metrics::Totals> {
+        self.totals
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for sample in samples {
-            *series.entry((sample.name, sample.labels)).or_insert(0.0) += sample.value;
-        }
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn add(&self, samples: Vec<Sample>) {
+        let samples = samples.into_iter().map(|s| wats::Sample {
+            name: s.name,
+            labels: s.labels,
+            value: s.value,
+        });
+        self.totals().add(samples.collect());
     }
 
     pub fn snapshot(&self) -> Vec<Sample> {
-        let series = self
-            .series
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        series
-            .iter()
-            .map(|((name, labels), value)| Sample {
-                name: name.clone(),
-                labels: labels.clone(),
-                value: *value,
+        let samples = self.totals().snapshot().into_iter();
+        samples
+            .map(|s| Sample {
+                name: s.name,
+                labels: s.labels,
+                value: s.value,
             })
             .collect()
     }

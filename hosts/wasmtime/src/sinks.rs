@@ -60,18 +60,14 @@ impl LogSink for StderrLog {
     }
 }
 
+/// The component's log line format (`wats::log_line`) for this runtime's
+/// level type.
 pub fn log_line(level: Level, event: &str, fields: &[(String, String)]) -> String {
     let level = match level {
-        Level::Debug => "debug",
-        Level::Info => "info",
-        Level::Warn => "warn",
-        Level::Error => "error",
+        Level::Debug => wats::Level::Debug,
+        Level::Info => wats::Level::Info,
+        Level::Warn => wats::Level::Warn,
+        Level::Error => wats::Level::Error,
     };
-    let mut line = serde_json::Map::new();
-    line.insert("level".into(), level.into());
-    line.insert("event".into(), event.into());
-    for (key, value) in fields {
-        line.insert(key.clone(), value.clone().into());
-    }
-    serde_json::Value::Object(line).to_string()
+    wats::log_line(level, event, fields.iter().map(|(k, v)| (k, v)))
 }

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use support::http::{
-    json_acks, run_case, send, send_concurrently, start_fake_graph, GraphScript, Server,
+    executor, graph_ok, json_acks, queue_and_settle, run_cases, send, send_concurrently,
+    start_fake_graph, GraphScript, Server,
 };
-use support::{assert_no_canaries, load_suites, prepare, run_suites, GraphReply};
+use support::{assert_no_canaries, load_suites, run_suites, signed_delivery, suite, GraphReply};
 
 fn read_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -30,14 +31,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn executor() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]
@@ -71,23 +64,16 @@ fn conformance_suite_against_wats_serve_live() {
             &settings,
         )
         .unwrap_or_else(|stderr| panic!("wats serve did not start: {stderr}"));
-        let results = cases
-            .iter()
-            .map(|case| {
-                let name = case["name"].as_str().unwrap().to_owned();
-                let updates = || read_lines(&events);
-                let result = run_case(
-                    &executor,
-                    &client,
-                    &server.base,
-                    &script,
-                    suite,
-                    case,
-                    &updates,
-                );
-                (name, result)
-            })
-            .collect();
+        let updates = || read_lines(&events);
+        let results = run_cases(
+            &executor,
+            &client,
+            &server.base,
+            &script,
+            suite,
+            cases,
+            &updates,
+        );
         let output = server.stop();
         let mut private = base.private_values.clone();
         private.extend(suite.secret_values());
@@ -186,15 +172,7 @@ struct SqliteDelivery {
 impl SqliteDelivery {
     fn new(name: &str) -> SqliteDelivery {
         let (_, suites) = load_suites();
-        let suite = suites
-            .iter()
-            .find(|s| s.name.starts_with("webhook deliveries: signatures"))
-            .expect("suite");
-        let case = suite
-            .cases
-            .iter()
-            .find(|c| c["request"]["sign"] == Value::Bool(true))
-            .expect("a signed case");
+        let (suite, request) = signed_delivery(&suites);
         let dir = temp_dir(name);
         let events = dir.join("events.jsonl");
         let args = ["--live", "--yes-live", "--state"]
@@ -208,7 +186,7 @@ impl SqliteDelivery {
             .collect();
         SqliteDelivery {
             settings: suite.settings.clone(),
-            request: prepare(case, suite),
+            request,
             dir,
             events,
             args,
@@ -308,69 +286,20 @@ fn the_outbox_timer_retries_a_rate_limited_send_after_retry_after() {
             headers: vec![("retry-after".into(), "1".into())],
             body: Vec::new(),
         },
-        GraphReply::Http {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: br#"{"messages":[{"id":"wamid.E2EQUEUED1"}]}"#.to_vec(),
-        },
+        graph_ok(r#"{"messages":[{"id":"wamid.E2EQUEUED1"}]}"#),
     ]
     .into();
     let graph = executor.block_on(start_fake_graph(script.clone()));
-    let suite = suites
-        .iter()
-        .find(|s| s.name.starts_with("POST /api/messages:"))
-        .expect("the composer suite");
-    let mut settings = suite.settings.clone();
+    let mut settings = suite(&suites, "POST /api/messages:").settings.clone();
     settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
-    let token = settings["WATS_SERVICE_BEARER_TOKEN"].clone();
     let server = Server::start(
         &["--live", "--yes-live", "--memory", "--drain-every-ms", "50"],
         &settings,
     )
     .expect("starts");
     let client = reqwest::Client::new();
-    let auth = vec![("authorization".to_owned(), format!("Bearer {token}"))];
-    let mut queue_headers = auth.clone();
-    queue_headers.push(("prefer".into(), "respond-async".into()));
-    let body = br#"{"type":"text","to":"15551230000","text":"later"}"#.to_vec();
-    let queued = executor.block_on(send(
-        &client,
-        &server.base,
-        "POST",
-        "/api/messages",
-        &queue_headers,
-        body,
-    ));
-    assert_eq!(
-        queued.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&queued.body)
-    );
-    let location = queued
-        .headers
-        .iter()
-        .find(|(name, _)| name == "location")
-        .map(|(_, value)| value.clone())
-        .expect("a Location header");
-    // Wait for the item to settle: bounded polling, no timing asserted.
-    let mut item = Value::Null;
-    for _ in 0..400 {
-        let reply = executor.block_on(send(
-            &client,
-            &server.base,
-            "GET",
-            &location,
-            &auth,
-            Vec::new(),
-        ));
-        assert_eq!(reply.status, 200);
-        item = serde_json::from_slice(&reply.body).unwrap();
-        if item["state"] != "queued" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    let token = &settings["WATS_SERVICE_BEARER_TOKEN"];
+    let item = queue_and_settle(&executor, &client, &server.base, token);
     let stderr = server.stop();
     assert_eq!(item["state"], "sent", "{item}");
     assert_eq!(item["attempts"], 2);

@@ -7,12 +7,16 @@
 
 mod support;
 
-use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::http::{json_acks, run_case, send, send_concurrently, start_fake_graph, GraphScript};
-use support::{assert_no_canaries, load_suites, run_suites, workspace_root};
+use support::http::{
+    executor, graph_ok, json_acks, queue_and_settle, run_cases, send_concurrently,
+    start_fake_graph, GraphScript,
+};
+use support::{
+    assert_no_canaries, load_suites, run_suites, signed_delivery, suite, workspace_root,
+};
 
 /// wrangler dev, killed when dropped.
 struct Workerd {
@@ -70,8 +74,9 @@ fn start_worker(
         log,
     };
     // Ready when wrangler says so (a request would count in the metrics
-    // the suites assert): bounded, about 60 s at most.
-    for _ in 0..600 {
+    // the suites assert): bounded, about 3 minutes at most (a cold start
+    // on a busy 2-core machine runs wrangler's build command first).
+    for _ in 0..1800 {
         let said = std::fs::read_to_string(&worker.log).unwrap_or_default();
         if said.contains("Ready on http://127.0.0.1") {
             return worker;
@@ -88,11 +93,7 @@ fn start_worker(
 #[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
 fn conformance_suite_against_the_worker_in_workerd() {
     let (base, _) = load_suites();
-    let executor = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let executor = executor();
     let script = Arc::new(Mutex::new(GraphScript::default()));
     let graph = executor.block_on(start_fake_graph(script.clone()));
     let client = reqwest::Client::new();
@@ -114,22 +115,15 @@ fn conformance_suite_against_the_worker_in_workerd() {
         script.lock().unwrap().events.clear();
         let worker = start_worker(&settings, &suite_dir);
         let updates = || script.lock().unwrap().events.clone();
-        let results = cases
-            .iter()
-            .map(|case: &Value| {
-                let name = case["name"].as_str().unwrap().to_owned();
-                let result = run_case(
-                    &executor,
-                    &client,
-                    &worker.base,
-                    &script,
-                    suite,
-                    case,
-                    &updates,
-                );
-                (name, result)
-            })
-            .collect();
+        let results = run_cases(
+            &executor,
+            &client,
+            &worker.base,
+            &script,
+            suite,
+            cases,
+            &updates,
+        );
         // wrangler dev's own access log (`[wrangler:info] GET /path 200`)
         // prints request paths, which the suites fill with WAMIDs: it is
         // the platform's, not the Worker's. Everything else is swept.
@@ -160,29 +154,12 @@ fn conformance_suite_against_the_worker_in_workerd() {
 #[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
 fn the_durable_object_holds_dedupe_and_idempotency_under_concurrency() {
     let (_, suites) = load_suites();
-    let suite = suites
-        .iter()
-        .find(|s| s.name.starts_with("webhook deliveries: signatures"))
-        .expect("suite");
-    let case = suite
-        .cases
-        .iter()
-        .find(|c| c["request"]["sign"] == Value::Bool(true))
-        .expect("a signed case");
-    let delivery = support::prepare(case, suite);
-    let executor = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (suite, delivery) = signed_delivery(&suites);
+    let executor = executor();
     let script = Arc::new(Mutex::new(GraphScript::default()));
     // One Graph reply only: a second send would get the fake's 418.
-    script.lock().unwrap().replies = vec![support::GraphReply::Http {
-        status: 200,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: br#"{"messages":[{"id":"wamid.ONCE1"}]}"#.to_vec(),
-    }]
-    .into();
+    script.lock().unwrap().replies =
+        vec![graph_ok(r#"{"messages":[{"id":"wamid.ONCE1"}]}"#)].into();
     let graph = executor.block_on(start_fake_graph(script.clone()));
     let mut settings = suite.settings.clone();
     settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
@@ -233,68 +210,20 @@ fn the_durable_object_holds_dedupe_and_idempotency_under_concurrency() {
 #[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
 fn a_queued_send_is_delivered_right_after_the_202() {
     let (_, suites) = load_suites();
-    let suite = suites
-        .iter()
-        .find(|s| s.name.starts_with("POST /api/messages:"))
-        .expect("the composer suite");
-    let executor = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let executor = executor();
     let script = Arc::new(Mutex::new(GraphScript::default()));
-    script.lock().unwrap().replies = vec![support::GraphReply::Http {
-        status: 200,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: br#"{"messages":[{"id":"wamid.QUEUEDW1"}]}"#.to_vec(),
-    }]
-    .into();
+    script.lock().unwrap().replies =
+        vec![graph_ok(r#"{"messages":[{"id":"wamid.QUEUEDW1"}]}"#)].into();
     let graph = executor.block_on(start_fake_graph(script.clone()));
-    let mut settings = suite.settings.clone();
+    let mut settings = suite(&suites, "POST /api/messages:").settings.clone();
     settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
     let dir = std::env::temp_dir().join(format!("wats-worker-queued-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let worker = start_worker(&settings, &dir);
     let client = reqwest::Client::new();
-    let auth = vec![(
-        "authorization".to_owned(),
-        format!("Bearer {}", settings["WATS_SERVICE_BEARER_TOKEN"]),
-    )];
-    let mut queue = auth.clone();
-    queue.push(("prefer".into(), "respond-async".into()));
-    let body = br#"{"type":"text","to":"15551230000","text":"later"}"#.to_vec();
-    let queued = executor.block_on(send(
-        &client,
-        &worker.base,
-        "POST",
-        "/api/messages",
-        &queue,
-        body,
-    ));
-    assert_eq!(queued.status, 202);
-    let (_, location) = queued
-        .headers
-        .iter()
-        .find(|(name, _)| name == "location")
-        .expect("a Location");
-    // No cron runs here: only the drain after the 202 can send it. Bounded
-    // polling until it settles; no timing is asserted.
-    let mut item = Value::Null;
-    for _ in 0..200 {
-        let reply = executor.block_on(send(
-            &client,
-            &worker.base,
-            "GET",
-            location,
-            &auth,
-            Vec::new(),
-        ));
-        item = serde_json::from_slice(&reply.body).unwrap();
-        if item["state"] != "queued" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // No cron runs here: only the drain after the 202 can send it.
+    let token = &settings["WATS_SERVICE_BEARER_TOKEN"];
+    let item = queue_and_settle(&executor, &client, &worker.base, token);
     drop(worker);
     assert_eq!(item["state"], "sent", "{item}");
     assert_eq!(item["waMessageId"], "wamid.QUEUEDW1");

@@ -208,6 +208,26 @@ pub async fn send(
     }
 }
 
+/// Runs a suite's cases in order against a host at `base` (see `run_case`).
+pub fn run_cases(
+    executor: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    base: &str,
+    script: &Mutex<GraphScript>,
+    suite: &Suite,
+    cases: &[Value],
+    updates: &dyn Fn() -> Vec<Value>,
+) -> Vec<(String, Result<(), String>)> {
+    cases
+        .iter()
+        .map(|case| {
+            let name = case["name"].as_str().unwrap_or("unnamed").to_owned();
+            let result = run_case(executor, client, base, script, suite, case, updates);
+            (name, result)
+        })
+        .collect()
+}
+
 /// Runs one conformance case against a host at `base`: scripts the fake
 /// Graph, sends the request, sweeps the response for canaries and checks
 /// every expectation. `updates` returns every update dispatched so far.
@@ -305,4 +325,59 @@ pub fn json_acks(replies: &[Reply]) -> Vec<Value> {
             serde_json::from_slice(&reply.body).expect("a JSON ack")
         })
         .collect()
+}
+
+pub fn executor() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A 200 from the fake Graph with this JSON body.
+pub fn graph_ok(json: &str) -> GraphReply {
+    GraphReply::Http {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: json.as_bytes().to_vec(),
+    }
+}
+
+/// Queues a text send with `Prefer: respond-async` (asserting the 202), then
+/// reads its outbox item until it is no longer queued: bounded polling, no
+/// timing asserted. Returns the item as last read.
+pub fn queue_and_settle(
+    executor: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> Value {
+    let auth = vec![("authorization".to_owned(), format!("Bearer {token}"))];
+    let mut queue = auth.clone();
+    queue.push(("prefer".into(), "respond-async".into()));
+    let body = br#"{"type":"text","to":"15551230000","text":"later"}"#.to_vec();
+    let queued = executor.block_on(send(client, base, "POST", "/api/messages", &queue, body));
+    assert_eq!(
+        queued.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&queued.body)
+    );
+    let (_, location) = queued
+        .headers
+        .iter()
+        .find(|(name, _)| name == "location")
+        .expect("a Location header");
+    let mut item = Value::Null;
+    for _ in 0..400 {
+        let reply = executor.block_on(send(client, base, "GET", location, &auth, Vec::new()));
+        assert_eq!(reply.status, 200);
+        item = serde_json::from_slice(&reply.body).unwrap();
+        if item["state"] != "queued" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    item
 }

@@ -471,3 +471,23 @@ pub fn run_suites(
         failures.join("\n")
     );
 }
+
+/// The suite whose name starts with `prefix`.
+pub fn suite<'a>(suites: &'a [Suite], prefix: &str) -> &'a Suite {
+    suites
+        .iter()
+        .find(|suite| suite.name.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no suite named {prefix}…"))
+}
+
+/// The signed batched delivery (6 updates) of the signatures suite, with
+/// that suite's settings.
+pub fn signed_delivery(suites: &[Suite]) -> (&Suite, PreparedRequest) {
+    let suite = suite(suites, "webhook deliveries: signatures");
+    let case = suite
+        .cases
+        .iter()
+        .find(|case| case["request"]["sign"] == Value::Bool(true))
+        .expect("a signed case");
+    (suite, prepare(case, suite))
+}
