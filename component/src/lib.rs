@@ -29,12 +29,11 @@ mod component;
 #[cfg(test)]
 mod testing;
 
-/// Runs a future to completion by polling it. The component's imports (and
-/// the test host's) are synchronous, so every future of the service
-/// completes on its first poll; looping keeps this correct should an import
-/// ever yield.
-#[cfg(any(feature = "export", test))]
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// Runs a future to completion by polling it. For hosts whose imports are
+/// synchronous (the component's, Spin's, the test host's): every future of
+/// the service then completes on its first poll; looping keeps this correct
+/// should an import ever yield.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     loop {
@@ -45,7 +44,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 pub use host::{
-    log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Request, Response,
+    forward_update, log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Request, Response,
     Sample, Update,
 };
 
@@ -185,6 +184,9 @@ pub async fn drain<H: Host>(host: &H, limit: u32) -> outbox::DrainReport {
         );
         outbox::DrainReport::default()
     });
+    if report.claimed > 0 {
+        host.log(Level::Info, "wats.outbox.drained", &report.log_fields());
+    }
     ctx.recorder.flush(host);
     report
 }

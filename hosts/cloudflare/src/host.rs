@@ -3,7 +3,6 @@
 use crate::store::StateClient;
 use std::cell::{Cell, RefCell};
 use wats::metrics::Totals;
-use wats::outbox::DrainReport;
 use wats::{
     log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample,
     Update,
@@ -12,8 +11,6 @@ use worker::{js_sys, Date, Env, Fetch, Headers, Method, Request, RequestInit};
 
 /// The Durable Object namespace that holds the service's state.
 pub const STATE_BINDING: &str = "WATS_STATE";
-/// Where dispatched updates are POSTed, when set.
-const FORWARD_URL_KEY: &str = "WATS_EVENTS_FORWARD_URL";
 
 thread_local! {
     /// Metric totals of this isolate (a Worker's unit of memory): scrape
@@ -60,14 +57,6 @@ fn setting(env: &Env, key: &str) -> Option<String> {
         .map(|var| var.to_string())
         .or_else(|_| env.secret(key).map(|secret| secret.to_string()))
         .ok()
-}
-
-/// Logs what a drain did, when it did anything.
-pub fn log_drain(report: &DrainReport) {
-    if report.claimed > 0 {
-        let line = log_line(Level::Info, "wats.outbox.drained", report.log_fields());
-        worker::console_log!("{line}");
-    }
 }
 
 fn outbound_request(request: &OutgoingRequest) -> worker::Result<Request> {
@@ -157,25 +146,7 @@ impl Host for WorkerHost {
     }
 
     async fn dispatch(&self, update: &Update) -> Result<(), String> {
-        let Some(url) = setting(&self.env, FORWARD_URL_KEY) else {
-            // No application configured: the PII-free line the other hosts
-            // write by default.
-            let line = log_line(Level::Info, "wats.update", [("kind", update.kind)]);
-            worker::console_log!("{line}");
-            return Ok(());
-        };
-        let request = OutgoingRequest {
-            method: "POST".into(),
-            url,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: update.json.clone().into_bytes(),
-        };
-        // A refused update fails the delivery, so Meta redelivers it.
-        match self.send(request).await {
-            Ok(response) if (200..300).contains(&response.status) => Ok(()),
-            Ok(_) => Err("the events endpoint refused the update".into()),
-            Err(_) => Err("the events endpoint is unreachable".into()),
-        }
+        wats::forward_update(self, update).await
     }
 
     fn metrics_add(&self, samples: Vec<Sample>) {

@@ -34,7 +34,7 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Respo
             if response.status_code() == 202 {
                 ctx.wait_until(async move {
                     let host = WorkerHost::new(env);
-                    host::log_drain(&wats::drain(&host, DRAIN_BATCH).await);
+                    wats::drain(&host, DRAIN_BATCH).await;
                 });
             }
             Ok(response)
@@ -76,5 +76,5 @@ fn to_worker(response: wats::Response) -> worker::Result<Response> {
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let host = WorkerHost::new(env);
-    host::log_drain(&wats::drain(&host, DRAIN_BATCH).await);
+    wats::drain(&host, DRAIN_BATCH).await;
 }

@@ -8,3 +8,4 @@ pub mod runtime;
 pub mod server;
 pub mod services;
 pub mod sinks;
+pub mod spin;

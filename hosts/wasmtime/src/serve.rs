@@ -63,29 +63,15 @@ pub struct ServeArgs {
 /// Outbox items one drain sends at most.
 const DRAIN_BATCH: u32 = 50;
 
-/// Drains the outbox on a timer, logging each drain that did something.
+/// Drains the outbox on a timer.
 async fn drain_outbox(runtime: Arc<Runtime>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match runtime.drain(DRAIN_BATCH).await {
-            Ok(report) if report.claimed > 0 => {
-                let report = wats::outbox::DrainReport {
-                    claimed: report.claimed,
-                    sent: report.sent,
-                    retried: report.retried,
-                    failed: report.failed,
-                    stale: report.stale,
-                };
-                let fields = report.log_fields();
-                eprintln!(
-                    "{}",
-                    wats::log_line(wats::Level::Info, "wats.outbox.drained", fields)
-                );
-            }
-            Ok(_) => {}
-            Err(_) => eprintln!("{}", log_line(Level::Warn, "wats.host.drain_failed", &[])),
+        // The service logs each drain that did something.
+        if runtime.drain(DRAIN_BATCH).await.is_err() {
+            eprintln!("{}", log_line(Level::Warn, "wats.host.drain_failed", &[]));
         }
     }
 }
@@ -154,7 +140,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
 }
 
 /// Ctrl-C, or the SIGTERM a container runtime or service manager sends.
-async fn stop_signal() {
+pub async fn stop_signal() {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
@@ -216,7 +202,7 @@ fn settings(args: &ServeArgs) -> Result<HashMap<String, String>> {
 }
 
 /// `KEY=VALUE` lines; `#` comments, blank lines, `export ` and quotes allowed.
-fn parse_env_file(text: &str) -> Result<Vec<(String, String)>> {
+pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>> {
     let mut pairs = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();

@@ -1,0 +1,194 @@
+//! The service's host interface over Spin's standard interfaces.
+
+use crate::bindings::wasi::config::store as variables;
+use crate::http;
+use crate::store::SpinStore;
+use serde_json::{json, Value};
+use std::cell::OnceCell;
+use wasip2::clocks::{monotonic_clock, wall_clock};
+use wats::metrics::Totals;
+use wats::{Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update};
+
+/// The metric totals of every instance, as one JSON record (kv-schema.md).
+const METRICS_KEY: &str = "spin:metrics";
+/// When the first instance on this store started serving, for uptime.
+const STARTED_KEY: &str = "spin:started";
+
+pub struct SpinHost {
+    store: Result<SpinStore, KvError>,
+    started: OnceCell<u64>,
+    monotonic_origin: u64,
+}
+
+fn now_millis() -> u64 {
+    let now = wall_clock::now();
+    now.seconds * 1000 + u64::from(now.nanoseconds / 1_000_000)
+}
+
+/// Spin variable names are lower case: `WATS_APP_SECRET` is read as
+/// `wats_app_secret`. A variable the app does not declare reads as unset.
+fn variable(key: &str) -> Option<String> {
+    let name = key.to_ascii_lowercase().replace(['.', '-'], "_");
+    variables::get(&name).ok().flatten()
+}
+
+fn encode_totals(samples: &[Sample]) -> Vec<u8> {
+    let series: Vec<Value> = samples
+        .iter()
+        .map(|sample| json!([sample.name, sample.labels, sample.value]))
+        .collect();
+    Value::Array(series).to_string().into_bytes()
+}
+
+fn decode_totals(stored: Option<Vec<u8>>) -> Totals {
+    let mut totals = Totals::default();
+    let series: Vec<(String, Vec<(String, String)>, f64)> = stored
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    totals.add(
+        series
+            .into_iter()
+            .map(|(name, labels, value)| Sample {
+                name,
+                labels,
+                value,
+            })
+            .collect(),
+    );
+    totals
+}
+
+impl SpinHost {
+    pub fn open() -> SpinHost {
+        SpinHost {
+            store: SpinStore::open(),
+            started: OnceCell::new(),
+            monotonic_origin: monotonic_clock::now(),
+        }
+    }
+
+    fn store(&self) -> Result<&SpinStore, KvError> {
+        self.store.as_ref().map_err(Clone::clone)
+    }
+}
+
+impl Host for SpinHost {
+    async fn send(&self, request: OutgoingRequest) -> Result<Response, OutboundError> {
+        http::send(&request)
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.store()?.get(key, now_millis())
+    }
+
+    async fn kv_set(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
+        self.store()?.set(key, value, ttl, now_millis())
+    }
+
+    async fn kv_set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<u32>,
+    ) -> Result<bool, KvError> {
+        self.store()?.set_if_absent(key, value, ttl, now_millis())
+    }
+
+    async fn kv_remove(&self, key: &str) -> Result<(), KvError> {
+        self.store()?.remove(key)
+    }
+
+    async fn kv_list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<KvPage, KvError> {
+        self.store()?.list(prefix, cursor, limit)
+    }
+
+    fn now_millis(&self) -> u64 {
+        now_millis()
+    }
+
+    fn monotonic_nanos(&self) -> u64 {
+        monotonic_clock::now().saturating_sub(self.monotonic_origin)
+    }
+
+    /// An instance lives for one request, so uptime counts from the first
+    /// request served on this store.
+    fn started_millis(&self) -> u64 {
+        *self.started.get_or_init(|| {
+            let now = now_millis();
+            let Ok(store) = self.store() else { return now };
+            let _ = store.set_if_absent(STARTED_KEY, &now.to_be_bytes(), None, now);
+            store
+                .get(STARTED_KEY, now)
+                .ok()
+                .flatten()
+                .and_then(|bytes| Some(u64::from_be_bytes(bytes.try_into().ok()?)))
+                .unwrap_or(now)
+        })
+    }
+
+    fn config(&self, key: &str) -> Option<String> {
+        match key {
+            wats::config::RUNTIME_KEY => Some("spin".into()),
+            wats::config::STORE_KEY => Some("spin-key-value".into()),
+            _ => variable(key),
+        }
+    }
+
+    async fn dispatch(&self, update: &Update) -> Result<(), String> {
+        wats::forward_update(self, update).await
+    }
+
+    /// Totals live in the store: one read and one compare-and-swap write per
+    /// request. Without a store they are not kept.
+    fn metrics_add(&self, samples: Vec<Sample>) {
+        let Ok(store) = self.store() else { return };
+        let added = store.update(METRICS_KEY, now_millis(), |stored| {
+            let mut totals = decode_totals(stored);
+            totals.add(samples.clone());
+            encode_totals(&totals.snapshot())
+        });
+        if added.is_err() {
+            self.log(Level::Warn, "wats.metrics.dropped", &[]);
+        }
+    }
+
+    fn metrics_snapshot(&self) -> Vec<Sample> {
+        let stored = self
+            .store()
+            .and_then(|store| store.get(METRICS_KEY, now_millis()));
+        decode_totals(stored.ok().flatten()).snapshot()
+    }
+
+    /// Spin keeps a component's stderr as its log.
+    fn log(&self, level: Level, event: &str, fields: &[(&str, String)]) {
+        eprintln!(
+            "{}",
+            wats::log_line(level, event, fields.iter().map(|(k, v)| (k, v)))
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_totals_survive_the_store() {
+        let sample = |value| Sample {
+            name: "http_requests_total".into(),
+            labels: vec![("route".into(), "/healthz".into())],
+            value,
+        };
+        let mut totals = decode_totals(None);
+        totals.add(vec![sample(2.0)]);
+        let mut read_back = decode_totals(Some(encode_totals(&totals.snapshot())));
+        read_back.add(vec![sample(1.0)]);
+        assert_eq!(read_back.snapshot(), vec![sample(3.0)]);
+        assert!(decode_totals(Some(b"not json".to_vec())).snapshot().is_empty());
+    }
+}

@@ -1,0 +1,47 @@
+//! The wats service as a Spin app: a `wasi:http/proxy` component that links
+//! the service crate (`component/`) and implements its host interface over
+//! the standard interfaces Spin 3 offers. It holds no service logic.
+//!
+//! - HTTP in and out: `wasi:http` (`http.rs`).
+//! - kv: `wasi:keyvalue` with compare-and-swap (`store.rs`).
+//! - Configuration: Spin variables through `wasi:config`, `WATS_APP_SECRET`
+//!   read as `wats_app_secret`.
+//! - Events: POSTed to `WATS_EVENTS_FORWARD_URL`, or a PII-free log line.
+//! - Metrics: totals kept in the store, since an instance serves one request.
+//! - The outbox: drained right after a request that queued a send; Spin has
+//!   no timer of its own (docs/hosts/spin.md).
+
+#[allow(warnings)]
+mod bindings {
+    wit_bindgen::generate!({ path: "wit", world: "imports", generate_all });
+}
+
+mod host;
+mod http;
+mod store;
+
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+/// Outbox items one drain after a queued send handles at most.
+const DRAIN_BATCH: u32 = 10;
+
+struct WatsSpin;
+
+impl Guest for WatsSpin {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let host = host::SpinHost::open();
+        let request = http::read_request(&request);
+        let response = wats::block_on(wats::handle(&host, request));
+        let queued = response.status == 202;
+        http::write_response(out, response);
+        // The response is complete; the instance lives on until this
+        // returns, so the queued send goes out now rather than on a timer
+        // Spin does not have.
+        if queued {
+            wats::block_on(wats::drain(&host, DRAIN_BATCH));
+        }
+    }
+}
+
+wasip2::http::proxy::export!(WatsSpin);
