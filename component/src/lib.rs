@@ -44,8 +44,8 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 pub use host::{
-    forward_update, log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Request, Response,
-    Sample, Update,
+    forward_update, log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest,
+    Request, Response, Sample, Update,
 };
 
 use auth::secrets_equal;

@@ -63,6 +63,6 @@ pub fn gzip_len(bytes: &[u8]) -> Result<usize> {
     Ok(encoder.finish()?.len())
 }
 
-fn kib(bytes: usize) -> String {
+pub fn kib(bytes: usize) -> String {
     format!("{:.1} KiB", bytes as f64 / 1024.0)
 }

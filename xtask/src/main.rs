@@ -3,6 +3,7 @@
 
 mod component;
 mod schemathesis;
+mod spin;
 mod steps;
 mod worker;
 
@@ -12,12 +13,16 @@ use steps::Steps;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  build            build the wats:service component (target/wats/wats.wasm) and print its size
+  build            build the wats:service component (target/wats/wats.wasm) and the Spin
+                   component (target/wats/wats-spin.wasm), and print their sizes
   serve [ARGS..]   build what is needed and run `wats serve ARGS..` (dry-run on 127.0.0.1:8787)
-  test             run every check and test: fmt, clippy, unit tests, component, conformance, schemathesis, the Worker in workerd
+  test             run every check and test: fmt, clippy, unit tests, component, conformance,
+                   schemathesis, the Spin component, the Worker in workerd
   bench            build in release mode and report the hot-path benchmarks and sizes
   worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
-  worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)";
+  worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)
+  spin [--port P]  build the Spin component and serve it with `wats spin` on 127.0.0.1 (live Graph
+                   calls to WATS_GRAPH_BASE_URL, settings from WATS_*)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,15 +39,17 @@ fn run(args: &[String]) -> Result<()> {
     };
     match command.as_str() {
         "build" => {
-            let mut steps = Steps::new(2);
+            let mut steps = Steps::new(3);
             steps.ensure_targets()?;
             component::build(&mut steps)?;
+            spin::build(&mut steps)?;
             Ok(())
         }
         "serve" => serve(rest),
         "test" => test(),
         "bench" => bench(),
         "worker" => worker::run(rest),
+        "spin" => spin::run(rest),
         "worker-build" => {
             // `cargo xtask worker` has just built it when it starts wrangler.
             let built = worker::crate_dir().join("build/index.js");
@@ -84,7 +91,7 @@ fn serve(args: &[String]) -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    let mut steps = Steps::new(14);
+    let mut steps = Steps::new(16);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -115,9 +122,24 @@ fn test() -> Result<()> {
             "warnings",
         ],
     )?;
+    steps.cargo(
+        "clippy (the Spin component for wasm32-wasip2)",
+        &[
+            "clippy",
+            "--package",
+            "wats-spin",
+            "--target",
+            "wasm32-wasip2",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     let wasm = component::build(&mut steps)?;
     std::env::set_var("WATS_COMPONENT", &wasm);
-    steps.start("unit, conformance and end-to-end tests");
+    std::env::set_var("WATS_SPIN_COMPONENT", spin::build(&mut steps)?);
+    steps.start("unit, conformance and end-to-end tests (wats serve, wats spin)");
     let (passed, failed) = steps::cargo_test(&["test", "--workspace", "--locked"])?;
     // `cargo test` built the `wats` binary the end-to-end tests run.
     schemathesis::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
@@ -147,10 +169,11 @@ fn test() -> Result<()> {
 }
 
 fn bench() -> Result<()> {
-    let mut steps = Steps::new(8);
+    let mut steps = Steps::new(9);
     steps.ensure_targets()?;
     let wasm = component::build(&mut steps)?;
     std::env::set_var("WATS_COMPONENT", &wasm);
+    spin::build(&mut steps)?;
     steps.cargo(
         "benchmarks (release build)",
         &[

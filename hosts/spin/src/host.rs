@@ -4,25 +4,27 @@ use crate::bindings::wasi::config::store as variables;
 use crate::http;
 use crate::store::SpinStore;
 use serde_json::{json, Value};
-use std::cell::OnceCell;
-use wasip2::clocks::{monotonic_clock, wall_clock};
+use wasip2::clocks::wall_clock;
 use wats::metrics::Totals;
-use wats::{Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update};
+use wats::{
+    Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
+};
 
 /// The metric totals of every instance, as one JSON record (kv-schema.md).
 const METRICS_KEY: &str = "spin:metrics";
-/// When the first instance on this store started serving, for uptime.
-const STARTED_KEY: &str = "spin:started";
 
 pub struct SpinHost {
     store: Result<SpinStore, KvError>,
-    started: OnceCell<u64>,
-    monotonic_origin: u64,
+    started_millis: u64,
+}
+
+fn wall_nanos() -> u64 {
+    let now = wall_clock::now();
+    now.seconds * 1_000_000_000 + u64::from(now.nanoseconds)
 }
 
 fn now_millis() -> u64 {
-    let now = wall_clock::now();
-    now.seconds * 1000 + u64::from(now.nanoseconds / 1_000_000)
+    wall_nanos() / 1_000_000
 }
 
 /// Spin variable names are lower case: `WATS_APP_SECRET` is read as
@@ -31,6 +33,9 @@ fn variable(key: &str) -> Option<String> {
     let name = key.to_ascii_lowercase().replace(['.', '-'], "_");
     variables::get(&name).ok().flatten()
 }
+
+/// One series as stored: name, labels, total.
+type StoredSeries = (String, Vec<(String, String)>, f64);
 
 fn encode_totals(samples: &[Sample]) -> Vec<u8> {
     let series: Vec<Value> = samples
@@ -42,7 +47,7 @@ fn encode_totals(samples: &[Sample]) -> Vec<u8> {
 
 fn decode_totals(stored: Option<Vec<u8>>) -> Totals {
     let mut totals = Totals::default();
-    let series: Vec<(String, Vec<(String, String)>, f64)> = stored
+    let series: Vec<StoredSeries> = stored
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
     totals.add(
@@ -62,8 +67,7 @@ impl SpinHost {
     pub fn open() -> SpinHost {
         SpinHost {
             store: SpinStore::open(),
-            started: OnceCell::new(),
-            monotonic_origin: monotonic_clock::now(),
+            started_millis: now_millis(),
         }
     }
 
@@ -111,24 +115,16 @@ impl Host for SpinHost {
         now_millis()
     }
 
+    /// Wall-clock time since `started_millis`, not wasi's monotonic clock:
+    /// that restarts with every instance, and the service orders records
+    /// across requests on this timeline (started plus elapsed).
     fn monotonic_nanos(&self) -> u64 {
-        monotonic_clock::now().saturating_sub(self.monotonic_origin)
+        wall_nanos().saturating_sub(self.started_millis * 1_000_000)
     }
 
-    /// An instance lives for one request, so uptime counts from the first
-    /// request served on this store.
+    /// An instance lives for one request: uptime on Spin counts from it.
     fn started_millis(&self) -> u64 {
-        *self.started.get_or_init(|| {
-            let now = now_millis();
-            let Ok(store) = self.store() else { return now };
-            let _ = store.set_if_absent(STARTED_KEY, &now.to_be_bytes(), None, now);
-            store
-                .get(STARTED_KEY, now)
-                .ok()
-                .flatten()
-                .and_then(|bytes| Some(u64::from_be_bytes(bytes.try_into().ok()?)))
-                .unwrap_or(now)
-        })
+        self.started_millis
     }
 
     fn config(&self, key: &str) -> Option<String> {
@@ -189,6 +185,8 @@ mod tests {
         let mut read_back = decode_totals(Some(encode_totals(&totals.snapshot())));
         read_back.add(vec![sample(1.0)]);
         assert_eq!(read_back.snapshot(), vec![sample(3.0)]);
-        assert!(decode_totals(Some(b"not json".to_vec())).snapshot().is_empty());
+        assert!(decode_totals(Some(b"not json".to_vec()))
+            .snapshot()
+            .is_empty());
     }
 }

@@ -182,8 +182,8 @@ pub fn send(request: &wats::OutgoingRequest) -> Result<Response, OutboundError> 
     let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
     let _ = options.set_first_byte_timeout(Some(ANSWER_TIMEOUT_NS));
     let _ = options.set_between_bytes_timeout(Some(ANSWER_TIMEOUT_NS));
-    let pending = outgoing_handler::handle(outgoing, Some(options))
-        .map_err(|code| outbound_error(&code))?;
+    let pending =
+        outgoing_handler::handle(outgoing, Some(options)).map_err(|code| outbound_error(&code))?;
     write_body(&body, &request.body).map_err(|_| other("writing the request failed"))?;
     OutgoingBody::finish(body, None).map_err(|code| outbound_error(&code))?;
     pending.subscribe().block();

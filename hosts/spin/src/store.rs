@@ -150,9 +150,15 @@ mod tests {
     #[test]
     fn values_carry_their_expiry() {
         let stored = encode(b"claim", 2_000);
-        assert_eq!(decode(stored.clone(), 1_999).as_deref(), Some(&b"claim"[..]));
+        assert_eq!(
+            decode(stored.clone(), 1_999).as_deref(),
+            Some(&b"claim"[..])
+        );
         assert_eq!(decode(stored, 2_000), None, "expired at its expiry");
-        assert_eq!(decode(encode(b"kept", 0), u64::MAX).as_deref(), Some(&b"kept"[..]));
+        assert_eq!(
+            decode(encode(b"kept", 0), u64::MAX).as_deref(),
+            Some(&b"kept"[..])
+        );
         assert_eq!(decode(b"short".to_vec(), 0), None, "not one of ours");
         assert_eq!(expiry(1_000, Some(60)), 61_000);
         assert_eq!(expiry(1_000, None), 0);

@@ -38,6 +38,7 @@ mod bindings {
             "wasi:keyvalue/store.bucket": super::Bucket,
             "wasi:keyvalue/atomics.cas": super::Cas,
         },
+        imports: { default: async },
     });
 }
 
@@ -64,22 +65,38 @@ pub struct Cas {
 
 /// Spin's key-value store over a host store. Writes take one lock, so the
 /// compare and the write of a swap cannot interleave with another write.
+/// `latency` delays every call, as a store across the network would (the
+/// race tests use it to make concurrent requests overlap).
 pub struct SpinKv {
     store: Arc<dyn KvStore>,
     writes: Mutex<()>,
+    latency: Duration,
 }
 
 impl SpinKv {
-    pub fn new(store: Arc<dyn KvStore>) -> SpinKv {
+    pub fn new(store: Arc<dyn KvStore>, latency: Duration) -> SpinKv {
         SpinKv {
             store,
             writes: Mutex::new(()),
+            latency,
         }
     }
 
-    fn write<T>(&self, write: impl FnOnce(&dyn KvStore) -> T) -> T {
+    async fn read<T>(&self, read: impl FnOnce(&dyn KvStore) -> T) -> T {
+        self.wait().await;
+        read(&*self.store)
+    }
+
+    async fn write<T>(&self, write: impl FnOnce(&dyn KvStore) -> T) -> T {
+        self.wait().await;
         let _serialized = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         write(&*self.store)
+    }
+
+    async fn wait(&self) {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
     }
 }
 
@@ -121,7 +138,7 @@ fn table_error(_: wasmtime::component::ResourceTableError) -> store::Error {
 }
 
 impl store::Host for SpinState {
-    fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, store::Error> {
+    async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, store::Error> {
         if identifier != STORE_LABEL {
             return Err(store::Error::NoSuchStore);
         }
@@ -130,68 +147,95 @@ impl store::Host for SpinState {
 }
 
 impl store::HostBucket for SpinState {
-    fn get(&mut self, _: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>, store::Error> {
-        self.kv.store.get(&key).map_err(kv_error)
-    }
-
-    fn set(&mut self, _: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<(), store::Error> {
+    async fn get(
+        &mut self,
+        _: Resource<Bucket>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, store::Error> {
         self.kv
-            .write(|store| store.set(&key, &value, None))
+            .read(|store| store.get(&key))
+            .await
             .map_err(kv_error)
     }
 
-    fn delete(&mut self, _: Resource<Bucket>, key: String) -> Result<(), store::Error> {
-        self.kv.write(|store| store.remove(&key)).map_err(kv_error)
+    async fn set(
+        &mut self,
+        _: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), store::Error> {
+        self.kv
+            .write(|store| store.set(&key, &value, None))
+            .await
+            .map_err(kv_error)
     }
 
-    fn list_keys(
+    async fn delete(&mut self, _: Resource<Bucket>, key: String) -> Result<(), store::Error> {
+        self.kv
+            .write(|store| store.remove(&key))
+            .await
+            .map_err(kv_error)
+    }
+
+    async fn list_keys(
         &mut self,
         _: Resource<Bucket>,
         cursor: Option<String>,
     ) -> Result<store::KeyResponse, store::Error> {
         let (keys, cursor) = self
             .kv
-            .store
-            .list("", cursor.as_deref(), LIST_PAGE)
+            .read(|store| store.list("", cursor.as_deref(), LIST_PAGE))
+            .await
             .map_err(kv_error)?;
         Ok(store::KeyResponse { keys, cursor })
     }
 
-    fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         Ok(())
     }
 }
 
 impl atomics::HostCas for SpinState {
-    fn new(&mut self, _: Resource<Bucket>, key: String) -> Result<Resource<Cas>, store::Error> {
-        let seen = self.kv.store.get(&key).map_err(kv_error)?;
+    async fn new(
+        &mut self,
+        _: Resource<Bucket>,
+        key: String,
+    ) -> Result<Resource<Cas>, store::Error> {
+        let seen = self
+            .kv
+            .read(|store| store.get(&key))
+            .await
+            .map_err(kv_error)?;
         self.table.push(Cas { key, seen }).map_err(table_error)
     }
 
-    fn current(&mut self, cas: Resource<Cas>) -> Result<Option<Vec<u8>>, store::Error> {
+    async fn current(&mut self, cas: Resource<Cas>) -> Result<Option<Vec<u8>>, store::Error> {
         let cas = self.table.get(&cas).map_err(table_error)?;
         Ok(cas.seen.clone())
     }
 
-    fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
         self.table.delete(cas)?;
         Ok(())
     }
 }
 
 impl atomics::Host for SpinState {
-    fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
+    async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> Result<(), atomics::CasError> {
         let handle = self
             .table
             .get(&cas)
             .map_err(|e| atomics::CasError::StoreError(table_error(e)))?;
-        let swapped = self.kv.write(|store| {
-            if store.get(&handle.key)? != handle.seen {
-                return Ok(false);
-            }
-            store.set(&handle.key, &value, None).map(|()| true)
-        });
+        let swapped = self
+            .kv
+            .write(|store| {
+                if store.get(&handle.key)? != handle.seen {
+                    return Ok(false);
+                }
+                store.set(&handle.key, &value, None).map(|()| true)
+            })
+            .await;
         match swapped {
             Ok(true) => {
                 let _ = self.table.delete(cas);
@@ -204,7 +248,7 @@ impl atomics::Host for SpinState {
 }
 
 impl config::Host for SpinState {
-    fn get(&mut self, key: String) -> Result<Option<String>, config::Error> {
+    async fn get(&mut self, key: String) -> Result<Option<String>, config::Error> {
         Ok(self.variables.get(&key).cloned())
     }
 }
@@ -229,7 +273,7 @@ pub struct SpinRuntime {
 impl SpinRuntime {
     pub fn load(
         path: &Path,
-        kv: Arc<dyn KvStore>,
+        kv: SpinKv,
         variables: HashMap<String, String>,
     ) -> Result<SpinRuntime> {
         let engine = Engine::default();
@@ -249,7 +293,7 @@ impl SpinRuntime {
             .context("the component is not a wasi:http proxy this host can supply")?;
         Ok(SpinRuntime {
             pre,
-            kv: Arc::new(SpinKv::new(kv)),
+            kv: Arc::new(kv),
             variables: Arc::new(variables),
         })
     }

@@ -9,9 +9,10 @@ use clap::Args;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use wats_host::kv::{MemoryKv, SqliteKv};
 use wats_host::services::{Clock, KvStore, SystemClock};
-use wats_host::spin::{self, SpinRuntime};
+use wats_host::spin::{self, SpinKv, SpinRuntime};
 
 #[derive(Args)]
 pub struct SpinArgs {
@@ -30,6 +31,10 @@ pub struct SpinArgs {
     /// Keep the key-value store in memory (lost on exit).
     #[arg(long)]
     memory: bool,
+    /// Delay every key-value call by this much, as a store across the
+    /// network would (tests use it to make concurrent requests overlap).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    kv_latency_ms: u64,
 }
 
 pub fn run(args: SpinArgs) -> Result<()> {
@@ -60,15 +65,21 @@ pub fn run(args: SpinArgs) -> Result<()> {
         (Arc::new(store), "sqlite")
     };
     eprintln!("wats spin: compiling the component…");
+    let kv = SpinKv::new(kv, Duration::from_millis(args.kv_latency_ms));
     let runtime = Arc::new(SpinRuntime::load(&args.component, kv, variables)?);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     tokio.block_on(async move {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-        let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
-            format!("cannot listen on 127.0.0.1:{} (in use? pass --port N)", args.port)
-        })?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on 127.0.0.1:{} (in use? pass --port N)",
+                    args.port
+                )
+            })?;
         let bound = listener.local_addr()?;
         let banner = format!(
             "wats spin: listening on http://{bound} (runtime: wasi:http, store: {store_label})\n"

@@ -7,16 +7,12 @@
 
 mod support;
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::http::{
-    executor, graph_ok, json_acks, queue_and_settle, run_cases, send_concurrently,
-    start_fake_graph, GraphScript,
-};
-use support::{
-    assert_no_canaries, load_suites, run_suites, signed_delivery, suite, workspace_root,
-};
+use support::forwarding::{self, Running};
+use support::workspace_root;
 
 /// wrangler dev, killed when dropped.
 struct Workerd {
@@ -37,10 +33,7 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-fn start_worker(
-    settings: &std::collections::HashMap<String, String>,
-    dir: &std::path::Path,
-) -> Workerd {
+fn start_worker(settings: &HashMap<String, String>, dir: &Path) -> Workerd {
     let root = workspace_root();
     let wrangler = root.join("hosts/cloudflare/node_modules/.bin/wrangler");
     assert!(
@@ -89,144 +82,38 @@ fn start_worker(
     );
 }
 
-#[test]
-#[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
-fn conformance_suite_against_the_worker_in_workerd() {
-    let (base, _) = load_suites();
-    let executor = executor();
-    let script = Arc::new(Mutex::new(GraphScript::default()));
-    let graph = executor.block_on(start_fake_graph(script.clone()));
-    let client = reqwest::Client::new();
-    let dir = std::env::temp_dir().join(format!("wats-worker-e2e-{}", std::process::id()));
-    let mut skipped = Vec::new();
-    run_suites("workerd", |suite, cases| {
-        if let Some(reason) = &suite.in_process_only {
-            skipped.push(format!("{} ({reason})", suite.name));
-            return Vec::new();
-        }
-        let suite_dir = dir.join(suite.name.replace(|c: char| !c.is_alphanumeric(), "-"));
-        std::fs::create_dir_all(&suite_dir).unwrap();
-        let mut settings = suite.settings.clone();
-        settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
-        settings.insert(
-            "WATS_EVENTS_FORWARD_URL".into(),
-            format!("http://{graph}/__events"),
-        );
-        script.lock().unwrap().events.clear();
-        let worker = start_worker(&settings, &suite_dir);
-        let updates = || script.lock().unwrap().events.clone();
-        let results = run_cases(
-            &executor,
-            &client,
-            &worker.base,
-            &script,
-            suite,
-            cases,
-            &updates,
-        );
-        // wrangler dev's own access log (`[wrangler:info] GET /path 200`)
-        // prints request paths, which the suites fill with WAMIDs: it is
-        // the platform's, not the Worker's. Everything else is swept.
-        let log: String = std::fs::read_to_string(&worker.log)
+/// wrangler dev as a `Running` host: its output is everything but its own
+/// access log (`[wrangler:info] GET /path 200`), which prints request paths
+/// the suites fill with WAMIDs: that line is the platform's, not the Worker's.
+fn start_running(settings: &HashMap<String, String>, dir: &Path) -> Running {
+    let worker = start_worker(settings, dir);
+    let base = worker.base.clone();
+    Running::new(base, move || {
+        let log = worker.log.clone();
+        drop(worker);
+        std::fs::read_to_string(&log)
             .unwrap_or_default()
             .lines()
             .filter(|line| !line.contains("[wrangler:info]"))
             .map(|line| format!("{line}\n"))
-            .collect();
-        drop(worker);
-        let mut private = base.private_values.clone();
-        private.extend(suite.secret_values());
-        assert_no_canaries(
-            &format!("workerd output for {}", suite.name),
-            &log,
-            &private,
-        );
-        results
-    });
-    println!(
-        "skipped in workerd (covered in-process): {}",
-        skipped.join("; ")
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+            .collect()
+    })
+}
+
+#[test]
+#[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
+fn conformance_suite_against_the_worker_in_workerd() {
+    forwarding::conformance_suites("workerd", &start_running);
 }
 
 #[test]
 #[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
 fn the_durable_object_holds_dedupe_and_idempotency_under_concurrency() {
-    let (_, suites) = load_suites();
-    let (suite, delivery) = signed_delivery(&suites);
-    let executor = executor();
-    let script = Arc::new(Mutex::new(GraphScript::default()));
-    // One Graph reply only: a second send would get the fake's 418.
-    script.lock().unwrap().replies =
-        vec![graph_ok(r#"{"messages":[{"id":"wamid.ONCE1"}]}"#)].into();
-    let graph = executor.block_on(start_fake_graph(script.clone()));
-    let mut settings = suite.settings.clone();
-    settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
-    settings.insert(
-        "WATS_EVENTS_FORWARD_URL".into(),
-        format!("http://{graph}/__events"),
-    );
-    let dir = std::env::temp_dir().join(format!("wats-worker-race-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let worker = start_worker(&settings, &dir);
-    let client = reqwest::Client::new();
-    const COPIES: usize = 8;
-    let token = settings["WATS_SERVICE_BEARER_TOKEN"].clone();
-    let same_key = support::PreparedRequest {
-        method: "POST".into(),
-        path: "/api/messages/text".into(),
-        headers: vec![
-            ("authorization".into(), format!("Bearer {token}")),
-            ("idempotency-key".into(), "race-1".into()),
-        ],
-        body: br#"{"to":"15551230000","text":"once"}"#.to_vec(),
-    };
-    let (deliveries, sends) = executor.block_on(async {
-        tokio::join!(
-            send_concurrently(&client, &worker.base, &delivery, COPIES),
-            send_concurrently(&client, &worker.base, &same_key, COPIES),
-        )
-    });
-    let acks = json_acks(&deliveries);
-    let sends: Vec<u16> = sends.iter().map(|reply| reply.status).collect();
-    drop(worker);
-    let total = |field: &str| acks.iter().map(|a| a[field].as_u64().unwrap()).sum::<u64>();
-    let received = acks[0]["received"].as_u64().unwrap();
-    assert_eq!(total("dispatched"), received, "each update dispatched once");
-    assert_eq!(total("duplicates"), received * (COPIES as u64 - 1));
-    assert_eq!(script.lock().unwrap().events.len() as u64, received);
-    let graph_sends = script.lock().unwrap().calls.len();
-    assert_eq!(graph_sends, 1, "one Graph call for one Idempotency-Key");
-    assert!(sends.contains(&200), "one send succeeds: {sends:?}");
-    assert!(
-        sends.iter().all(|s| *s == 200 || *s == 409),
-        "the others replay or wait: {sends:?}"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    forwarding::duplicate_deliveries_and_sends_race("workerd", &start_running);
 }
 
 #[test]
 #[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
 fn a_queued_send_is_delivered_right_after_the_202() {
-    let (_, suites) = load_suites();
-    let executor = executor();
-    let script = Arc::new(Mutex::new(GraphScript::default()));
-    script.lock().unwrap().replies =
-        vec![graph_ok(r#"{"messages":[{"id":"wamid.QUEUEDW1"}]}"#)].into();
-    let graph = executor.block_on(start_fake_graph(script.clone()));
-    let mut settings = suite(&suites, "POST /api/messages:").settings.clone();
-    settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
-    let dir = std::env::temp_dir().join(format!("wats-worker-queued-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let worker = start_worker(&settings, &dir);
-    let client = reqwest::Client::new();
-    // No cron runs here: only the drain after the 202 can send it.
-    let token = &settings["WATS_SERVICE_BEARER_TOKEN"];
-    let item = queue_and_settle(&executor, &client, &worker.base, token);
-    drop(worker);
-    assert_eq!(item["state"], "sent", "{item}");
-    assert_eq!(item["waMessageId"], "wamid.QUEUEDW1");
-    assert_eq!(script.lock().unwrap().calls.len(), 1);
-    let _ = std::fs::remove_dir_all(&dir);
+    forwarding::queued_send_goes_out_after_the_202("workerd", &start_running);
 }

@@ -106,6 +106,7 @@ pub struct Server {
 }
 
 impl Server {
+    /// `wats serve` on a free port with these arguments and settings.
     pub fn start(args: &[&str], settings: &HashMap<String, String>) -> Result<Server, String> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
         command
@@ -115,6 +116,15 @@ impl Server {
             .arg("--port")
             .arg("0")
             .args(args);
+        Server::spawn(command, settings)
+    }
+
+    /// Runs a host command that prints `http://ADDRESS` on stdout once it
+    /// listens, with exactly these `WATS_*` settings in its environment.
+    pub fn spawn(
+        mut command: Command,
+        settings: &HashMap<String, String>,
+    ) -> Result<Server, String> {
         for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("WATS_")) {
             command.env_remove(key);
         }

@@ -3,6 +3,7 @@
 //! expectations, and the privacy sweep with canary values.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod forwarding;
 pub mod http;
 
 use hmac::{Hmac, Mac};

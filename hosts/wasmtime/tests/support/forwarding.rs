@@ -1,0 +1,172 @@
+//! What every host that forwards updates to `WATS_EVENTS_FORWARD_URL` must
+//! show over HTTP (the Worker, the Spin component, the jco package): the
+//! conformance suites with a canary sweep of its output, duplicate
+//! deliveries and sends racing, and a queued send delivered right after its
+//! 202. A host test supplies only how to start the host.
+
+use super::http::{
+    executor, graph_ok, json_acks, queue_and_settle, run_cases, send_concurrently,
+    start_fake_graph, GraphScript,
+};
+use super::{assert_no_canaries, load_suites, run_suites, signed_delivery, suite, PreparedRequest};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A host process serving at `base`; `stop` ends it and returns the output
+/// to sweep for canaries.
+pub struct Running {
+    pub base: String,
+    stop: Box<dyn FnOnce() -> String>,
+}
+
+impl Running {
+    pub fn new(base: String, stop: impl FnOnce() -> String + 'static) -> Running {
+        Running {
+            base,
+            stop: Box::new(stop),
+        }
+    }
+
+    pub fn stop(self) -> String {
+        (self.stop)()
+    }
+}
+
+/// Starts the host with these settings, its files under the directory.
+pub type Start<'a> = &'a dyn Fn(&HashMap<String, String>, &Path) -> Running;
+
+fn scratch_dir(label: &str, name: &str) -> PathBuf {
+    let label: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("wats-{label}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn forwarding_settings(
+    settings: &HashMap<String, String>,
+    graph: SocketAddr,
+) -> HashMap<String, String> {
+    let mut settings = settings.clone();
+    settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
+    settings.insert(
+        "WATS_EVENTS_FORWARD_URL".into(),
+        format!("http://{graph}/__events"),
+    );
+    settings
+}
+
+/// Every suite that needs no in-process fault injection, one host per suite.
+pub fn conformance_suites(label: &str, start: Start) {
+    let (base, _) = load_suites();
+    let executor = executor();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let client = reqwest::Client::new();
+    let dir = scratch_dir(label, "suites");
+    let mut skipped = Vec::new();
+    run_suites(label, |suite, cases| {
+        if let Some(reason) = &suite.in_process_only {
+            skipped.push(format!("{} ({reason})", suite.name));
+            return Vec::new();
+        }
+        let suite_dir = dir.join(suite.name.replace(|c: char| !c.is_alphanumeric(), "-"));
+        std::fs::create_dir_all(&suite_dir).unwrap();
+        script.lock().unwrap().events.clear();
+        let host = start(&forwarding_settings(&suite.settings, graph), &suite_dir);
+        let updates = || script.lock().unwrap().events.clone();
+        let results = run_cases(
+            &executor, &client, &host.base, &script, suite, cases, &updates,
+        );
+        let output = host.stop();
+        let mut private = base.private_values.clone();
+        private.extend(suite.secret_values());
+        assert_no_canaries(
+            &format!("{label} output for {}", suite.name),
+            &output,
+            &private,
+        );
+        results
+    });
+    println!(
+        "skipped in {label} (covered in-process): {}",
+        skipped.join("; ")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// 8 copies of one signed delivery dispatch each update once, and 8 sends
+/// with one Idempotency-Key make one Graph call, all at once.
+pub fn duplicate_deliveries_and_sends_race(label: &str, start: Start) {
+    let (_, suites) = load_suites();
+    let (suite, delivery) = signed_delivery(&suites);
+    let executor = executor();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    // One Graph reply only: a second send would get the fake's 418.
+    script.lock().unwrap().replies =
+        vec![graph_ok(r#"{"messages":[{"id":"wamid.ONCE1"}]}"#)].into();
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let settings = forwarding_settings(&suite.settings, graph);
+    let dir = scratch_dir(label, "race");
+    let host = start(&settings, &dir);
+    let client = reqwest::Client::new();
+    const COPIES: usize = 8;
+    let token = settings["WATS_SERVICE_BEARER_TOKEN"].clone();
+    let same_key = PreparedRequest {
+        method: "POST".into(),
+        path: "/api/messages/text".into(),
+        headers: vec![
+            ("authorization".into(), format!("Bearer {token}")),
+            ("idempotency-key".into(), "race-1".into()),
+        ],
+        body: br#"{"to":"15551230000","text":"once"}"#.to_vec(),
+    };
+    let (deliveries, sends) = executor.block_on(async {
+        tokio::join!(
+            send_concurrently(&client, &host.base, &delivery, COPIES),
+            send_concurrently(&client, &host.base, &same_key, COPIES),
+        )
+    });
+    host.stop();
+    let acks = json_acks(&deliveries);
+    let sends: Vec<u16> = sends.iter().map(|reply| reply.status).collect();
+    let total = |field: &str| acks.iter().map(|a| a[field].as_u64().unwrap()).sum::<u64>();
+    let received = acks[0]["received"].as_u64().unwrap();
+    assert_eq!(total("dispatched"), received, "each update dispatched once");
+    assert_eq!(total("duplicates"), received * (COPIES as u64 - 1));
+    assert_eq!(script.lock().unwrap().events.len() as u64, received);
+    let graph_sends = script.lock().unwrap().calls.len();
+    assert_eq!(graph_sends, 1, "one Graph call for one Idempotency-Key");
+    assert!(sends.contains(&200), "one send succeeds: {sends:?}");
+    assert!(
+        sends.iter().all(|s| *s == 200 || *s == 409),
+        "the others replay or wait: {sends:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With no timer running, only the drain after the 202 can send it.
+pub fn queued_send_goes_out_after_the_202(label: &str, start: Start) {
+    let (_, suites) = load_suites();
+    let executor = executor();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    script.lock().unwrap().replies =
+        vec![graph_ok(r#"{"messages":[{"id":"wamid.QUEUED1"}]}"#)].into();
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let settings = forwarding_settings(&suite(&suites, "POST /api/messages:").settings, graph);
+    let dir = scratch_dir(label, "queued");
+    let host = start(&settings, &dir);
+    let client = reqwest::Client::new();
+    let token = &settings["WATS_SERVICE_BEARER_TOKEN"];
+    let item = queue_and_settle(&executor, &client, &host.base, token);
+    host.stop();
+    assert_eq!(item["state"], "sent", "{item}");
+    assert_eq!(item["waMessageId"], "wamid.QUEUED1");
+    assert_eq!(script.lock().unwrap().calls.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
