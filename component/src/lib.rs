@@ -45,7 +45,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 pub use host::{
     forward_update, log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest,
-    Request, Response, Sample, Update,
+    Request, Response, Sample, Update, FORWARD_URL_KEY,
 };
 
 use auth::secrets_equal;

@@ -28,10 +28,15 @@ fn now_millis() -> u64 {
 }
 
 /// Spin variable names are lower case: `WATS_APP_SECRET` is read as
-/// `wats_app_secret`. A variable the app does not declare reads as unset.
+/// `wats_app_secret`. A variable the app does not declare, or declares with
+/// an empty default (Spin needs a default for every optional variable),
+/// reads as unset.
 fn variable(key: &str) -> Option<String> {
     let name = key.to_ascii_lowercase().replace(['.', '-'], "_");
-    variables::get(&name).ok().flatten()
+    variables::get(&name)
+        .ok()
+        .flatten()
+        .filter(|value| !value.is_empty())
 }
 
 /// One series as stored: name, labels, total.

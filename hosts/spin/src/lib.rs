@@ -52,3 +52,30 @@ impl Guest for WatsSpin {
 // build (the workspace's unit tests) leaves the export out.
 #[cfg(target_arch = "wasm32")]
 wasip2::http::proxy::export!(WatsSpin);
+
+#[cfg(test)]
+mod tests {
+    /// The manifest declares every setting the service reads, secrets as
+    /// secret, and hands each to the component.
+    #[test]
+    fn the_manifest_declares_every_setting() {
+        let manifest = include_str!("../spin.toml");
+        let keys = wats::config::KEYS
+            .iter()
+            .map(|(key, secret)| (*key, *secret))
+            .chain([(wats::FORWARD_URL_KEY, false)]);
+        for (key, secret) in keys {
+            let name = key.to_ascii_lowercase();
+            let declared = manifest
+                .lines()
+                .find(|line| line.starts_with(&format!("{name} = {{")))
+                .unwrap_or_else(|| panic!("{name} is not declared in [variables]"));
+            assert_eq!(declared.contains("secret = true"), secret, "{declared}");
+            let handed = format!("{name} = \"{{{{ {name} }}}}\"");
+            assert!(
+                manifest.contains(&handed),
+                "{name} is not a component variable"
+            );
+        }
+    }
+}
