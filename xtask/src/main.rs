@@ -2,6 +2,7 @@
 //! bench steps, each installing what it needs and skipping what is there.
 
 mod component;
+mod jco;
 mod schemathesis;
 mod spin;
 mod steps;
@@ -13,16 +14,18 @@ use steps::Steps;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  build            build the wats:service component (target/wats/wats.wasm) and the Spin
-                   component (target/wats/wats-spin.wasm), and print their sizes
+  build            build the wats:service component (target/wats/wats.wasm), the Spin
+                   component (target/wats/wats-spin.wasm) and the JS package (hosts/jco)
   serve [ARGS..]   build what is needed and run `wats serve ARGS..` (dry-run on 127.0.0.1:8787)
   test             run every check and test: fmt, clippy, unit tests, component, conformance,
-                   schemathesis, the Spin component, the Worker in workerd
+                   schemathesis, the Spin component, the JS package, the Worker in workerd
   bench            build in release mode and report the hot-path benchmarks and sizes
   worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
   worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)
   spin [--port P]  build the Spin component and serve it with `wats spin` on 127.0.0.1 (live Graph
-                   calls to WATS_GRAPH_BASE_URL, settings from WATS_*)";
+                   calls to WATS_GRAPH_BASE_URL, settings from WATS_*)
+  jco [--port P]   build the JS package and run its example node:http server on 127.0.0.1 under
+                   Node 24 (live Graph calls to WATS_GRAPH_BASE_URL, settings from WATS_*)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,17 +42,18 @@ fn run(args: &[String]) -> Result<()> {
     };
     match command.as_str() {
         "build" => {
-            let mut steps = Steps::new(3);
+            let mut steps = Steps::new(4);
             steps.ensure_targets()?;
-            component::build(&mut steps)?;
+            let wasm = component::build(&mut steps)?;
             spin::build(&mut steps)?;
-            Ok(())
+            jco::build(&mut steps, &wasm)
         }
         "serve" => serve(rest),
         "test" => test(),
         "bench" => bench(),
         "worker" => worker::run(rest),
         "spin" => spin::run(rest),
+        "jco" => jco::run(rest),
         "worker-build" => {
             // `cargo xtask worker` has just built it when it starts wrangler.
             let built = worker::crate_dir().join("build/index.js");
@@ -91,7 +95,7 @@ fn serve(args: &[String]) -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    let mut steps = Steps::new(16);
+    let mut steps = Steps::new(18);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -139,8 +143,12 @@ fn test() -> Result<()> {
     let wasm = component::build(&mut steps)?;
     std::env::set_var("WATS_COMPONENT", &wasm);
     std::env::set_var("WATS_SPIN_COMPONENT", spin::build(&mut steps)?);
-    steps.start("unit, conformance and end-to-end tests (wats serve, wats spin)");
+    jco::build(&mut steps, &wasm)?;
+    steps.start(
+        "unit, conformance and end-to-end tests (wats serve, wats spin, the jco example server)",
+    );
     let (passed, failed) = steps::cargo_test(&["test", "--workspace", "--locked"])?;
+    let (js_passed, js_failed) = jco::test(&mut steps)?;
     // `cargo test` built the `wats` binary the end-to-end tests run.
     schemathesis::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
     let (worker_build, wasm_bindgen, npm_bin) = worker::tools(&mut steps)?;
@@ -161,15 +169,15 @@ fn test() -> Result<()> {
         "--test-threads=1",
     ])?;
     steps.finish();
-    let passed = passed + adapter_passed + worker_passed;
-    let failed = failed + adapter_failed + worker_failed;
+    let passed = passed + js_passed + adapter_passed + worker_passed;
+    let failed = failed + js_failed + adapter_failed + worker_failed;
     // One plain closing line over every test binary cargo ran.
     println!("tests: {passed} passed, {failed} failed");
     Ok(())
 }
 
 fn bench() -> Result<()> {
-    let mut steps = Steps::new(9);
+    let mut steps = Steps::new(10);
     steps.ensure_targets()?;
     let wasm = component::build(&mut steps)?;
     std::env::set_var("WATS_COMPONENT", &wasm);
@@ -185,6 +193,7 @@ fn bench() -> Result<()> {
             "--locked",
         ],
     )?;
+    jco::build(&mut steps, &wasm)?;
     worker::build(&mut steps)?;
     worker::report_bundle_size(&mut steps)?;
     steps.finish();

@@ -1,7 +1,7 @@
 //! Numbered, timed progress for long multi-step commands.
 
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -77,6 +77,22 @@ impl Steps {
             .args(["target", "add"])
             .args(&missing))
     }
+}
+
+/// `npm ci` in `dir` from its committed lock file, unless the installed
+/// tree already matches that lock file.
+pub fn npm_ci(dir: &Path) -> Result<()> {
+    let lock = std::fs::read(dir.join("package-lock.json")).context("reading package-lock.json")?;
+    let stamp = dir.join("node_modules/.wats-lock");
+    if std::fs::read(&stamp).is_ok_and(|installed| installed == lock) {
+        eprintln!("    already installed");
+        return Ok(());
+    }
+    run(Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir))?;
+    std::fs::write(&stamp, &lock)?;
+    Ok(())
 }
 
 pub fn cargo() -> String {

@@ -52,23 +52,11 @@ fn cargo_tool(
     Ok(path)
 }
 
-/// `npm ci` of the pinned JS tools, unless the installed tree matches the
-/// lock file.
+/// The pinned JS tools of the Worker build.
 fn npm_tools(steps: &mut Steps) -> Result<PathBuf> {
     steps.start("npm tools: wrangler, esbuild, binaryen (hosts/cloudflare/package-lock.json)");
     let dir = crate_dir();
-    let lock = std::fs::read(dir.join("package-lock.json")).context("reading package-lock.json")?;
-    let stamp = dir.join("node_modules/.wats-lock");
-    if std::fs::read(&stamp).is_ok_and(|installed| installed == lock) {
-        eprintln!("    already installed");
-    } else {
-        steps::run(
-            Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&dir),
-        )?;
-        std::fs::write(&stamp, &lock)?;
-    }
+    steps::npm_ci(&dir)?;
     Ok(dir.join("node_modules/.bin"))
 }
 

@@ -1,0 +1,77 @@
+/** One normalized webhook update, as the service dispatches it. */
+export interface Update {
+  /** message, status, call, message-echo, error, account-update, …, or unknown. */
+  kind: string;
+  /** The WhatsApp id of the message, status or call, when it has one. */
+  id?: string;
+  /** The delivery status of a status update, or the event of a call. */
+  status?: string;
+  /** The whole normalized update as a JSON object. */
+  json: string;
+}
+
+/** Keys with a prefix, in ascending order, after a cursor key. */
+export interface KvPage {
+  keys: string[];
+  /** Set when more keys may follow: the last key of this page. */
+  cursor?: string;
+}
+
+/**
+ * The service's state. Errors thrown as `{ tag: "unavailable", val }` (or
+ * anything else) make the service answer 503 and retry where it can.
+ * `setIfAbsent` must be atomic for dedupe and idempotency to hold across
+ * concurrent requests (docs/kv-schema.md).
+ */
+export interface Kv {
+  /** Shown as the persistence backend in `/status` (letters, digits, `-`). */
+  name?: string;
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** A ttl of undefined keeps the value until it is removed. */
+  set(key: string, value: Uint8Array, ttlSeconds: number | undefined): Promise<void>;
+  /** Stores the value only if the key holds none (expired counts as none). */
+  setIfAbsent(key: string, value: Uint8Array, ttlSeconds: number | undefined): Promise<boolean>;
+  remove(key: string): Promise<void>;
+  listKeys(prefix: string, cursor: string | undefined, limit: number): Promise<KvPage>;
+}
+
+export interface WatsOptions {
+  /**
+   * The `WATS_*` settings and secrets of docs/configuration.md: an object,
+   * a Map, or a function of the key.
+   */
+  config?: Record<string, string | undefined> | Map<string, string> | ((key: string) => string | undefined);
+  /** Defaults to `memoryKv()`. `null` runs without a store: dedupe is off and
+   * history, idempotent and async sends answer 503 persistence_not_configured. */
+  kv?: Kv | null;
+  /** Outbound HTTP for Graph calls. Defaults to the global `fetch`. */
+  fetch?: typeof fetch;
+  /** Wall-clock milliseconds since the epoch. Defaults to `Date.now`. */
+  now?: () => number;
+  /** Receives each webhook update; a rejection fails the delivery (5xx) so
+   * Meta delivers it again. Unset, a PII-free line (the kind) is logged. */
+  onUpdate?: (update: Update) => void | Promise<void>;
+  /** Receives each log line (JSON, already redacted). Defaults to stderr. */
+  log?: (line: string) => void;
+}
+
+export interface DrainReport {
+  claimed: number;
+  sent: number;
+  retried: number;
+  failed: number;
+  stale: number;
+}
+
+export interface Wats {
+  /** Answers one request: every route of the service. */
+  handle(request: Request): Promise<Response>;
+  /** Sends up to `limit` due outbox items (queued with `Prefer: respond-async`);
+   * call it on a timer. A queued send is also drained right after its 202. */
+  drain(limit?: number): Promise<DrainReport>;
+}
+
+export function createWats(options?: WatsOptions): Wats;
+
+/** A kv in a Map, with expiry and ordered listing; lost when the process ends. */
+export function memoryKv(options?: { now?: () => number }): Kv;

@@ -1,0 +1,305 @@
+// The wats service for JavaScript hosts (Node ≥ 24, Deno, Bun): the
+// wats:service component, transpiled by jco (dist/), behind a Fetch API
+// handler. This file only moves values between JavaScript and the
+// component's imports and exports; every route, rule and error is the
+// component's.
+//
+// The component's imports are synchronous. Its kv, outbound HTTP and event
+// imports are asynchronous here, so the component is transpiled with JSPI
+// (`WebAssembly.Suspending`): the component waits while a promise settles.
+
+import { readFile } from "node:fs/promises";
+import { instantiate } from "./dist/wats.js";
+
+const IFACE = "wats:service";
+/// A body longer than the service's largest limit is refused by the
+/// service (413) from its length: one byte more is all it needs to see.
+const MAX_BODY_BYTES = 4 * 1024 * 1024 + 1;
+/// Graph calls: the same deadline as every other host.
+const GRAPH_TIMEOUT_MS = 15_000;
+/// Outbox items sent right after a queued send (202) at most.
+const DRAIN_AFTER_QUEUE = 10;
+/// What a request gets when the component itself fails (a trap): the
+/// service's envelope for `internal_error` (component/src/error.rs).
+const INTERNAL_ERROR = JSON.stringify({
+  error: {
+    code: "internal_error",
+    message: "The service failed to handle the request.",
+  },
+});
+
+let coreModules;
+/// Compiles the component's core modules once per process.
+function compiled() {
+  coreModules ??= new Map();
+  return (path) => {
+    if (!coreModules.has(path)) {
+      const url = new URL(`./dist/${path}`, import.meta.url);
+      coreModules.set(path, readFile(url).then((bytes) => WebAssembly.compile(bytes)));
+    }
+    return coreModules.get(path);
+  };
+}
+
+/// A kv held in a Map, with expiry and ordered listing: the default store,
+/// lost when the process ends.
+export function memoryKv({ now = Date.now } = {}) {
+  const entries = new Map(); // key -> { value, expiresAt }
+  const live = (key) => {
+    const entry = entries.get(key);
+    if (entry && entry.expiresAt !== undefined && entry.expiresAt <= now()) {
+      entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  };
+  const expiry = (ttlSeconds) => (ttlSeconds === undefined ? undefined : now() + ttlSeconds * 1000);
+  return {
+    name: "memory",
+    async get(key) {
+      return live(key)?.value;
+    },
+    async set(key, value, ttlSeconds) {
+      entries.set(key, { value: value.slice(), expiresAt: expiry(ttlSeconds) });
+    },
+    // Atomic: nothing awaits between the check and the write.
+    async setIfAbsent(key, value, ttlSeconds) {
+      if (live(key)) return false;
+      entries.set(key, { value: value.slice(), expiresAt: expiry(ttlSeconds) });
+      return true;
+    },
+    async remove(key) {
+      entries.delete(key);
+    },
+    async listKeys(prefix, cursor, limit) {
+      const keys = [...entries.keys()]
+        .filter((key) => key.startsWith(prefix) && (cursor === undefined || key > cursor) && live(key))
+        .sort();
+      if (keys.length <= limit) return { keys };
+      const page = keys.slice(0, limit);
+      return { keys: page, cursor: page[page.length - 1] };
+    },
+  };
+}
+
+/// Metric totals across requests, as the `metrics` import asks.
+function metricTotals() {
+  const series = new Map();
+  return {
+    add(samples) {
+      for (const { name, labels, value } of samples) {
+        const key = JSON.stringify([name, labels]);
+        const total = series.get(key);
+        series.set(key, { name, labels, value: (total?.value ?? 0) + value });
+      }
+    },
+    snapshot() {
+      return [...series.values()].map((sample) => ({ ...sample }));
+    },
+  };
+}
+
+function logLine(level, event, fields) {
+  return JSON.stringify({ level, event, ...Object.fromEntries(fields) });
+}
+
+/// A store error as the component's `kv-error` variant. Messages stay
+/// generic: a store's own may quote keys, which hold WhatsApp ids.
+function kvError(error) {
+  if (error && typeof error.tag === "string") return error;
+  return { tag: "unavailable", val: "the key-value store failed" };
+}
+
+async function readCapped(body, cap) {
+  if (!body) return new Uint8Array();
+  const chunks = [];
+  let length = 0;
+  const reader = body.getReader();
+  while (length < cap) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    length += value.length;
+  }
+  await reader.cancel().catch(() => {});
+  const bytes = new Uint8Array(Math.min(length, cap));
+  let at = 0;
+  for (const chunk of chunks) {
+    const take = Math.min(chunk.length, bytes.length - at);
+    bytes.set(chunk.subarray(0, take), at);
+    at += take;
+  }
+  return bytes;
+}
+
+/// A status that carries no body in the Fetch API.
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+function toResponse({ status, headers, body }) {
+  return new Response(NULL_BODY.has(status) ? null : body, { status, headers });
+}
+
+/**
+ * Creates the service. See index.d.ts for the options.
+ */
+export function createWats(options = {}) {
+  const settings = options.config ?? {};
+  const readSetting =
+    typeof settings === "function"
+      ? settings
+      : (key) => (settings instanceof Map ? settings.get(key) : settings[key]);
+  const kv = options.kv === undefined ? memoryKv({ now: options.now }) : options.kv;
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const now = options.now ?? Date.now;
+  const onUpdate = options.onUpdate;
+  const log = options.log ?? ((line) => console.error(line));
+  const started = now();
+  const monotonicOrigin = performance.now();
+  const metrics = metricTotals();
+  const getCoreModule = compiled();
+
+  const store = () => {
+    if (!kv) throw { tag: "not-configured" };
+    return kv;
+  };
+  const hostSettings = {
+    "wats.runtime": "jco",
+    "wats.store": kv ? (kv.name ?? "custom") : undefined,
+  };
+
+  const imports = {
+    [`${IFACE}/clock`]: {
+      nowMillis: () => BigInt(Math.floor(now())),
+      monotonicNanos: () => BigInt(Math.floor((performance.now() - monotonicOrigin) * 1e6)),
+      startedMillis: () => BigInt(Math.floor(started)),
+    },
+    [`${IFACE}/config`]: {
+      get: (key) => {
+        const value = key in hostSettings ? hostSettings[key] : readSetting(key);
+        return value === undefined || value === null ? undefined : String(value);
+      },
+    },
+    [`${IFACE}/kv`]: {
+      async get(key) {
+        try {
+          return await store().get(key);
+        } catch (error) {
+          throw kvError(error);
+        }
+      },
+      async set(key, value, ttlSeconds) {
+        try {
+          await store().set(key, value, ttlSeconds);
+        } catch (error) {
+          throw kvError(error);
+        }
+      },
+      async setIfAbsent(key, value, ttlSeconds) {
+        try {
+          return Boolean(await store().setIfAbsent(key, value, ttlSeconds));
+        } catch (error) {
+          throw kvError(error);
+        }
+      },
+      async remove(key) {
+        try {
+          await store().remove(key);
+        } catch (error) {
+          throw kvError(error);
+        }
+      },
+      async listKeys(prefix, cursor, limit) {
+        try {
+          const page = await store().listKeys(prefix, cursor, limit);
+          return { keys: page.keys, cursor: page.cursor ?? undefined };
+        } catch (error) {
+          throw kvError(error);
+        }
+      },
+    },
+    [`${IFACE}/outbound-http`]: {
+      // Reasons stay generic: a runtime's message may quote the URL.
+      async send({ method, url, headers, body }) {
+        let response;
+        try {
+          response = await fetchImpl(url, {
+            method,
+            headers,
+            body: body.length > 0 ? body : undefined,
+            redirect: "manual",
+            signal: AbortSignal.timeout(GRAPH_TIMEOUT_MS),
+          });
+        } catch (error) {
+          if (error?.name === "TimeoutError" || error?.name === "AbortError") throw { tag: "timeout" };
+          throw { tag: "unreachable", val: "fetch failed" };
+        }
+        let bytes;
+        try {
+          bytes = new Uint8Array(await response.arrayBuffer());
+        } catch {
+          throw { tag: "other", val: "reading the response failed" };
+        }
+        return { status: response.status, headers: [...response.headers], body: bytes };
+      },
+    },
+    [`${IFACE}/events`]: {
+      // A rejection fails the delivery (5xx), so Meta delivers it again.
+      async dispatch(update) {
+        if (!onUpdate) {
+          log(logLine("info", "wats.update", [["kind", update.kind]]));
+          return;
+        }
+        try {
+          await onUpdate(update);
+        } catch {
+          throw "the application refused the update";
+        }
+      },
+    },
+    [`${IFACE}/metrics`]: {
+      add: (samples) => metrics.add(samples),
+      snapshot: () => metrics.snapshot(),
+    },
+    [`${IFACE}/log`]: {
+      write: (level, event, fields) => log(logLine(level, event, fields)),
+    },
+  };
+
+  /// A fresh instance per call, as on the other hosts: nothing of one
+  /// request is left in memory for the next, and calls run side by side
+  /// (one instance could not be entered again while it waits).
+  const instance = () => instantiate(getCoreModule, imports);
+
+  async function drain(limit = 50) {
+    const service = await instance();
+    return service.scheduler.drain(limit);
+  }
+
+  async function handle(request) {
+    try {
+      const url = new URL(request.url);
+      const body = await readCapped(request.body, MAX_BODY_BYTES);
+      const service = await instance();
+      const response = await service.handler.handle({
+        method: request.method,
+        pathWithQuery: url.pathname + url.search,
+        headers: [...request.headers],
+        body,
+      });
+      if (response.status === 202) {
+        // A queued send goes out now rather than at the next timer tick.
+        setTimeout(() => drain(DRAIN_AFTER_QUEUE).catch(() => {}), 0);
+      }
+      return toResponse(response);
+    } catch {
+      // No detail: a trap's message could quote request data.
+      log(logLine("error", "wats.host.request_failed", []));
+      return new Response(INTERNAL_ERROR, {
+        status: 500,
+        headers: { "content-type": "application/json" },
+      });
+    }
+  }
+
+  return { handle, drain };
+}

@@ -1,0 +1,104 @@
+// The package's own seams: what the conformance suite does not reach.
+
+import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createWats, memoryKv } from "../index.js";
+
+const settings = {
+  WATS_ACCESS_TOKEN: "test-access-token",
+  WATS_APP_SECRET: "test-app-secret",
+  WATS_VERIFY_TOKEN: "test-verify-token",
+  WATS_SERVICE_BEARER_TOKEN: "test-service-token",
+  WATS_PHONE_NUMBER_ID: "100000000000001",
+};
+const delivery = readFileSync(
+  new URL("../../../tests/conformance/fixtures/batched-messages.json", import.meta.url),
+);
+
+function signed(body) {
+  const signature = createHmac("sha256", settings.WATS_APP_SECRET).update(body).digest("hex");
+  return new Request("http://127.0.0.1/webhooks/whatsapp", {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-hub-signature-256": `sha256=${signature}` },
+    body,
+  });
+}
+
+test("concurrent copies of a delivery dispatch each update once", async () => {
+  // Each kv call waits a little, so the requests' calls interleave.
+  const memory = memoryKv();
+  const slow = { name: "memory" };
+  for (const method of ["get", "set", "setIfAbsent", "remove", "listKeys"]) {
+    slow[method] = async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      return memory[method](...args);
+    };
+  }
+  const updates = [];
+  const wats = createWats({ config: settings, kv: slow, onUpdate: (update) => updates.push(update.json) });
+  const acks = await Promise.all(
+    Array.from({ length: 8 }, async () => (await wats.handle(signed(delivery))).json()),
+  );
+  const received = acks[0].received;
+  assert.ok(received > 1);
+  assert.equal(acks.reduce((sum, ack) => sum + ack.dispatched, 0), received);
+  assert.equal(acks.reduce((sum, ack) => sum + ack.duplicates, 0), received * 7);
+  assert.equal(updates.length, received);
+  assert.equal(new Set(updates).size, received, "no update twice");
+});
+
+test("a store that throws is answered 503, never 500, and its message stays out", async () => {
+  const failing = { name: "broken" };
+  for (const method of ["get", "set", "setIfAbsent", "remove", "listKeys"]) {
+    failing[method] = async () => {
+      throw new Error("connection to kv-canary-host refused");
+    };
+  }
+  const lines = [];
+  const wats = createWats({ config: settings, kv: failing, log: (line) => lines.push(line) });
+  const response = await wats.handle(signed(delivery));
+  assert.equal(response.status, 503);
+  const text = await response.text();
+  assert.match(text, /"code":"store_unavailable"/);
+  assert.ok(!text.includes("kv-canary-host") && !lines.join("\n").includes("kv-canary-host"));
+});
+
+test("a Graph call that cannot connect is a 502 with the service's envelope", async () => {
+  const wats = createWats({
+    config: settings,
+    fetch: async () => {
+      throw new TypeError("fetch failed: getaddrinfo graph-canary-host");
+    },
+    log: () => {},
+  });
+  const response = await wats.handle(
+    new Request("http://127.0.0.1/api/messages/text", {
+      method: "POST",
+      headers: { authorization: `Bearer ${settings.WATS_SERVICE_BEARER_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ to: "15551230000", text: "hello" }),
+    }),
+  );
+  assert.equal(response.status, 502);
+  const body = await response.json();
+  assert.equal(body.error.code, "graph_request_failed");
+  assert.ok(!JSON.stringify(body).includes("graph-canary-host"));
+});
+
+test("an oversized body is refused from its first 4 MiB", async () => {
+  const wats = createWats({ config: settings, log: () => {} });
+  let pulled = 0;
+  const chunk = new Uint8Array(1 << 20);
+  const endless = new ReadableStream({
+    pull(controller) {
+      pulled += chunk.length;
+      controller.enqueue(chunk);
+    },
+  });
+  const response = await wats.handle(
+    new Request("http://127.0.0.1/webhooks/whatsapp", { method: "POST", body: endless, duplex: "half" }),
+  );
+  assert.equal(response.status, 413);
+  assert.ok(pulled <= 6 << 20, `read ${pulled} bytes of an endless body`);
+});
