@@ -49,9 +49,11 @@ fn with_node(mut command: Command) -> Command {
 /// Installs jco and Node 24 from the lock file, then transpiles `component`
 /// into `hosts/jco/dist`.
 pub fn build(steps: &mut Steps, component: &Path) -> Result<()> {
-    steps.start("the JS package: npm ci (jco 1.35.0, Node 24), jco transpile with JSPI");
+    steps.start("the JS package: npm install (jco 1.35.0, Node 24), jco transpile with JSPI");
     let dir = package_dir();
-    steps::npm_ci(&dir)?;
+    // jco's lock names platform builds of its optional native helpers that
+    // the registry here lacks: `npm ci` refuses the lock for that.
+    steps::npm_install(&dir, steps::Npm::InstallFromLock)?;
     let dist = dir.join("dist");
     let _ = std::fs::remove_dir_all(&dist);
     let mut transpile = with_node(Command::new(dir.join("node_modules/.bin/jco")));

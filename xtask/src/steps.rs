@@ -79,18 +79,30 @@ impl Steps {
     }
 }
 
-/// `npm ci` in `dir` from its committed lock file, unless the installed
-/// tree already matches that lock file.
-pub fn npm_ci(dir: &Path) -> Result<()> {
+/// How `npm_install` installs a package's dependencies.
+pub enum Npm {
+    /// `npm ci`: exactly the lock file, or fail.
+    Ci,
+    /// `npm install --no-save` from the lock file: for a lock file that names
+    /// optional platform packages the registry here lacks, which `npm ci`
+    /// refuses even though this platform needs none of them.
+    InstallFromLock,
+}
+
+/// Installs the dependencies of `dir` from its committed lock file, unless
+/// the installed tree already matches that lock file.
+pub fn npm_install(dir: &Path, how: Npm) -> Result<()> {
     let lock = std::fs::read(dir.join("package-lock.json")).context("reading package-lock.json")?;
     let stamp = dir.join("node_modules/.wats-lock");
     if std::fs::read(&stamp).is_ok_and(|installed| installed == lock) {
         eprintln!("    already installed");
         return Ok(());
     }
-    run(Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir))?;
+    let args: &[&str] = match how {
+        Npm::Ci => &["ci", "--no-audit", "--no-fund"],
+        Npm::InstallFromLock => &["install", "--no-save", "--no-audit", "--no-fund"],
+    };
+    run(Command::new("npm").args(args).current_dir(dir))?;
     std::fs::write(&stamp, &lock)?;
     Ok(())
 }

@@ -56,7 +56,7 @@ fn cargo_tool(
 fn npm_tools(steps: &mut Steps) -> Result<PathBuf> {
     steps.start("npm tools: wrangler, esbuild, binaryen (hosts/cloudflare/package-lock.json)");
     let dir = crate_dir();
-    steps::npm_ci(&dir)?;
+    steps::npm_install(&dir, steps::Npm::Ci)?;
     Ok(dir.join("node_modules/.bin"))
 }
 
