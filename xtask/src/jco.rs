@@ -126,6 +126,13 @@ pub fn test(steps: &mut Steps) -> Result<(usize, usize)> {
     Ok((passed, failed))
 }
 
+/// Time per request through the package in-process (`bench/handle.mjs`).
+pub fn bench(steps: &mut Steps) -> Result<()> {
+    steps.start("the JS package: time per request in-process (Node 24)");
+    let mut command = with_node(Command::new(node()));
+    steps::run(command.arg("bench/handle.mjs"))
+}
+
 /// `cargo xtask jco [--port P]`: builds the component and the package, then
 /// runs `examples/server.mjs` on 127.0.0.1 under Node 24.
 pub fn run(args: &[String]) -> Result<()> {

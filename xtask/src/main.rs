@@ -177,7 +177,7 @@ fn test() -> Result<()> {
 }
 
 fn bench() -> Result<()> {
-    let mut steps = Steps::new(10);
+    let mut steps = Steps::new(11);
     steps.ensure_targets()?;
     let wasm = component::build(&mut steps)?;
     std::env::set_var("WATS_COMPONENT", &wasm);
@@ -194,6 +194,7 @@ fn bench() -> Result<()> {
         ],
     )?;
     jco::build(&mut steps, &wasm)?;
+    jco::bench(&mut steps)?;
     worker::build(&mut steps)?;
     worker::report_bundle_size(&mut steps)?;
     steps.finish();

@@ -46,12 +46,8 @@ pub struct ServeArgs {
     /// Read WATS_* settings from this file (KEY=VALUE lines); the environment wins.
     #[arg(long, value_name = "PATH")]
     env_file: Option<PathBuf>,
-    /// SQLite file for the kv store [default: .wats/state.sqlite3].
-    #[arg(long, value_name = "PATH", conflicts_with = "memory")]
-    state: Option<PathBuf>,
-    /// Keep the kv store in memory (lost on exit).
-    #[arg(long)]
-    memory: bool,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Append each dispatched update as a JSON line to this file.
     #[arg(long, value_name = "PATH")]
     events_out: Option<PathBuf>,
@@ -80,20 +76,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let component = component_path(args.component.as_deref())?;
     let mut settings = settings(&args)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let (kv, store_label): (Arc<dyn KvStore>, &str) = if args.memory {
-        (Arc::new(MemoryKv::new(clock.clone())), "memory")
-    } else {
-        let path = args
-            .state
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".wats/state.sqlite3"));
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).context("creating the state directory")?;
-        }
-        let store = SqliteKv::open(&path, clock.clone())
-            .map_err(|_| anyhow!("cannot open the --state SQLite file"))?;
-        (Arc::new(store), "sqlite")
-    };
+    let (kv, store_label) = args.store.open(".wats/state.sqlite3", clock.clone())?;
     let outbound: Arc<dyn Outbound> = if args.live {
         Arc::new(LiveHttp::new()?)
     } else {
@@ -179,11 +162,7 @@ fn component_path(given: Option<&Path>) -> Result<PathBuf> {
 /// secrets; in live mode everything comes from the env file and environment.
 fn settings(args: &ServeArgs) -> Result<HashMap<String, String>> {
     let mut settings = HashMap::new();
-    if let Some(path) = &args.env_file {
-        let text =
-            std::fs::read_to_string(path).map_err(|_| anyhow!("cannot read the --env-file"))?;
-        settings.extend(parse_env_file(&text)?);
-    }
+    settings.extend(env_file_settings(args.env_file.as_deref())?);
     settings.extend(std::env::vars().filter(|(key, _)| key.starts_with("WATS_")));
     if !args.live {
         // Secrets are always the synthetic ones; ids only where none is set.
@@ -202,7 +181,50 @@ fn settings(args: &ServeArgs) -> Result<HashMap<String, String>> {
 }
 
 /// `KEY=VALUE` lines; `#` comments, blank lines, `export ` and quotes allowed.
-pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>> {
+/// Where the kv store lives: `--state FILE` (SQLite) or `--memory`.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// SQLite file for the kv store [default: .wats/state.sqlite3, or .wats/spin.sqlite3 for `wats spin`].
+    #[arg(long, value_name = "PATH", conflicts_with = "memory")]
+    state: Option<PathBuf>,
+    /// Keep the kv store in memory (lost on exit).
+    #[arg(long)]
+    memory: bool,
+}
+
+impl StoreArgs {
+    /// The store, and its name for `/status`.
+    pub fn open(
+        &self,
+        default_path: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Arc<dyn KvStore>, &'static str)> {
+        if self.memory {
+            return Ok((Arc::new(MemoryKv::new(clock)), "memory"));
+        }
+        let path = self
+            .state
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(default_path));
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).context("creating the state directory")?;
+        }
+        let store = SqliteKv::open(&path, clock)
+            .map_err(|_| anyhow!("cannot open the --state SQLite file"))?;
+        Ok((Arc::new(store), "sqlite"))
+    }
+}
+
+/// The settings of `--env-file`, if one was given.
+pub fn env_file_settings(path: Option<&Path>) -> Result<Vec<(String, String)>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path).map_err(|_| anyhow!("cannot read the --env-file"))?;
+    parse_env_file(&text)
+}
+
+fn parse_env_file(text: &str) -> Result<Vec<(String, String)>> {
     let mut pairs = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();

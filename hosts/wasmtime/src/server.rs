@@ -28,6 +28,27 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    accept(listener, shutdown, move |request| {
+        let runtime = runtime.clone();
+        async move { answer(&runtime, request).await }
+    })
+    .await
+}
+
+/// Serves every connection on `listener` over HTTP/1.1 with `respond`,
+/// until `shutdown` completes: the loop `wats serve` and `wats spin` share.
+pub async fn accept<R, F, B>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    respond: R,
+) -> Result<()>
+where
+    R: Fn(hyper::Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -37,11 +58,11 @@ pub async fn serve(
             },
             () = &mut shutdown => return Ok(()),
         };
-        let runtime = runtime.clone();
+        let respond = respond.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let runtime = runtime.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(&runtime, request).await) }
+                let response = respond(request);
+                async move { Ok::<_, std::convert::Infallible>(response.await) }
             });
             // A client that goes away mid-request is not an error worth a log.
             let _ = http1::Builder::new()

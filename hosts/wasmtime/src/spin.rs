@@ -12,9 +12,6 @@ use crate::services::{KvFailure, KvStore};
 use anyhow::{Context as _, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
@@ -50,7 +47,6 @@ use bindings::wasi::keyvalue::{atomics, store};
 const STORE_LABEL: &str = "default";
 /// Keys per `list-keys` page.
 const LIST_PAGE: u32 = 1000;
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request whose component has not answered by then gets a 500.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -354,41 +350,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => continue,
-            },
-            () = &mut shutdown => return Ok(()),
-        };
+    crate::server::accept(listener, shutdown, move |request| {
         let runtime = runtime.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let runtime = runtime.clone();
-                async move {
-                    let response = runtime.handle(request).await.unwrap_or_else(|_| {
-                        // No detail: a trap's text could quote request data.
-                        let no_fields: [(&str, &str); 0] = [];
-                        let line = wats::log_line(
-                            wats::Level::Error,
-                            "wats.host.request_failed",
-                            no_fields,
-                        );
-                        eprintln!("{line}");
-                        internal_error()
-                    });
-                    Ok::<_, std::convert::Infallible>(response)
-                }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move {
+            runtime.handle(request).await.unwrap_or_else(|_| {
+                // No detail: a trap's text could quote request data.
+                let no_fields: [(&str, &str); 0] = [];
+                let line =
+                    wats::log_line(wats::Level::Error, "wats.host.request_failed", no_fields);
+                eprintln!("{line}");
+                internal_error()
+            })
+        }
+    })
+    .await
 }
 
 /// The service's own 500 envelope, for a request the component failed.

@@ -3,15 +3,14 @@
 //! from the `WATS_*` environment (`--env-file` as for `wats serve`); Graph
 //! calls are live, to `WATS_GRAPH_BASE_URL`, as they would be under Spin.
 
-use crate::serve::{parse_env_file, stop_signal};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::serve::{env_file_settings, stop_signal, StoreArgs};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use wats_host::kv::{MemoryKv, SqliteKv};
-use wats_host::services::{Clock, KvStore, SystemClock};
+use wats_host::services::{Clock, SystemClock};
 use wats_host::spin::{self, SpinKv, SpinRuntime};
 
 #[derive(Args)]
@@ -25,12 +24,8 @@ pub struct SpinArgs {
     /// Read WATS_* settings from this file (KEY=VALUE lines); the environment wins.
     #[arg(long, value_name = "PATH")]
     env_file: Option<PathBuf>,
-    /// SQLite file behind the key-value store [default: .wats/spin.sqlite3].
-    #[arg(long, value_name = "PATH", conflicts_with = "memory")]
-    state: Option<PathBuf>,
-    /// Keep the key-value store in memory (lost on exit).
-    #[arg(long)]
-    memory: bool,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Delay every key-value call by this much, as a store across the
     /// network would (tests use it to make concurrent requests overlap).
     #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -41,31 +36,13 @@ pub fn run(args: SpinArgs) -> Result<()> {
     if !args.component.is_file() {
         bail!("the Spin component was not found; run `cargo xtask spin` or pass --component PATH");
     }
-    let mut settings = Vec::new();
-    if let Some(path) = &args.env_file {
-        let text =
-            std::fs::read_to_string(path).map_err(|_| anyhow!("cannot read the --env-file"))?;
-        settings.extend(parse_env_file(&text)?);
-    }
+    let mut settings = env_file_settings(args.env_file.as_deref())?;
     settings.extend(std::env::vars());
     let variables = spin::variables(settings);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let (kv, store_label): (Arc<dyn KvStore>, &str) = if args.memory {
-        (Arc::new(MemoryKv::new(clock)), "memory")
-    } else {
-        let path = args
-            .state
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".wats/spin.sqlite3"));
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).context("creating the state directory")?;
-        }
-        let store = SqliteKv::open(&path, clock)
-            .map_err(|_| anyhow!("cannot open the --state SQLite file"))?;
-        (Arc::new(store), "sqlite")
-    };
-    eprintln!("wats spin: compiling the component…");
+    let (kv, store_label) = args.store.open(".wats/spin.sqlite3", clock)?;
     let kv = SpinKv::new(kv, Duration::from_millis(args.kv_latency_ms));
+    eprintln!("wats spin: compiling the component…");
     let runtime = Arc::new(SpinRuntime::load(&args.component, kv, variables)?);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -40,7 +40,7 @@ fn conformance_suite_against_the_jco_example_server() {
 }
 
 #[test]
-fn fresh_instances_hold_dedupe_and_idempotency_under_concurrency() {
+fn concurrent_instances_hold_dedupe_and_idempotency_under_concurrency() {
     forwarding::duplicate_deliveries_and_sends_race("jco", &start_example);
 }
 
