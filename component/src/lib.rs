@@ -26,8 +26,10 @@ pub mod webhook;
 
 #[cfg(feature = "export")]
 mod component;
-#[cfg(test)]
-mod testing;
+/// The in-memory host of the unit tests, also for the fuzz targets
+/// (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// Runs a future to completion by polling it. For hosts whose imports are
 /// synchronous (the component's, Spin's, the test host's): every future of

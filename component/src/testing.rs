@@ -8,6 +8,7 @@ use crate::host::{
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+#[cfg(test)]
 pub(crate) use crate::block_on;
 
 /// A stored value and when it expires (milliseconds), if ever.

@@ -2,6 +2,7 @@
 //! bench steps, each installing what it needs and skipping what is there.
 
 mod component;
+mod fuzz;
 mod jco;
 mod schemathesis;
 mod spin;
@@ -18,12 +19,14 @@ commands:
                    component (target/wats/wats-spin.wasm) and the JS package (hosts/jco)
   serve [ARGS..]   build what is needed and run `wats serve ARGS..` (dry-run on 127.0.0.1:8787)
   test             run every check and test: fmt, clippy, unit tests, component, conformance,
-                   schemathesis, the Spin component, the JS package, the Worker in workerd
+                   schemathesis, the Spin component, the JS package, a fuzz smoke, the Worker in workerd
   bench            build in release mode and report the hot-path benchmarks and sizes
   worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
   worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)
   spin [--port P]  build the Spin component and serve it with `wats spin` on 127.0.0.1 (live Graph
                    calls to WATS_GRAPH_BASE_URL, settings from WATS_*)
+  fuzz [SECONDS]   run every fuzz target (cargo-fuzz, nightly) for SECONDS each (60), seeded
+                   from the conformance suite; prints execs and coverage per target
   jco [--port P]   build the JS package and run its example node:http server on 127.0.0.1 under
                    Node 24 (live Graph calls to WATS_GRAPH_BASE_URL, settings from WATS_*)";
 
@@ -54,6 +57,7 @@ fn run(args: &[String]) -> Result<()> {
         "worker" => worker::run(rest),
         "spin" => spin::run(rest),
         "jco" => jco::run(rest),
+        "fuzz" => fuzz::command(rest),
         "worker-build" => {
             // `cargo xtask worker` has just built it when it starts wrangler.
             let built = worker::crate_dir().join("build/index.js");
@@ -94,8 +98,11 @@ fn serve(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// How long `cargo xtask test` runs each fuzz target.
+const FUZZ_SMOKE_SECONDS: u64 = 10;
+
 fn test() -> Result<()> {
-    let mut steps = Steps::new(18);
+    let mut steps = Steps::new(20);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -149,6 +156,8 @@ fn test() -> Result<()> {
     );
     let (passed, failed) = steps::cargo_test(&["test", "--workspace", "--locked"])?;
     let (js_passed, js_failed) = jco::test(&mut steps)?;
+    // A smoke of each fuzz target; `cargo xtask fuzz` runs them longer.
+    fuzz::run(&mut steps, FUZZ_SMOKE_SECONDS)?;
     // `cargo test` built the `wats` binary the end-to-end tests run.
     schemathesis::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
     let (worker_build, wasm_bindgen, npm_bin) = worker::tools(&mut steps)?;

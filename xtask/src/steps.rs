@@ -79,6 +79,41 @@ impl Steps {
     }
 }
 
+pub fn tools_dir() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache/wats/tools")
+}
+
+/// `cargo install` into a directory of its own per version; skipped when
+/// the binary is there.
+pub fn cargo_tool(
+    steps: &mut Steps,
+    krate: &str,
+    version: &str,
+    bin: &str,
+    locked: bool,
+) -> Result<PathBuf> {
+    steps.start(&format!("{krate} {version} (~/.cache/wats/tools)"));
+    let root = tools_dir().join(format!("{krate}-{version}"));
+    let path = root.join("bin").join(bin);
+    if path.exists() {
+        eprintln!("    already installed");
+        return Ok(path);
+    }
+    eprintln!("    installing (several minutes the first time)");
+    let mut command = Command::new(cargo());
+    command
+        .args(["install", krate, "--version", version, "--root"])
+        .arg(&root);
+    if locked {
+        command.arg("--locked");
+    }
+    run(&mut command)?;
+    Ok(path)
+}
+
 /// How `npm_install` installs a package's dependencies.
 pub enum Npm {
     /// `npm ci`: exactly the lock file, or fail.

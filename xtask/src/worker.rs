@@ -17,41 +17,6 @@ pub fn crate_dir() -> PathBuf {
     steps::root().join("hosts/cloudflare")
 }
 
-fn tools_dir() -> PathBuf {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".cache/wats/tools")
-}
-
-/// `cargo install` into a directory of its own per version; skipped when
-/// the binary is there.
-fn cargo_tool(
-    steps: &mut Steps,
-    krate: &str,
-    version: &str,
-    bin: &str,
-    locked: bool,
-) -> Result<PathBuf> {
-    steps.start(&format!("{krate} {version} (~/.cache/wats/tools)"));
-    let root = tools_dir().join(format!("{krate}-{version}"));
-    let path = root.join("bin").join(bin);
-    if path.exists() {
-        eprintln!("    already installed");
-        return Ok(path);
-    }
-    eprintln!("    installing (several minutes the first time)");
-    let mut command = Command::new(steps::cargo());
-    command
-        .args(["install", krate, "--version", version, "--root"])
-        .arg(&root);
-    if locked {
-        command.arg("--locked");
-    }
-    steps::run(&mut command)?;
-    Ok(path)
-}
-
 /// The pinned JS tools of the Worker build.
 fn npm_tools(steps: &mut Steps) -> Result<PathBuf> {
     steps.start("npm tools: wrangler, esbuild, binaryen (hosts/cloudflare/package-lock.json)");
@@ -62,9 +27,10 @@ fn npm_tools(steps: &mut Steps) -> Result<PathBuf> {
 
 /// What the Worker build needs; returns the npm bin directory.
 pub fn tools(steps: &mut Steps) -> Result<(PathBuf, PathBuf, PathBuf)> {
-    let worker_build = cargo_tool(steps, "worker-build", WORKER_BUILD, "worker-build", true)?;
+    let worker_build =
+        steps::cargo_tool(steps, "worker-build", WORKER_BUILD, "worker-build", true)?;
     // Not --locked: its lock names a webpki-roots the registry no longer has.
-    let wasm_bindgen = cargo_tool(
+    let wasm_bindgen = steps::cargo_tool(
         steps,
         "wasm-bindgen-cli",
         WASM_BINDGEN,
