@@ -97,6 +97,12 @@ pub fn parse_stats(output: &str) -> FuzzStats {
 
 /// Runs every target for `seconds`, printing execs and coverage per target.
 pub fn run(steps: &mut Steps, seconds: u64) -> Result<Vec<(&'static str, FuzzStats)>> {
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output();
+    if !nightly.is_ok_and(|output| output.status.success()) {
+        bail!("fuzzing needs the nightly toolchain: rustup toolchain install nightly");
+    }
     let cargo_fuzz = steps::cargo_tool(steps, "cargo-fuzz", CARGO_FUZZ, "cargo-fuzz", true)?;
     steps.start(&format!(
         "fuzz {} targets for {seconds} s each (nightly, libFuzzer)",
