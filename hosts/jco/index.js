@@ -1,8 +1,8 @@
-// The wats service for JavaScript hosts (Node ≥ 24, Deno, Bun): the
-// wats:service component, transpiled by jco (dist/), behind a Fetch API
-// handler. This file only moves values between JavaScript and the
-// component's imports and exports; every route, rule and error is the
-// component's.
+// The wats service for JavaScript hosts (Node ≥ 24; Deno and Bun with
+// JSPI, untested): the wats:service component, transpiled by jco (dist/),
+// behind a Fetch API handler. This file only moves values between
+// JavaScript and the component's imports and exports; every route, rule
+// and error is the component's.
 //
 // The component's imports are synchronous. Its kv, outbound HTTP and event
 // imports are asynchronous here, so the component is transpiled with JSPI
@@ -12,19 +12,19 @@ import { readFile } from "node:fs/promises";
 import { instantiate } from "./dist/wats.js";
 
 const IFACE = "wats:service";
-/// A body longer than the service's largest limit is refused by the
-/// service (413) from its length: one byte more is all it needs to see.
+// A body longer than the service's largest limit is refused by the
+// service (413) from its length: one byte more is all it needs to see.
 const MAX_BODY_BYTES = 4 * 1024 * 1024 + 1;
-/// Graph calls: the same deadline as every other host.
+// Graph calls: the same deadline as every other host.
 const GRAPH_TIMEOUT_MS = 15_000;
-/// Outbox items sent right after a queued send (202) at most.
+// Outbox items sent right after a queued send (202) at most.
 const DRAIN_AFTER_QUEUE = 10;
-/// Idle instances kept for reuse, and the calls an instance serves before
-/// it is retired.
+// Idle instances kept for reuse, and the calls an instance serves before
+// it is retired.
 const MAX_IDLE_INSTANCES = 8;
 const MAX_CALLS_PER_INSTANCE = 1000;
-/// What a request gets when the component itself fails (a trap): the
-/// service's envelope for `internal_error` (component/src/error.rs).
+// What a request gets when the component itself fails (a trap): the
+// service's envelope for `internal_error` (component/src/error.rs).
 const INTERNAL_ERROR = JSON.stringify({
   error: {
     code: "internal_error",
@@ -32,21 +32,18 @@ const INTERNAL_ERROR = JSON.stringify({
   },
 });
 
-let coreModules;
-/// Compiles the component's core modules once per process.
-function compiled() {
-  coreModules ??= new Map();
-  return (path) => {
-    if (!coreModules.has(path)) {
-      const url = new URL(`./dist/${path}`, import.meta.url);
-      coreModules.set(path, readFile(url).then((bytes) => WebAssembly.compile(bytes)));
-    }
-    return coreModules.get(path);
-  };
+// The component's core modules, compiled once per process.
+const coreModules = new Map();
+function getCoreModule(path) {
+  if (!coreModules.has(path)) {
+    const url = new URL(`./dist/${path}`, import.meta.url);
+    coreModules.set(path, readFile(url).then((bytes) => WebAssembly.compile(bytes)));
+  }
+  return coreModules.get(path);
 }
 
-/// A kv held in a Map, with expiry and ordered listing: the default store,
-/// lost when the process ends.
+// A kv held in a Map, with expiry and ordered listing: the default store,
+// lost when the process ends.
 export function memoryKv({ now = Date.now } = {}) {
   const entries = new Map(); // key -> { value, expiresAt }
   const live = (key) => {
@@ -86,7 +83,7 @@ export function memoryKv({ now = Date.now } = {}) {
   };
 }
 
-/// Metric totals across requests, as the `metrics` import asks.
+// Metric totals across requests, as the `metrics` import asks.
 function metricTotals() {
   const series = new Map();
   return {
@@ -107,8 +104,8 @@ function logLine(level, event, fields) {
   return JSON.stringify({ level, event, ...Object.fromEntries(fields) });
 }
 
-/// A store error as the component's `kv-error` variant. Messages stay
-/// generic: a store's own may quote keys, which hold WhatsApp ids.
+// A store error as the component's `kv-error` variant. Messages stay
+// generic: a store's own may quote keys, which hold WhatsApp ids.
 function kvError(error) {
   if (error && typeof error.tag === "string") return error;
   return { tag: "unavailable", val: "the key-value store failed" };
@@ -136,7 +133,7 @@ async function readCapped(body, cap) {
   return bytes;
 }
 
-/// A status that carries no body in the Fetch API.
+// A status that carries no body in the Fetch API.
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
 function toResponse({ status, headers, body }) {
@@ -160,7 +157,6 @@ export function createWats(options = {}) {
   const started = now();
   const monotonicOrigin = performance.now();
   const metrics = metricTotals();
-  const getCoreModule = compiled();
 
   const store = () => {
     if (!kv) throw { tag: "not-configured" };
@@ -269,12 +265,12 @@ export function createWats(options = {}) {
     },
   };
 
-  /// Instances that finished a call cleanly, ready for the next. A call
-  /// takes one (or makes one: about 1.3 ms, five times a /healthz call),
-  /// so calls run side by side: an instance waiting on a promise cannot be
-  /// entered again. The service keeps no state in an instance between
-  /// calls; an instance that failed (a trap) is dropped, and each retires
-  /// after MAX_CALLS so that no heap grows for ever.
+  // Instances that finished a call cleanly, ready for the next. A call
+  // takes one (or makes one: about 1.3 ms, five times a /healthz call),
+  // so calls run side by side: an instance waiting on a promise cannot be
+  // entered again. The service keeps no state in an instance between
+  // calls; an instance that failed (a trap) is dropped, and each retires
+  // after MAX_CALLS so that no heap grows for ever.
   const idle = [];
   async function withInstance(call) {
     const entry = idle.pop() ?? { service: await instantiate(getCoreModule, imports), calls: 0 };
