@@ -6,7 +6,7 @@ use crate::steps::{self, Steps};
 use anyhow::{Context, Result};
 use flate2::{write::GzEncoder, Compression};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wit_component::ComponentEncoder;
 
 pub fn output_path() -> PathBuf {
@@ -46,15 +46,25 @@ pub fn build(steps: &mut Steps) -> Result<PathBuf> {
         .encode()
         .context("encoding the component")?;
     let out = output_path();
-    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
-    std::fs::write(&out, &component)?;
-    eprintln!(
-        "    component: {} ({} raw, {} gzip)",
-        out.strip_prefix(steps::root()).unwrap_or(&out).display(),
-        kib(component.len()),
-        kib(gzip_len(&component)?)
-    );
+    write_artifact("component", &out, &component)?;
     Ok(out)
+}
+
+/// Writes `bytes` to `out` and prints the artifact's raw and gzip size.
+pub fn write_artifact(label: &str, out: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    std::fs::write(out, bytes)?;
+    report_size(label, out, bytes)
+}
+
+fn report_size(label: &str, out: &Path, bytes: &[u8]) -> Result<()> {
+    eprintln!(
+        "    {label}: {} ({} raw, {} gzip)",
+        out.strip_prefix(steps::root()).unwrap_or(out).display(),
+        kib(bytes.len()),
+        kib(gzip_len(bytes)?)
+    );
+    Ok(())
 }
 
 pub fn gzip_len(bytes: &[u8]) -> Result<usize> {

@@ -3,7 +3,7 @@
 //! spin`, which serves it under `wats spin` (Spin itself cannot be installed
 //! on these machines; docs/hosts/spin.md).
 
-use crate::component::{gzip_len, kib};
+use crate::component::write_artifact;
 use crate::steps::{self, Steps};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -29,14 +29,7 @@ pub fn build(steps: &mut Steps) -> Result<PathBuf> {
     let built = steps::root().join("target/wasm32-wasip2/component/wats_spin.wasm");
     let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
     let out = output_path();
-    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
-    std::fs::write(&out, &bytes)?;
-    eprintln!(
-        "    Spin component: {} ({} raw, {} gzip)",
-        out.strip_prefix(steps::root()).unwrap_or(&out).display(),
-        kib(bytes.len()),
-        kib(gzip_len(&bytes)?)
-    );
+    write_artifact("Spin component", &out, &bytes)?;
     Ok(out)
 }
 

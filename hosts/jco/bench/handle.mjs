@@ -1,33 +1,16 @@
-// Time per request through the package in-process (no HTTP): a fresh
-// instance and one call, for GET /healthz and for a signed batched webhook
+// Time per request through the package in-process (no HTTP), instances
+// reused as `createWats` does: GET /healthz, and a signed batched webhook
 // whose updates are all duplicates after the first round. Medians of
 // batches, printed for `cargo xtask bench`.
 
-import { createHmac } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { createWats } from "../index.js";
+import { settings, signed } from "../test/delivery.mjs";
 
-const settings = {
-  WATS_ACCESS_TOKEN: "bench-access-token",
-  WATS_APP_SECRET: "bench-app-secret",
-  WATS_VERIFY_TOKEN: "bench-verify-token",
-  WATS_SERVICE_BEARER_TOKEN: "bench-service-token",
-  WATS_PHONE_NUMBER_ID: "100000000000001",
-};
-const delivery = readFileSync(
-  new URL("../../../tests/conformance/fixtures/batched-messages.json", import.meta.url),
-);
-const signature = `sha256=${createHmac("sha256", settings.WATS_APP_SECRET).update(delivery).digest("hex")}`;
 const wats = createWats({ config: settings, onUpdate: () => {}, log: () => {} });
 
 const requests = {
   "GET /healthz": () => new Request("http://127.0.0.1/healthz"),
-  "signed batched webhook (duplicates)": () =>
-    new Request("http://127.0.0.1/webhooks/whatsapp", {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-hub-signature-256": signature },
-      body: delivery,
-    }),
+  "signed batched webhook (duplicates)": () => signed(),
 };
 
 const BATCHES = 30;

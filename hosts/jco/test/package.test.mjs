@@ -1,30 +1,9 @@
 // The package's own seams: what the conformance suite does not reach.
 
-import { createHmac } from "node:crypto";
-import { readFileSync } from "node:fs";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createWats, memoryKv } from "../index.js";
-
-const settings = {
-  WATS_ACCESS_TOKEN: "test-access-token",
-  WATS_APP_SECRET: "test-app-secret",
-  WATS_VERIFY_TOKEN: "test-verify-token",
-  WATS_SERVICE_BEARER_TOKEN: "test-service-token",
-  WATS_PHONE_NUMBER_ID: "100000000000001",
-};
-const delivery = readFileSync(
-  new URL("../../../tests/conformance/fixtures/batched-messages.json", import.meta.url),
-);
-
-function signed(body) {
-  const signature = createHmac("sha256", settings.WATS_APP_SECRET).update(body).digest("hex");
-  return new Request("http://127.0.0.1/webhooks/whatsapp", {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-hub-signature-256": `sha256=${signature}` },
-    body,
-  });
-}
+import { delivery, settings, signed } from "./delivery.mjs";
 
 test("concurrent copies of a delivery dispatch each update once", async () => {
   // Each kv call waits a little, so the requests' calls interleave.

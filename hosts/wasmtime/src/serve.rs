@@ -96,10 +96,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .build()?;
     tokio.block_on(async move {
         check_ready(&runtime).await?;
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{} (in use? pass --port N)", args.port))?;
+        let listener = bind_loopback(args.port).await?;
         let bound = listener.local_addr()?;
         let mode = if args.live { "live" } else { "dry-run" };
         let events = if args.events_out.is_some() { "file" } else { "log" };
@@ -120,6 +117,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         eprintln!("wats: stopped");
         Ok(())
     })
+}
+
+/// A listener on 127.0.0.1 only (`0` picks a free port).
+pub async fn bind_loopback(port: u16) -> Result<tokio::net::TcpListener> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port} (in use? pass --port N)"))
 }
 
 /// Ctrl-C, or the SIGTERM a container runtime or service manager sends.
@@ -180,7 +185,6 @@ fn settings(args: &ServeArgs) -> Result<HashMap<String, String>> {
     Ok(settings)
 }
 
-/// `KEY=VALUE` lines; `#` comments, blank lines, `export ` and quotes allowed.
 /// Where the kv store lives: `--state FILE` (SQLite) or `--memory`.
 #[derive(Args)]
 pub struct StoreArgs {
@@ -224,6 +228,7 @@ pub fn env_file_settings(path: Option<&Path>) -> Result<Vec<(String, String)>> {
     parse_env_file(&text)
 }
 
+/// `KEY=VALUE` lines; `#` comments, blank lines, `export ` and quotes allowed.
 fn parse_env_file(text: &str) -> Result<Vec<(String, String)>> {
     let mut pairs = Vec::new();
     for (number, line) in text.lines().enumerate() {

@@ -8,10 +8,13 @@
 //!
 //! Each request gets a fresh instance, as in Spin.
 
-use crate::services::{KvFailure, KvStore};
+use crate::runtime::Level;
+use crate::server::host_error;
+use crate::services::{KvFailure, KvStore, LogSink};
+use crate::sinks::StderrLog;
 use anyhow::{Context as _, Result};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
@@ -355,28 +358,11 @@ pub async fn serve(
         async move {
             runtime.handle(request).await.unwrap_or_else(|_| {
                 // No detail: a trap's text could quote request data.
-                let no_fields: [(&str, &str); 0] = [];
-                let line =
-                    wats::log_line(wats::Level::Error, "wats.host.request_failed", no_fields);
-                eprintln!("{line}");
-                internal_error()
+                StderrLog.write(Level::Error, "wats.host.request_failed", &[]);
+                host_error(ApiError::Internal)
+                    .map(|body| body.map_err(|never| match never {}).boxed_unsync())
             })
         }
     })
     .await
-}
-
-/// The service's own 500 envelope, for a request the component failed.
-fn internal_error() -> hyper::Response<HyperOutgoingBody> {
-    let response = ApiError::Internal.into_response();
-    let mut builder = hyper::Response::builder().status(response.status);
-    for (name, value) in &response.headers {
-        builder = builder.header(name, value);
-    }
-    let body = Full::new(Bytes::from(response.body))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    builder
-        .body(body)
-        .expect("the service's envelope is a valid response")
 }

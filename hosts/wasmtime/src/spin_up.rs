@@ -3,10 +3,9 @@
 //! from the `WATS_*` environment (`--env-file` as for `wats serve`); Graph
 //! calls are live, to `WATS_GRAPH_BASE_URL`, as they would be under Spin.
 
-use crate::serve::{env_file_settings, stop_signal, StoreArgs};
-use anyhow::{bail, Context, Result};
+use crate::serve::{bind_loopback, env_file_settings, stop_signal, StoreArgs};
+use anyhow::{bail, Result};
 use clap::Args;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,15 +47,7 @@ pub fn run(args: SpinArgs) -> Result<()> {
         .enable_all()
         .build()?;
     tokio.block_on(async move {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on 127.0.0.1:{} (in use? pass --port N)",
-                    args.port
-                )
-            })?;
+        let listener = bind_loopback(args.port).await?;
         let bound = listener.local_addr()?;
         let banner = format!(
             "wats spin: listening on http://{bound} (runtime: wasi:http, store: {store_label})\n"

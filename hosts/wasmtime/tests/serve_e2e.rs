@@ -7,16 +7,18 @@
 
 mod support;
 
+use support::forwarding::{self, Running};
+
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use support::http::{
-    executor, graph_ok, json_acks, queue_and_settle, run_cases, send, send_concurrently,
-    start_fake_graph, GraphScript, Server,
+    executor, graph_ok, json_acks, queue_and_settle, send, send_concurrently, start_fake_graph,
+    GraphScript, Server,
 };
-use support::{assert_no_canaries, load_suites, run_suites, signed_delivery, suite, GraphReply};
+use support::{assert_no_canaries, load_suites, signed_delivery, suite, GraphReply};
 
 fn read_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -33,62 +35,28 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `wats serve --live` as a `Running` host, its updates read back from
+/// `--events-out`.
+fn start_live(settings: &HashMap<String, String>, dir: &Path) -> Running {
+    let events = dir.join("events.jsonl");
+    let server = Server::start(
+        &[
+            "--live",
+            "--yes-live",
+            "--memory",
+            "--events-out",
+            events.to_str().unwrap(),
+        ],
+        settings,
+    )
+    .unwrap_or_else(|stderr| panic!("wats serve did not start: {stderr}"));
+    let base = server.base.clone();
+    Running::new(base, move || server.stop()).reading_updates(move || read_lines(&events))
+}
+
 #[test]
 fn conformance_suite_against_wats_serve_live() {
-    let (base, _) = load_suites();
-    let executor = executor();
-    let script = Arc::new(Mutex::new(GraphScript::default()));
-    let graph = executor.block_on(start_fake_graph(script.clone()));
-    let client = reqwest::Client::new();
-    let dir = temp_dir("suite");
-    let mut skipped = Vec::new();
-    run_suites("wats serve --live", |suite, cases| {
-        if let Some(reason) = &suite.in_process_only {
-            skipped.push(format!("{} ({reason})", suite.name));
-            return Vec::new();
-        }
-        let mut settings = suite.settings.clone();
-        settings.insert("WATS_GRAPH_BASE_URL".into(), format!("http://{graph}"));
-        let events = dir.join(format!(
-            "{}.jsonl",
-            suite.name.replace(|c: char| !c.is_alphanumeric(), "-")
-        ));
-        let server = Server::start(
-            &[
-                "--live",
-                "--yes-live",
-                "--memory",
-                "--events-out",
-                events.to_str().unwrap(),
-            ],
-            &settings,
-        )
-        .unwrap_or_else(|stderr| panic!("wats serve did not start: {stderr}"));
-        let updates = || read_lines(&events);
-        let results = run_cases(
-            &executor,
-            &client,
-            &server.base,
-            &script,
-            suite,
-            cases,
-            &updates,
-        );
-        let output = server.stop();
-        let mut private = base.private_values.clone();
-        private.extend(suite.secret_values());
-        assert_no_canaries(
-            &format!("wats serve output for {}", suite.name),
-            &output,
-            &private,
-        );
-        results
-    });
-    println!(
-        "skipped over HTTP (covered in-process): {}",
-        skipped.join("; ")
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    forwarding::conformance_suites("wats serve --live", &start_live);
 }
 
 #[test]

@@ -8,20 +8,12 @@ mod support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::built_artifact;
 use support::forwarding::{self, Running};
 use support::http::Server;
-use support::workspace_root;
 
 fn spin_component() -> PathBuf {
-    let path = std::env::var_os("WATS_SPIN_COMPONENT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/wats/wats-spin.wasm"));
-    assert!(
-        path.is_file(),
-        "no Spin component at {}: run `cargo xtask build` first (cargo xtask test does)",
-        path.display()
-    );
-    path
+    built_artifact("WATS_SPIN_COMPONENT", "target/wats/wats-spin.wasm")
 }
 
 fn start_spin(settings: &HashMap<String, String>, dir: &Path, extra: &[&str]) -> Running {

@@ -1,24 +1,28 @@
-//! What every host that forwards updates to `WATS_EVENTS_FORWARD_URL` must
-//! show over HTTP (the Worker, the Spin component, the jco package): the
-//! conformance suites with a canary sweep of its output, duplicate
-//! deliveries and sends racing, and a queued send delivered right after its
-//! 202. A host test supplies only how to start the host.
+//! What every host must show over HTTP: the conformance suites with a
+//! canary sweep of its output; and, for the hosts that forward updates to
+//! `WATS_EVENTS_FORWARD_URL` (the Worker, the Spin component, the jco
+//! package), duplicate deliveries and sends racing, and a queued send
+//! delivered right after its 202. A host test supplies only how to start
+//! the host.
 
 use super::http::{
     executor, graph_ok, json_acks, queue_and_settle, run_cases, send_concurrently,
     start_fake_graph, GraphScript,
 };
 use super::{assert_no_canaries, load_suites, run_suites, signed_delivery, suite, PreparedRequest};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// A host process serving at `base`; `stop` ends it and returns the output
-/// to sweep for canaries.
+/// to sweep for canaries. Its dispatched updates arrive at the fake Graph's
+/// `/__events`, unless `updates` reads them from elsewhere.
 pub struct Running {
     pub base: String,
     stop: Box<dyn FnOnce() -> String>,
+    updates: Option<Box<dyn Fn() -> Vec<Value>>>,
 }
 
 impl Running {
@@ -26,7 +30,15 @@ impl Running {
         Running {
             base,
             stop: Box::new(stop),
+            updates: None,
         }
+    }
+
+    /// For a host that hands updates to something other than the forward
+    /// URL (`wats serve --events-out`).
+    pub fn reading_updates(mut self, updates: impl Fn() -> Vec<Value> + 'static) -> Running {
+        self.updates = Some(Box::new(updates));
+        self
     }
 
     pub fn stop(self) -> String {
@@ -79,7 +91,10 @@ pub fn conformance_suites(label: &str, start: Start) {
         std::fs::create_dir_all(&suite_dir).unwrap();
         script.lock().unwrap().events.clear();
         let host = start(&forwarding_settings(&suite.settings, graph), &suite_dir);
-        let updates = || script.lock().unwrap().events.clone();
+        let updates = || match &host.updates {
+            Some(read) => read(),
+            None => script.lock().unwrap().events.clone(),
+        };
         let results = run_cases(
             &executor, &client, &host.base, &script, suite, cases, &updates,
         );

@@ -19,17 +19,24 @@ pub fn workspace_root() -> PathBuf {
         .expect("workspace root")
 }
 
-/// The component `cargo xtask build` made (or `$WATS_COMPONENT`).
-pub fn component_path() -> PathBuf {
-    let path = std::env::var_os("WATS_COMPONENT")
+/// An artifact `cargo xtask build` made: `$env` if set, else `default`
+/// under the workspace root.
+pub fn built_artifact(env: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(env)
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/wats/wats.wasm"));
+        .unwrap_or_else(|| workspace_root().join(default));
     assert!(
         path.is_file(),
-        "no component at {}: run `cargo xtask build` first (cargo xtask test does)",
+        "no {} at {}: run `cargo xtask build` first (cargo xtask test does)",
+        default,
         path.display()
     );
     path
+}
+
+/// The component `cargo xtask build` made (or `$WATS_COMPONENT`).
+pub fn component_path() -> PathBuf {
+    built_artifact("WATS_COMPONENT", "target/wats/wats.wasm")
 }
 
 pub struct Base {
