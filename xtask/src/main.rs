@@ -21,6 +21,10 @@ commands:
   test             run every check and test: fmt, clippy, unit tests, component, conformance,
                    schemathesis, the Spin component, the JS package, a fuzz smoke, the Worker in workerd
   bench            build in release mode and report the hot-path benchmarks and sizes
+  loadtest [ARGS..]  post distinct signed batched webhooks to a minimal native receiver (the
+                   floor) and to `wats serve` (release, SQLite) on 127.0.0.1; report req/s,
+                   p50/p99, errors, RSS. ARGS: --requests N (20000) --connections C (16)
+                   --max-seconds S (120 per target)
   worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
   worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)
   spin [--port P]  build the Spin component and serve it with `wats spin` on 127.0.0.1 (live Graph
@@ -54,6 +58,7 @@ fn run(args: &[String]) -> Result<()> {
         "serve" => serve(rest),
         "test" => test(),
         "bench" => bench(),
+        "loadtest" => loadtest(rest),
         "worker" => worker::run(rest),
         "spin" => spin::run(rest),
         "jco" => jco::run(rest),
@@ -182,6 +187,33 @@ fn test() -> Result<()> {
     let failed = failed + js_failed + adapter_failed + worker_failed;
     // One plain closing line over every test binary cargo ran.
     println!("tests: {passed} passed, {failed} failed");
+    Ok(())
+}
+
+fn loadtest(args: &[String]) -> Result<()> {
+    let mut steps = Steps::new(3);
+    steps.ensure_targets()?;
+    let wasm = component::build(&mut steps)?;
+    let mut bench_args: Vec<String> = [
+        "bench",
+        "--package",
+        "wats-host",
+        "--bench",
+        "loadtest",
+        "--locked",
+        "--",
+        "--component",
+    ]
+    .map(String::from)
+    .to_vec();
+    bench_args.push(wasm.display().to_string());
+    bench_args.extend(args.iter().cloned());
+    let bench_args: Vec<&str> = bench_args.iter().map(String::as_str).collect();
+    steps.cargo(
+        "build wats (release) and run the load generator against the floor and wats serve",
+        &bench_args,
+    )?;
+    steps.finish();
     Ok(())
 }
 

@@ -27,38 +27,65 @@ fn check_size(value: &[u8]) -> Result<(), KvFailure> {
 type Entries = BTreeMap<String, (Vec<u8>, Option<u64>)>;
 
 pub struct MemoryKv {
-    entries: Mutex<Entries>,
+    state: Mutex<MemoryState>,
     clock: Arc<dyn Clock>,
+}
+
+#[derive(Default)]
+struct MemoryState {
+    entries: Entries,
+    /// When expired entries are next swept out. Between sweeps every read
+    /// checks expiry itself, so a sweep is housekeeping, not correctness;
+    /// sweeping on every call made each operation O(entries).
+    next_sweep: u64,
+}
+
+/// How often expired entries are dropped from memory.
+const SWEEP_EVERY_MILLIS: u64 = 1_000;
+
+fn live(expires: Option<u64>, now: u64) -> bool {
+    expires.is_none_or(|at| at > now)
 }
 
 impl MemoryKv {
     pub fn new(clock: Arc<dyn Clock>) -> MemoryKv {
         MemoryKv {
-            entries: Mutex::default(),
+            state: Mutex::default(),
             clock,
         }
     }
 
-    fn entries(&self) -> MutexGuard<'_, Entries> {
-        let mut entries = self
-            .entries
+    /// The entries and the time now, swept if a sweep is due.
+    fn entries(&self) -> (MutexGuard<'_, MemoryState>, u64) {
+        let mut state = self
+            .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = self.clock.now_millis();
-        entries.retain(|_, (_, expires)| expires.is_none_or(|at| at > now));
-        entries
+        if now >= state.next_sweep {
+            state.entries.retain(|_, (_, expires)| live(*expires, now));
+            state.next_sweep = now + SWEEP_EVERY_MILLIS;
+        }
+        (state, now)
     }
 }
 
 impl KvStore for MemoryKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
-        Ok(self.entries().get(key).map(|(value, _)| value.clone()))
+        let (state, now) = self.entries();
+        Ok(state
+            .entries
+            .get(key)
+            .filter(|(_, expires)| live(*expires, now))
+            .map(|(value, _)| value.clone()))
     }
 
     fn set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), KvFailure> {
         check_size(value)?;
         let expires = expiry(&*self.clock, ttl_seconds);
         self.entries()
+            .0
+            .entries
             .insert(key.to_owned(), (value.to_vec(), expires));
         Ok(())
     }
@@ -71,16 +98,20 @@ impl KvStore for MemoryKv {
     ) -> Result<bool, KvFailure> {
         check_size(value)?;
         let expires = expiry(&*self.clock, ttl_seconds);
-        let mut entries = self.entries();
-        if entries.contains_key(key) {
-            return Ok(false);
+        let (mut state, now) = self.entries();
+        if let Some((_, current)) = state.entries.get(key) {
+            if live(*current, now) {
+                return Ok(false);
+            }
         }
-        entries.insert(key.to_owned(), (value.to_vec(), expires));
+        state
+            .entries
+            .insert(key.to_owned(), (value.to_vec(), expires));
         Ok(true)
     }
 
     fn remove(&self, key: &str) -> Result<(), KvFailure> {
-        self.entries().remove(key);
+        self.entries().0.entries.remove(key);
         Ok(())
     }
 
@@ -90,14 +121,17 @@ impl KvStore for MemoryKv {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<String>, Option<String>), KvFailure> {
-        let entries = self.entries();
-        let keys: Vec<String> = entries
-            .keys()
-            .filter(|key| {
-                key.starts_with(prefix) && cursor.is_none_or(|after| key.as_str() > after)
-            })
+        let (state, now) = self.entries();
+        let after = cursor.unwrap_or("");
+        // Range scan from the prefix (or the cursor) instead of every key.
+        let start = if after > prefix { after } else { prefix };
+        let keys: Vec<String> = state
+            .entries
+            .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .filter(|(key, (_, expires))| key.as_str() > after && live(*expires, now))
             .take(limit as usize + 1)
-            .cloned()
+            .map(|(key, _)| key.clone())
             .collect();
         Ok(page(keys, limit))
     }
@@ -159,31 +193,40 @@ impl SqliteKv {
     fn now(&self) -> i64 {
         self.clock.now_millis() as i64
     }
+
+    /// Runs one statement, prepared once per connection (the hot path runs
+    /// a handful of these per webhook update).
+    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, KvFailure> {
+        self.connection()
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(params))
+            .map_err(unavailable)
+    }
 }
 
 impl KvStore for SqliteKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
         self.connection()
-            .query_row(
+            .prepare_cached(
                 "SELECT value FROM kv WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-                params![key, self.now()],
-                |row| row.get(0),
             )
-            .optional()
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![key, self.now()], |row| row.get(0))
+                    .optional()
+            })
             .map_err(unavailable)
     }
 
     fn set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), KvFailure> {
         check_size(value)?;
         let expires = expiry(&*self.clock, ttl_seconds).map(|at| at as i64);
-        self.connection()
-            .execute(
-                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-                params![key, value, expires],
-            )
-            .map(drop)
-            .map_err(unavailable)
+        self.execute(
+            "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+            params![key, value, expires],
+        )
+        .map(drop)
     }
 
     fn set_if_absent(
@@ -195,23 +238,18 @@ impl KvStore for SqliteKv {
         check_size(value)?;
         let expires = expiry(&*self.clock, ttl_seconds).map(|at| at as i64);
         // One statement: it replaces an expired row and leaves a live one.
-        let changed = self
-            .connection()
-            .execute(
-                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-                 WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?4",
-                params![key, value, expires, self.now()],
-            )
-            .map_err(unavailable)?;
+        let changed = self.execute(
+            "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+             WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?4",
+            params![key, value, expires, self.now()],
+        )?;
         Ok(changed == 1)
     }
 
     fn remove(&self, key: &str) -> Result<(), KvFailure> {
-        self.connection()
-            .execute("DELETE FROM kv WHERE key = ?1", params![key])
+        self.execute("DELETE FROM kv WHERE key = ?1", params![key])
             .map(drop)
-            .map_err(unavailable)
     }
 
     fn list(

@@ -1,0 +1,497 @@
+//! `cargo xtask loadtest`: a bounded load generator on loopback. It posts
+//! distinct signed batched webhooks over keep-alive connections, first to a
+//! minimal native receiver built here (the floor: it verifies the signature
+//! and parses the JSON, nothing else), then to `wats serve` with its SQLite
+//! store, and prints req/s, p50/p99 latency, errors and peak RSS for both.
+//! It also checks the run: every update of every delivery dispatched once.
+//!
+//! Measures, never asserts speed: a figure over budget is printed as such.
+
+use std::io::{BufRead, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The synthetic app secret of `wats serve`'s dry-run mode.
+const APP_SECRET: &str = "dry-run-app-secret";
+/// The phone number id of the fixture's deliveries.
+const PHONE_NUMBER_ID: &str = "106540352242922";
+const FIXTURE: &str = "tests/conformance/fixtures/batched-messages.json";
+/// Message text in the fixture; it must appear in no log line.
+const CANARY: &str = "CANARY-TEXT-9b1e";
+
+struct Options {
+    requests: usize,
+    connections: usize,
+    max_seconds: u64,
+    wats: PathBuf,
+    component: Option<PathBuf>,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        requests: 20_000,
+        connections: 16,
+        max_seconds: 120,
+        // The `wats` this bench was built with (release).
+        wats: PathBuf::from(env!("CARGO_BIN_EXE_wats")),
+        component: None,
+    };
+    // `cargo bench` passes `--bench`; everything else is ours.
+    let mut args = std::env::args().skip(1).filter(|arg| arg != "--bench");
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage(&arg));
+        match arg.as_str() {
+            "--requests" => options.requests = value().parse().unwrap_or_else(|_| usage(&arg)),
+            "--connections" => {
+                options.connections = value().parse().unwrap_or_else(|_| usage(&arg))
+            }
+            "--max-seconds" => {
+                options.max_seconds = value().parse().unwrap_or_else(|_| usage(&arg))
+            }
+            "--wats" => options.wats = value().into(),
+            "--component" => options.component = Some(value().into()),
+            _ => usage(&arg),
+        }
+    }
+    if options.requests == 0 || options.connections == 0 {
+        usage("--requests/--connections");
+    }
+    options
+}
+
+fn usage(at: &str) -> ! {
+    eprintln!(
+        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--max-seconds S] [--wats PATH] [--component PATH]"
+    );
+    std::process::exit(2)
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--floor") {
+        return floor::serve();
+    }
+    let options = options();
+    let fixture = std::fs::read_to_string(root().join(FIXTURE)).expect("the batched fixture");
+    let updates_per_delivery = 6;
+    eprintln!(
+        "loadtest: signing {} distinct deliveries of {} B ({updates_per_delivery} updates each)…",
+        options.requests,
+        fixture.len()
+    );
+    let deliveries = Arc::new(deliveries(&fixture, options.requests));
+
+    let scratch = std::env::temp_dir().join(format!("wats-loadtest-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("a scratch directory");
+    let mut rows = Vec::new();
+    for target in [Target::Floor, Target::Wats] {
+        eprintln!("loadtest: {} …", target.name());
+        let mut server = Server::start(target, &options, &scratch);
+        let result = run_load(&server, &deliveries, &options);
+        let rss = server.rss_kib();
+        server.stop();
+        rows.push((target, result, rss));
+    }
+
+    let events = std::fs::read_to_string(scratch.join("events.jsonl")).unwrap_or_default();
+    let log = std::fs::read_to_string(scratch.join("wats.log")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    println!(
+        "\nloadtest: {} requests per target over {} connections on 127.0.0.1, {} B signed batched webhooks",
+        options.requests,
+        options.connections,
+        fixture.len()
+    );
+    println!(
+        "  {:<28} {:>9} {:>9} {:>9} {:>7} {:>12} {:>12}",
+        "target", "req/s", "p50 ms", "p99 ms", "errors", "RSS mid KiB", "RSS peak KiB"
+    );
+    for (target, result, rss) in &rows {
+        println!(
+            "  {:<28} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>12} {:>12}",
+            target.name(),
+            result.per_second(),
+            result.percentile(0.50),
+            result.percentile(0.99),
+            result.errors,
+            result.mid_rss_kib,
+            rss.peak,
+        );
+    }
+    let (floor, wats) = (&rows[0].1, &rows[1].1);
+    let share = wats.per_second() / floor.per_second() * 100.0;
+    println!(
+        "  wats serve: {share:.0}% of the floor's throughput (budget ≥ 50%: {}); p99 {:.3} ms (budget ≤ 2 ms: {})",
+        if share >= 50.0 { "met" } else { "NOT MET" },
+        wats.percentile(0.99),
+        if wats.percentile(0.99) <= 2.0 { "met" } else { "NOT MET" },
+    );
+
+    // Correctness of the run, not speed: every update dispatched once.
+    let lines: Vec<&str> = events.lines().collect();
+    let distinct: std::collections::HashSet<&str> = lines.iter().copied().collect();
+    let expected = wats.completed * updates_per_delivery;
+    println!(
+        "  wats serve dispatched {} updates for {} acknowledged deliveries (expected {expected}; duplicates {})",
+        lines.len(),
+        wats.completed,
+        lines.len() - distinct.len()
+    );
+    let leaked = log.contains(CANARY) || log.contains("wamid.");
+    println!(
+        "  wats serve log: {} lines, message text or WAMIDs in it: {}",
+        log.lines().count(),
+        if leaked { "YES" } else { "none" }
+    );
+    if lines.len() != expected || distinct.len() != lines.len() || leaked || wats.errors > 0 {
+        eprintln!("loadtest: the run was not clean (see above)");
+        std::process::exit(1);
+    }
+}
+
+/// `count` copies of the fixture, each with its own WAMIDs (so none is a
+/// duplicate), and each signature.
+fn deliveries(fixture: &str, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|n| {
+            let body = fixture.replace("wamid.", &format!("wamid.LT{n:08}"));
+            let signature = wats::auth::sign(APP_SECRET, body.as_bytes());
+            let mut request = format!(
+                "POST /webhooks/whatsapp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nx-hub-signature-256: {signature}\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(body.as_bytes());
+            request
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    Floor,
+    Wats,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Floor => "floor (verify + parse only)",
+            Target::Wats => "wats serve (SQLite)",
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+struct Rss {
+    peak: u64,
+}
+
+impl Server {
+    fn start(target: Target, options: &Options, scratch: &Path) -> Server {
+        let mut command = match target {
+            Target::Floor => {
+                let mut command = Command::new(std::env::current_exe().expect("this binary"));
+                command.arg("--floor");
+                command.stderr(Stdio::inherit());
+                command
+            }
+            Target::Wats => {
+                let mut command = Command::new(&options.wats);
+                command.args(["serve", "--port", "0", "--state"]);
+                command.arg(scratch.join("state.sqlite3"));
+                command
+                    .arg("--events-out")
+                    .arg(scratch.join("events.jsonl"));
+                if let Some(component) = &options.component {
+                    command.arg("--component").arg(component);
+                }
+                let log = std::fs::File::create(scratch.join("wats.log")).expect("a log file");
+                command.stderr(log);
+                command
+            }
+        };
+        // Only the settings this run means: none of the caller's WATS_*.
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("WATS_")) {
+            command.env_remove(key);
+        }
+        command.env("WATS_PHONE_NUMBER_ID", PHONE_NUMBER_ID);
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "starting {} ({error}); run `cargo xtask loadtest`",
+                    target.name()
+                )
+            });
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("the banner");
+        let address = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{} did not start", target.name()))
+            .to_owned();
+        // Keep reading stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stdout.read_to_end(&mut sink);
+        });
+        Server { child, address }
+    }
+
+    fn rss_kib(&self) -> Rss {
+        Rss {
+            peak: proc_status_kib(self.child.id(), "VmHWM:"),
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+struct LoadResult {
+    latencies_ms: Vec<f64>,
+    errors: usize,
+    completed: usize,
+    elapsed: Duration,
+    /// The server's resident memory when half the requests were done.
+    mid_rss_kib: u64,
+}
+
+impl LoadResult {
+    fn per_second(&self) -> f64 {
+        self.completed as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, share: f64) -> f64 {
+        if self.latencies_ms.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((self.latencies_ms.len() - 1) as f64 * share).round() as usize;
+        self.latencies_ms[index]
+    }
+}
+
+/// Sends every delivery once over `connections` keep-alive connections
+/// (stopping early at `max_seconds`), one request in flight per connection.
+fn run_load(server: &Server, deliveries: &Arc<Vec<Vec<u8>>>, options: &Options) -> LoadResult {
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(options.max_seconds);
+    let pid = server.child.id();
+    let half = deliveries.len() / 2;
+    let mid_rss = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let per_connection: Vec<(Vec<f64>, usize)> = executor.block_on(async {
+        let tasks: Vec<_> = (0..options.connections)
+            .map(|_| {
+                let (next, deliveries, address, mid_rss) = (
+                    next.clone(),
+                    deliveries.clone(),
+                    server.address.clone(),
+                    mid_rss.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut errors = 0;
+                    let mut stream = None;
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= deliveries.len() || Instant::now() > deadline {
+                            break;
+                        }
+                        if index == half {
+                            mid_rss
+                                .store(proc_status_kib(pid, "VmRSS:") as usize, Ordering::Relaxed);
+                        }
+                        if stream.is_none() {
+                            stream = TcpStream::connect(&address).await.ok();
+                        }
+                        let Some(connection) = stream.as_mut() else {
+                            errors += 1;
+                            continue;
+                        };
+                        let sent = Instant::now();
+                        match exchange(connection, &deliveries[index]).await {
+                            Ok(200) => latencies.push(sent.elapsed().as_secs_f64() * 1e3),
+                            Ok(_) => errors += 1,
+                            Err(_) => {
+                                errors += 1;
+                                stream = None;
+                            }
+                        }
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("a connection task"));
+        }
+        results
+    });
+    let elapsed = started.elapsed();
+    let errors = per_connection.iter().map(|(_, errors)| errors).sum();
+    let mut latencies_ms: Vec<f64> = per_connection.into_iter().flat_map(|(l, _)| l).collect();
+    latencies_ms.sort_by(f64::total_cmp);
+    LoadResult {
+        completed: latencies_ms.len(),
+        latencies_ms,
+        errors,
+        elapsed,
+        mid_rss_kib: mid_rss.load(Ordering::Relaxed) as u64,
+    }
+}
+
+/// Writes one request and reads its response; returns the status.
+async fn exchange(stream: &mut TcpStream, request: &[u8]) -> std::io::Result<u16> {
+    stream.write_all(request).await?;
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    while buffer.len() < head_end + length {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+    Ok(status)
+}
+
+/// The floor: the least a webhook receiver must do. Same HTTP stack and
+/// runtime as `wats serve` (hyper HTTP/1.1 on a multi-threaded tokio).
+mod floor {
+    use super::APP_SECRET;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    pub fn serve() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a loopback port");
+            println!(
+                "floor: listening on http://{}",
+                listener.local_addr().expect("bound")
+            );
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = service_fn(
+                        |request: hyper::Request<hyper::body::Incoming>| async move {
+                            let signature = request
+                                .headers()
+                                .get("x-hub-signature-256")
+                                .and_then(|value| value.to_str().ok())
+                                .map(str::to_owned);
+                            let body = request.into_body().collect().await?.to_bytes();
+                            let valid = wats_free_verify(signature.as_deref(), &body)
+                                && serde_json::from_slice::<serde_json::Value>(&body).is_ok();
+                            let (status, text) = if valid {
+                                (200, r#"{"ok":true}"#)
+                            } else {
+                                (401, r#"{"ok":false}"#)
+                            };
+                            Ok::<_, hyper::Error>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from_static(text.as_bytes())))
+                                    .expect("a response"),
+                            )
+                        },
+                    );
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    }
+
+    /// HMAC-SHA256 with a constant-time compare, straight from the crates
+    /// (not the service's own code, which is what is being compared).
+    fn wats_free_verify(header: Option<&str>, body: &[u8]) -> bool {
+        use hmac::{Hmac, Mac};
+        let Some(given) = header
+            .and_then(|h| h.strip_prefix("sha256="))
+            .and_then(|h| hex::decode(h).ok())
+        else {
+            return false;
+        };
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("any key length");
+        mac.update(body);
+        mac.verify_slice(&given).is_ok()
+    }
+}
