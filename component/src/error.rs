@@ -43,6 +43,12 @@ pub enum ApiError {
     Internal,
     /// The request body did not arrive in time (the host's read deadline).
     BodyTimeout,
+    /// The path and query are longer than `wats::limits` allows.
+    UriTooLong {
+        limit: usize,
+    },
+    /// More headers, or more header bytes, than `wats::limits` allows.
+    HeadersTooLarge,
 }
 
 impl ApiError {
@@ -65,6 +71,8 @@ impl ApiError {
             ApiError::InvalidConfig(_) => "invalid_config",
             ApiError::Internal => "internal_error",
             ApiError::BodyTimeout => "request_timeout",
+            ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::HeadersTooLarge => "headers_too_large",
         }
     }
 
@@ -78,6 +86,8 @@ impl ApiError {
             ApiError::IdempotencyConflict | ApiError::IdempotencyInProgress => 409,
             ApiError::BodyTimeout => 408,
             ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::UriTooLong { .. } => 414,
+            ApiError::HeadersTooLarge => 431,
             ApiError::Internal => 500,
             ApiError::Graph(error) if error.is_rate_limit() => 503,
             ApiError::Graph(_) => 502,
@@ -114,6 +124,14 @@ impl ApiError {
             ApiError::InvalidConfig(error) => error.to_string(),
             ApiError::Internal => "The service failed to handle the request.".into(),
             ApiError::BodyTimeout => "The request body did not arrive in time.".into(),
+            ApiError::UriTooLong { limit } => {
+                format!("The request path and query are longer than {limit} bytes.")
+            }
+            ApiError::HeadersTooLarge => format!(
+                "The request has more than {} headers or more than {} bytes of them.",
+                crate::limits::MAX_HEADERS,
+                crate::limits::MAX_HEADER_BYTES
+            ),
         }
     }
 

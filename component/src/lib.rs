@@ -13,6 +13,7 @@ pub mod groups;
 pub mod host;
 pub mod http;
 pub mod idempotency;
+pub mod limits;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;
@@ -94,22 +95,28 @@ pub async fn handle<H: Host>(host: &H, request: Request) -> Response {
     // defaults, so that /healthz answers while /readyz and the service
     // routes report the bad key (through `ctx.config()`).
     let paths = Paths::load(host).unwrap_or_default();
-    let (route_label, result) = match routes::resolve(&paths, &request.method, request.path()) {
-        Resolution::Found {
-            route,
-            operation,
-            params,
-        } => (
-            route.template(&paths, ParamStyle::Colon),
-            run(&ctx, operation, &params, &request).await,
-        ),
-        Resolution::MethodNotAllowed { route } => (
-            route.template(&paths, ParamStyle::Colon),
-            Err(ApiError::MethodNotAllowed {
-                allow: route.allow_header(),
-            }),
-        ),
-        Resolution::NotFound => (UNMATCHED_ROUTE.to_owned(), Err(ApiError::NotFound)),
+    let resolution = limits::check_request(&request)
+        .map(|()| routes::resolve(&paths, &request.method, request.path()));
+    let (route_label, result) = match resolution {
+        // Refused before routing: the target or headers are over a limit.
+        Err(error) => (UNMATCHED_ROUTE.to_owned(), Err(error)),
+        Ok(resolution) => match resolution {
+            Resolution::Found {
+                route,
+                operation,
+                params,
+            } => (
+                route.template(&paths, ParamStyle::Colon),
+                run(&ctx, operation, &params, &request).await,
+            ),
+            Resolution::MethodNotAllowed { route } => (
+                route.template(&paths, ParamStyle::Colon),
+                Err(ApiError::MethodNotAllowed {
+                    allow: route.allow_header(),
+                }),
+            ),
+            Resolution::NotFound => (UNMATCHED_ROUTE.to_owned(), Err(ApiError::NotFound)),
+        },
     };
     let response = result.unwrap_or_else(|error| {
         ctx.recorder.error(error.code());
@@ -129,6 +136,9 @@ async fn run<H: Host>(
     request: &Request,
 ) -> Result<Response, ApiError> {
     check_body_size(operation, request)?;
+    if operation.request_body.is_some() {
+        limits::check_json_depth(&request.body)?;
+    }
     authorize(ctx, operation, request)?;
     match operation.handler {
         Handler::Healthz => Ok(operator::healthz()),

@@ -9,9 +9,9 @@ use crate::error::ApiError;
 use crate::graph::{EndpointFamily, GraphClient};
 use crate::host::{Host, Request, Response};
 use crate::http::json_response;
-use crate::outbox;
 use crate::projections::{self, NewMessage};
 use crate::Context;
+use crate::{idempotency, outbox};
 use serde_json::{json, Map, Value};
 
 /// Parses a request body that must be a JSON object.
@@ -100,7 +100,13 @@ async fn deliver<H: Host>(
 ) -> Result<Response, ApiError> {
     if wants_async(request) {
         let config = ctx.config()?;
-        let queued = outbox::enqueue(ctx, &composed).await?;
+        // With an Idempotency-Key, retries of this request name one item.
+        let retry_of = request.header(idempotency::HEADER).map(|key| {
+            let mut identity = format!("{}\n{key}\n", request.path()).into_bytes();
+            identity.extend_from_slice(&request.body);
+            identity
+        });
+        let queued = outbox::enqueue(ctx, &composed, retry_of.as_deref()).await?;
         let mut response = json_response(202, &queued);
         let location = format!("{}/outbox/{}", config.paths.api_prefix, queued.outbox_id);
         response.headers.push(("location".into(), location));
@@ -130,6 +136,27 @@ async fn post_message<H: Host>(ctx: &Context<'_, H>, payload: &Value) -> Result<
 /// Sends a message through Graph, counts the outcome and records the sent
 /// message's projection.
 pub async fn send<H: Host>(ctx: &Context<'_, H>, composed: &Composed) -> Result<Value, ApiError> {
+    let reply = send_unrecorded(ctx, composed).await?;
+    if let Some(wamid) = sent_id(&reply) {
+        // The send stands whatever happens to its record: tried a few
+        // times, then left out of the history (each failure is counted).
+        for _ in 0..RECORD_ATTEMPTS {
+            if record_sent(ctx, composed, wamid).await.is_ok() {
+                break;
+            }
+        }
+    }
+    Ok(reply)
+}
+
+/// Tries of a sent message's record before the send answers without it.
+const RECORD_ATTEMPTS: usize = 3;
+
+/// Sends a message through Graph and counts the outcome; no record.
+pub async fn send_unrecorded<H: Host>(
+    ctx: &Context<'_, H>,
+    composed: &Composed,
+) -> Result<Value, ApiError> {
     let result = post_message(ctx, &composed.payload).await;
     let outcome = match &result {
         Ok(_) => "sent",
@@ -138,28 +165,32 @@ pub async fn send<H: Host>(ctx: &Context<'_, H>, composed: &Composed) -> Result<
     };
     ctx.recorder
         .send_outcome(EndpointFamily::Messages.label(), outcome);
-    let reply = result?;
-    record_sent(ctx, composed, &reply).await;
-    Ok(reply)
+    result
 }
 
-/// Records a sent message; the send stands whatever happens to its record
-/// (a failure is counted in metrics).
-pub async fn record_sent<H: Host>(ctx: &Context<'_, H>, composed: &Composed, reply: &Value) {
-    let sent_id = reply["messages"][0]["id"]
+/// The WAMID of Graph's reply to a send, if it is one.
+pub fn sent_id(reply: &Value) -> Option<&str> {
+    reply["messages"][0]["id"]
         .as_str()
-        .filter(|id| projections::is_safe_wamid(id));
-    if let Some(wamid) = sent_id {
-        let message = NewMessage {
-            wamid,
-            outbound: true,
-            from_phone: None,
-            to_phone: Some(&composed.to),
-            kind: composed.kind,
-            sequence: 0,
-        };
-        let _ = projections::record(ctx, message).await;
-    }
+        .filter(|id| projections::is_safe_wamid(id))
+}
+
+/// Records a sent message in the history (idempotent: a message recorded
+/// before keeps its record).
+pub async fn record_sent<H: Host>(
+    ctx: &Context<'_, H>,
+    composed: &Composed,
+    wamid: &str,
+) -> Result<(), ApiError> {
+    let message = NewMessage {
+        wamid,
+        outbound: true,
+        from_phone: None,
+        to_phone: Some(&composed.to),
+        kind: composed.kind,
+        sequence: 0,
+    };
+    projections::record(ctx, message).await
 }
 
 #[cfg(test)]

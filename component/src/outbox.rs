@@ -26,6 +26,12 @@ use sha2::{Digest, Sha256};
 const ITEM_PREFIX: &str = "outbox:item:";
 const DUE_PREFIX: &str = "outbox:due:";
 const LEASE_PREFIX: &str = "outbox:lease:";
+/// Written right after Graph accepted an item's send, before anything else:
+/// a drain that finds it marks the item sent instead of sending again.
+const SENT_PREFIX: &str = "outbox:sent:";
+/// Writes of the sent fact before giving up (then a later claim, after the
+/// lease expires, may send again).
+const SENT_FACT_ATTEMPTS: usize = 5;
 const ID_PREFIX: &str = "wats-out-";
 /// How long a claim holds an item; a drain sends within one Graph timeout.
 pub const LEASE_SECONDS: u32 = 60;
@@ -104,6 +110,15 @@ pub struct Queued {
     pub state: State,
 }
 
+impl Queued {
+    fn of(item: &Item) -> Queued {
+        Queued {
+            outbox_id: item.id.clone(),
+            state: item.state,
+        }
+    }
+}
+
 fn item_key(id: &str) -> String {
     format!("{ITEM_PREFIX}{id}")
 }
@@ -123,38 +138,61 @@ fn unique_hex(host: &impl Host, salt: &[u8]) -> String {
     hex::encode(&hasher.finalize()[..8])
 }
 
+/// Queues a send. `retry_of` identifies the request across a client's
+/// retries (its Idempotency-Key, route and body): such a request always
+/// names the same item, so a retry after a write that failed (or only
+/// seemed to) completes that item instead of queueing a second copy.
 pub async fn enqueue<H: Host>(
     ctx: &Context<'_, H>,
     composed: &Composed,
+    retry_of: Option<&[u8]>,
 ) -> Result<Queued, ApiError> {
     let now = ctx.host.now_millis();
     let payload = serde_json::to_vec(&composed.payload).unwrap_or_default();
-    let item = Item {
-        id: format!("{ID_PREFIX}{now:012x}{}", unique_hex(ctx.host, &payload)),
-        state: State::Queued,
-        to: composed.to.clone(),
-        kind: composed.kind.into(),
-        payload: composed.payload.clone(),
-        attempts: 0,
-        created_at: now,
-        updated_at: now,
-        next_attempt_at: now,
-        wa_message_id: None,
-        last_error: None,
+    let id = match retry_of {
+        Some(identity) => format!(
+            "{ID_PREFIX}k{}",
+            hex::encode(&Sha256::digest(identity)[..14])
+        ),
+        None => format!("{ID_PREFIX}{now:012x}{}", unique_hex(ctx.host, &payload)),
     };
-    let bytes = serde_json::to_vec(&item).unwrap_or_default();
-    // The item first: a due key without its item is dropped by `claim`,
-    // an item without its due key would never be sent.
-    counted(
-        ctx,
-        ctx.host.kv_set(&item_key(&item.id), &bytes, None).await,
-    )?;
-    counted(ctx, ctx.host.kv_set(&item.due_key(), b"", None).await)?;
+    let item = match load(ctx, &id).await? {
+        // Queued by an earlier try of this request: finish its writes.
+        Some(existing) => existing,
+        None => {
+            let item = Item {
+                id,
+                state: State::Queued,
+                to: composed.to.clone(),
+                kind: composed.kind.into(),
+                payload: composed.payload.clone(),
+                attempts: 0,
+                created_at: now,
+                updated_at: now,
+                next_attempt_at: now,
+                wa_message_id: None,
+                last_error: None,
+            };
+            let bytes = serde_json::to_vec(&item).unwrap_or_default();
+            // The item first: a due key without its item is dropped by
+            // `claim`, an item without its due key would never be sent.
+            let created = ctx
+                .host
+                .kv_set_if_absent(&item_key(&item.id), &bytes, None)
+                .await;
+            if !counted(ctx, created)? {
+                // Written by a concurrent try: that one completes it.
+                return Ok(Queued::of(&item));
+            }
+            item
+        }
+    };
+    if item.state == State::Queued {
+        // The same key each time: `next_attempt_at` is stored in the item.
+        counted(ctx, ctx.host.kv_set(&item.due_key(), b"", None).await)?;
+    }
     ctx.recorder.outbox("queued");
-    Ok(Queued {
-        outbox_id: item.id,
-        state: State::Queued,
-    })
+    Ok(Queued::of(&item))
 }
 
 async fn load<H: Host>(ctx: &Context<'_, H>, id: &str) -> Result<Option<Item>, ApiError> {
@@ -214,6 +252,11 @@ pub async fn claim<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<Vec<Clai
             match load(ctx, id).await? {
                 // A due key left behind by a finished or rescheduled item.
                 Some(item) if item.state != State::Queued || item.due_key() != *due_key => {
+                    if item.state == State::Queued {
+                        // Rescheduled, but its new due key may not have
+                        // landed: without one it would never be sent.
+                        counted(ctx, ctx.host.kv_set(&item.due_key(), b"", None).await)?;
+                    }
                     counted(ctx, ctx.host.kv_remove(due_key).await)?;
                     counted(ctx, ctx.host.kv_remove(&lease_key(id)).await)?;
                 }
@@ -399,43 +442,96 @@ pub async fn drain<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<DrainRep
             kind: crate::compose::graph_kind(&claimed.item.kind),
             payload: claimed.item.payload.clone(),
         };
-        let attempt = match crate::messages::send(ctx, &composed).await {
-            Ok(reply) => Attempt::Sent {
-                wa_message_id: reply["messages"][0]["id"].as_str().map(str::to_owned),
+        let sent_key = format!("{SENT_PREFIX}{}", claimed.item.id);
+        // Sent by an earlier claim whose record or mark did not land: that
+        // send stands, and this claim finishes it without sending again.
+        let fact = counted(ctx, ctx.host.kv_get(&sent_key).await)?;
+        let attempt = match fact {
+            Some(wamid) => Attempt::Sent {
+                wa_message_id: String::from_utf8(wamid).ok().filter(|id| !id.is_empty()),
             },
-            Err(error) => {
-                let (graph, meta_code) = match &error {
-                    ApiError::Graph(graph) => (Some(graph), graph.meta().and_then(|m| m.code)),
-                    _ => (None, None),
-                };
-                let failure = AttemptError {
-                    code: error.code().into(),
-                    meta_code,
-                };
-                let attempts = claimed.item.attempts + 1;
-                match graph {
-                    Some(graph) if retryable(graph) && attempts < MAX_ATTEMPTS => Attempt::Retry {
-                        at: retry_at(ctx.host.now_millis(), attempts - 1, graph.retry_after()),
-                        error: failure,
-                    },
-                    _ => Attempt::Failed { error: failure },
+            None => match crate::messages::send_unrecorded(ctx, &composed).await {
+                Ok(reply) => {
+                    let wa_message_id = crate::messages::sent_id(&reply).map(str::to_owned);
+                    let fact = wa_message_id.clone().unwrap_or_default();
+                    for _ in 0..SENT_FACT_ATTEMPTS {
+                        let written = ctx
+                            .host
+                            .kv_set(&sent_key, fact.as_bytes(), Some(FINISHED_TTL_SECONDS))
+                            .await;
+                        if counted(ctx, written).is_ok() {
+                            break;
+                        }
+                    }
+                    Attempt::Sent { wa_message_id }
                 }
-            }
-        };
-        match mark(ctx, claimed, attempt).await {
-            Ok(item) => match item.state {
-                State::Sent => report.sent += 1,
-                State::Failed => report.failed += 1,
-                State::Queued => report.retried += 1,
+                Err(error) => {
+                    let (graph, meta_code) = match &error {
+                        ApiError::Graph(graph) => (Some(graph), graph.meta().and_then(|m| m.code)),
+                        _ => (None, None),
+                    };
+                    let failure = AttemptError {
+                        code: error.code().into(),
+                        meta_code,
+                    };
+                    let attempts = claimed.item.attempts + 1;
+                    match graph {
+                        Some(graph) if retryable(graph) && attempts < MAX_ATTEMPTS => {
+                            Attempt::Retry {
+                                at: retry_at(
+                                    ctx.host.now_millis(),
+                                    attempts - 1,
+                                    graph.retry_after(),
+                                ),
+                                error: failure,
+                            }
+                        }
+                        _ => Attempt::Failed { error: failure },
+                    }
+                }
             },
-            Err(MarkError::StaleLease) => {
-                report.stale += 1;
-                ctx.host.log(Level::Warn, "wats.outbox.stale_lease", &[]);
+        };
+        if let Attempt::Sent {
+            wa_message_id: Some(wamid),
+        } = &attempt
+        {
+            // Recorded before the item is marked sent: if the record fails,
+            // the item stays leased, and the claim after the lease finds the
+            // sent fact and records it then.
+            if crate::messages::record_sent(ctx, &composed, wamid)
+                .await
+                .is_err()
+            {
+                ctx.recorder.outbox("unrecorded");
+                ctx.host.log(Level::Warn, "wats.outbox.unrecorded", &[]);
+                continue;
             }
-            Err(MarkError::Store(error)) => return Err(error),
         }
+        let item = mark(ctx, claimed, attempt).await;
+        tally(&mut report, ctx, item)?;
     }
     Ok(report)
+}
+
+/// Counts a marked item in the drain's report.
+fn tally<H: Host>(
+    report: &mut DrainReport,
+    ctx: &Context<'_, H>,
+    marked: Result<Item, MarkError>,
+) -> Result<(), ApiError> {
+    match marked {
+        Ok(item) => match item.state {
+            State::Sent => report.sent += 1,
+            State::Failed => report.failed += 1,
+            State::Queued => report.retried += 1,
+        },
+        Err(MarkError::StaleLease) => {
+            report.stale += 1;
+            ctx.host.log(Level::Warn, "wats.outbox.stale_lease", &[]);
+        }
+        Err(MarkError::Store(error)) => return Err(error),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -449,7 +545,7 @@ mod tests {
         let ctx = Context::new(host);
         let composed =
             crate::compose::envelope("15551230000", "text", json!({ "body": "hi" }), None);
-        block_on(enqueue(&ctx, &composed)).unwrap().outbox_id
+        block_on(enqueue(&ctx, &composed, None)).unwrap().outbox_id
     }
 
     fn stored(host: &TestHost, id: &str) -> Item {

@@ -103,22 +103,22 @@ pub async fn record<H: Host>(
         created_at: iso8601(now),
     };
     let value = serde_json::to_vec(&stored).unwrap_or_default();
-    let created = kv(
-        ctx,
-        ctx.host
-            .kv_set_if_absent(&format!("{RECORD_PREFIX}{hash}"), &value, None)
-            .await,
-    )?;
-    if created {
+    // The row first, then the record naming it: a failure between the two
+    // leaves a row whose record names another (or none), which listing
+    // skips, and a retry writes both again. The other order could leave a
+    // record that no row lists.
+    let record_key = format!("{RECORD_PREFIX}{hash}");
+    if kv(ctx, ctx.host.kv_get(&record_key).await)?.is_none() {
+        let row_key = format!("{ROW_PREFIX}{row_id}");
         kv(
             ctx,
             ctx.host
-                .kv_set(
-                    &format!("{ROW_PREFIX}{row_id}"),
-                    message.wamid.as_bytes(),
-                    None,
-                )
+                .kv_set(&row_key, message.wamid.as_bytes(), None)
                 .await,
+        )?;
+        kv(
+            ctx,
+            ctx.host.kv_set_if_absent(&record_key, &value, None).await,
         )?;
     }
     let first = if message.outbound { "sent" } else { "received" };
@@ -249,8 +249,13 @@ pub async fn list_route<H: Host>(
         let Some(wamid) = kv(ctx, ctx.host.kv_get(key).await)? else {
             continue;
         };
-        if let Some(record) = load(ctx, &String::from_utf8_lossy(&wamid)).await? {
-            items.push(record);
+        let row_id = key.strip_prefix(ROW_PREFIX).unwrap_or_default();
+        match load(ctx, &String::from_utf8_lossy(&wamid)).await? {
+            // A row from a redelivery or an interrupted write: the record
+            // is listed under its own row.
+            Some(record) if record["rowId"] != row_id => {}
+            Some(record) => items.push(record),
+            None => {}
         }
     }
     let next_cursor = page

@@ -9,6 +9,7 @@ use crate::auth::{secrets_equal, signature_valid};
 use crate::error::ApiError;
 use crate::host::{Host, Level, Request, Response, Update};
 use crate::http::{json_response, text_response};
+use crate::limits::MAX_UPDATES_PER_DELIVERY;
 use crate::projections::{self, NewMessage};
 use crate::store::counted;
 use crate::Context;
@@ -22,6 +23,8 @@ const SEEN_TTL_SECONDS: u32 = 8 * 24 * 60 * 60;
 /// How long a claim by a delivery in progress blocks a concurrent duplicate.
 /// 60 s is also the shortest TTL Workers KV accepts.
 const CLAIM_TTL_SECONDS: u32 = 60;
+/// Writes of the done mark before giving up (see `deliver_once`).
+const DONE_MARK_ATTEMPTS: usize = 3;
 const DONE: &[u8] = b"done";
 const CLAIMED: &[u8] = b"claimed";
 
@@ -68,6 +71,11 @@ pub async fn receive<H: Host>(
     let delivery = normalize(&request.body).map_err(|_| {
         ApiError::InvalidRequest("Webhook body must be a JSON object with an entry array.".into())
     })?;
+    if delivery.updates.len() > MAX_UPDATES_PER_DELIVERY {
+        return Err(ApiError::InvalidRequest(format!(
+            "A delivery may hold at most {MAX_UPDATES_PER_DELIVERY} updates."
+        )));
+    }
     let mut dispatched = 0;
     let mut duplicates = 0;
     let mut first_error = None;
@@ -155,10 +163,17 @@ async fn deliver_once<H: Host>(
     let stateless = match counted(ctx, claimed) {
         Ok(true) => false,
         Ok(false) => {
-            // Done before, or claimed by a delivery in flight: that delivery
-            // answers for it (and is retried by Meta if it fails).
-            ctx.recorder.webhook_update(update.kind, "duplicate");
-            return Ok(Outcome::Duplicate);
+            // Done before: a duplicate. Claimed but not done: a delivery in
+            // flight, or one that failed after claiming (its claim expires
+            // after CLAIM_TTL_SECONDS). Acknowledging that would lose the
+            // update if the claimer failed, so Meta is asked to retry.
+            let mark = counted(ctx, host.kv_get(&key).await)?;
+            if mark.as_deref() == Some(DONE) {
+                ctx.recorder.webhook_update(update.kind, "duplicate");
+                return Ok(Outcome::Duplicate);
+            }
+            ctx.recorder.webhook_update(update.kind, "in_flight");
+            return Err(ApiError::StoreUnavailable);
         }
         // A host without a store gets no dedupe: every delivery is
         // dispatched, as the spec's service without persistence did.
@@ -174,6 +189,16 @@ async fn deliver_once<H: Host>(
         status: update.status().map(str::to_owned),
         json: delivery.update_json(update),
     };
+    // Projected before dispatch: a projection that fails fails the update
+    // (released for Meta's retry) instead of leaving history without it.
+    // Projections are idempotent, so a retry may redo this.
+    if !stateless {
+        if let Err(error) = project(ctx, update, &handed.json, sequence).await {
+            ctx.recorder.webhook_update(update.kind, "failed");
+            let _ = host.kv_remove(&key).await;
+            return Err(error);
+        }
+    }
     if host.dispatch(&handed).await.is_err() {
         ctx.recorder.webhook_update(update.kind, "failed");
         // Release the claim so Meta's retry dispatches it; if even that
@@ -188,10 +213,14 @@ async fn deliver_once<H: Host>(
     }
     ctx.recorder.webhook_update(update.kind, "dispatched");
     if !stateless {
-        // The delivery stands whatever happens to the mark (it expires into
-        // a redispatch at worst) or the projection; both are counted.
-        let _ = counted(ctx, host.kv_set(&key, DONE, Some(SEEN_TTL_SECONDS)).await);
-        let _ = project(ctx, update, &handed.json, sequence).await;
+        // The dispatch stands whatever happens to the mark; tried a few
+        // times, because a claim that expires unmarked is dispatched again
+        // by a later redelivery (counted in metrics each time).
+        for _ in 0..DONE_MARK_ATTEMPTS {
+            if counted(ctx, host.kv_set(&key, DONE, Some(SEEN_TTL_SECONDS)).await).is_ok() {
+                break;
+            }
+        }
     }
     let config = ctx.config()?;
     if config.log_webhook_events {

@@ -4,7 +4,8 @@
 
 use crate::services::{Clock, KvFailure, KvStore};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -150,8 +151,49 @@ fn page(mut keys: Vec<String>, limit: u32) -> (Vec<String>, Option<String>) {
 }
 
 pub struct SqliteKv {
-    connection: Mutex<Connection>,
+    state: Mutex<Sqlite>,
     clock: Arc<dyn Clock>,
+}
+
+/// When writes reach the disk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Commits {
+    /// Each write is its own transaction (a host that never calls `commit`).
+    PerWrite,
+    /// Writes join one open transaction until the next `commit`: the host
+    /// commits before every effect leaving the process and at the end of
+    /// each request, so a webhook of six updates makes a handful of commits
+    /// instead of thirty (docs/kv-schema.md, "Group commit").
+    Grouped,
+}
+
+/// The connection and its group commit.
+struct Sqlite {
+    connection: Connection,
+    commits: Commits,
+    /// The batch a write made now joins: the open transaction's number, or
+    /// the next one's.
+    batch: u64,
+    open: bool,
+    /// Recent batches that were rolled back instead of committed.
+    lost: VecDeque<u64>,
+}
+
+/// How many lost batches are remembered; a request older than that many
+/// failures is long finished.
+const LOST_REMEMBERED: usize = 64;
+
+impl Sqlite {
+    fn close_batch(&mut self, committed: bool) {
+        if !committed {
+            self.lost.push_back(self.batch);
+            if self.lost.len() > LOST_REMEMBERED {
+                self.lost.pop_front();
+            }
+        }
+        self.open = false;
+        self.batch += 1;
+    }
 }
 
 fn unavailable(error: rusqlite::Error) -> KvFailure {
@@ -164,13 +206,18 @@ fn unavailable(error: rusqlite::Error) -> KvFailure {
 }
 
 impl SqliteKv {
-    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<SqliteKv, KvFailure> {
+    pub fn open(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+        commits: Commits,
+    ) -> Result<SqliteKv, KvFailure> {
         let connection = Connection::open(path).map_err(unavailable)?;
         connection
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
                  PRAGMA busy_timeout = 5000;
+                 PRAGMA wal_autocheckpoint = 0;
                  CREATE TABLE IF NOT EXISTS kv (
                      key TEXT PRIMARY KEY NOT NULL,
                      value BLOB NOT NULL,
@@ -178,14 +225,21 @@ impl SqliteKv {
                  ) WITHOUT ROWID;",
             )
             .map_err(unavailable)?;
+        start_checkpointer(path);
         Ok(SqliteKv {
-            connection: Mutex::new(connection),
+            state: Mutex::new(Sqlite {
+                connection,
+                commits,
+                batch: 0,
+                open: false,
+                lost: VecDeque::new(),
+            }),
             clock,
         })
     }
 
-    fn connection(&self) -> MutexGuard<'_, Connection> {
-        self.connection
+    fn state(&self) -> MutexGuard<'_, Sqlite> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -194,19 +248,73 @@ impl SqliteKv {
         self.clock.now_millis() as i64
     }
 
-    /// Runs one statement, prepared once per connection (the hot path runs
-    /// a handful of these per webhook update).
+    /// Runs one writing statement (prepared once per connection), in the
+    /// open batch when commits are grouped.
     fn execute(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, KvFailure> {
-        self.connection()
+        let mut state = self.state();
+        if state.commits == Commits::Grouped && !state.open {
+            state
+                .connection
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(unavailable)?;
+            state.open = true;
+        }
+        let result = state
+            .connection
             .prepare_cached(sql)
-            .and_then(|mut statement| statement.execute(params))
-            .map_err(unavailable)
+            .and_then(|mut statement| statement.execute(params));
+        // Some failures (I/O, a full disk) roll the whole transaction back.
+        if result.is_err() && state.open && state.connection.is_autocommit() {
+            state.close_batch(false);
+        }
+        result.map_err(unavailable)
+    }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints the WAL from a thread of its own, on a connection of its
+/// own: a checkpoint syncs the disk, and inside a commit (SQLite's default)
+/// it held every request waiting on the store's lock.
+fn start_checkpointer(path: &Path) {
+    let Ok(connection) = Connection::open(path) else {
+        return; // the next open fails loudly; nothing to checkpoint
+    };
+    if path.as_os_str() == ":memory:" {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("wats-checkpoint".into())
+        .spawn(move || loop {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if connection
+                .execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+                .is_err()
+            {
+                // The database is gone or closed (tests remove theirs).
+                if !connection.path().is_some_and(|p| Path::new(p).exists()) {
+                    return;
+                }
+            }
+        });
+}
+
+impl Drop for SqliteKv {
+    /// Commits what the last requests wrote (dropping would roll it back).
+    fn drop(&mut self) {
+        let mut state = self.state();
+        if state.open {
+            let committed = state.connection.execute_batch("COMMIT").is_ok();
+            state.close_batch(committed);
+        }
     }
 }
 
 impl KvStore for SqliteKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
-        self.connection()
+        self.state()
+            .connection
             .prepare_cached(
                 "SELECT value FROM kv WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
             )
@@ -258,8 +366,9 @@ impl KvStore for SqliteKv {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<String>, Option<String>), KvFailure> {
-        let connection = self.connection();
-        let mut statement = connection
+        let state = self.state();
+        let mut statement = state
+            .connection
             .prepare_cached(
                 "SELECT key FROM kv
                  WHERE substr(key, 1, length(?1)) = ?1 AND key > ?2
@@ -281,6 +390,25 @@ impl KvStore for SqliteKv {
             .collect::<Result<Vec<String>, _>>()
             .map_err(unavailable)?;
         Ok(page(keys, limit))
+    }
+
+    fn batch(&self) -> u64 {
+        self.state().batch
+    }
+
+    fn commit(&self, batches: RangeInclusive<u64>) -> Result<(), KvFailure> {
+        let mut state = self.state();
+        if state.open && state.batch <= *batches.end() {
+            let committed = state.connection.execute_batch("COMMIT").is_ok();
+            if !committed {
+                let _ = state.connection.execute_batch("ROLLBACK");
+            }
+            state.close_batch(committed);
+        }
+        if state.lost.iter().any(|batch| batches.contains(batch)) {
+            return Err(KvFailure::Unavailable("sqlite: commit failed".into()));
+        }
+        Ok(())
     }
 }
 
@@ -304,7 +432,8 @@ mod tests {
         let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
         let memory = MemoryKv::new(clock.clone());
         let clock2 = Arc::new(TestClock(AtomicU64::new(1_000)));
-        let sqlite = SqliteKv::open(Path::new(":memory:"), clock2.clone()).unwrap();
+        let sqlite =
+            SqliteKv::open(Path::new(":memory:"), clock2.clone(), Commits::Grouped).unwrap();
         vec![(Box::new(memory), clock), (Box::new(sqlite), clock2)]
     }
 

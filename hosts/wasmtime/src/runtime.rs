@@ -2,7 +2,7 @@
 //! instantiated in a fresh `Store` per request (pooling allocator), with
 //! every import implemented by async host code.
 
-use crate::services::{KvFailure, Services};
+use crate::services::{KvFailure, KvStore, Services};
 use anyhow::{Context as _, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -41,6 +41,9 @@ const KEEP_RESIDENT: usize = 2 << 20;
 /// no request can hold a thread forever. Time spent awaiting host I/O
 /// counts too, so this sits well above the 15 s Graph timeout.
 const DEADLINE_TICKS: u64 = 600;
+/// Set (to anything) to profile the component's code with `perf`
+/// (docs/benchmarks.md).
+const PERFMAP_ENV: &str = "WATS_PERFMAP";
 const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct Runtime {
@@ -52,9 +55,90 @@ pub struct Runtime {
     slots: Arc<Semaphore>,
 }
 
-/// What one Store holds: the shared services.
+/// What one Store holds: the shared services, and what this request has
+/// written and done.
 pub struct State {
     services: Arc<Services>,
+    /// The kv batches this request's writes joined, first to last.
+    written: Option<(u64, u64)>,
+    /// Whether an effect left the process (an update dispatched, a Graph
+    /// request sent): what it did then stands even if a later commit fails.
+    effects: bool,
+}
+
+/// The request's writes could not be made durable, and nothing it did has
+/// left the process: the host answers `503 store_unavailable` instead.
+#[derive(Debug)]
+pub struct CommitFailed;
+
+impl std::fmt::Display for CommitFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the state store could not commit the request's writes")
+    }
+}
+
+impl std::error::Error for CommitFailed {}
+
+impl State {
+    fn new(services: Arc<Services>) -> State {
+        State {
+            services,
+            written: None,
+            effects: false,
+        }
+    }
+
+    /// Runs a kv write and notes the batch it joined.
+    fn write<T>(
+        &mut self,
+        write: impl FnOnce(&dyn KvStore) -> Result<T, KvFailure>,
+    ) -> Result<T, kv::KvError> {
+        let kv = &*self.services.kv;
+        // Read before and after: the write's batch lies between the two.
+        let before = kv.batch();
+        let result = write(kv);
+        let after = kv.batch();
+        let first = self.written.map_or(before, |(first, _)| first);
+        self.written = Some((first, after));
+        result.map_err(kv_error)
+    }
+
+    /// Makes this request's writes durable.
+    fn commit(&mut self) -> Result<(), KvFailure> {
+        match self.written.take() {
+            Some((first, last)) => self.services.kv.commit(first..=last),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits before an effect leaves the process, so that a store
+    /// failure stops the request before the effect rather than after.
+    fn commit_before_effect(&mut self) -> Result<(), KvFailure> {
+        self.commit()?;
+        self.effects = true;
+        Ok(())
+    }
+
+    /// The commit at the end of a request.
+    fn finish(&mut self) -> Result<()> {
+        match self.commit() {
+            Ok(()) => Ok(()),
+            Err(_) if self.effects => {
+                // What left the process stands; the writes after it are lost
+                // (the component treats those as best effort too).
+                self.services
+                    .log
+                    .write(Level::Warn, "wats.host.commit_failed", &[]);
+                Ok(())
+            }
+            Err(_) => {
+                self.services
+                    .log
+                    .write(Level::Warn, "wats.host.commit_failed", &[]);
+                Err(CommitFailed.into())
+            }
+        }
+    }
 }
 
 impl Runtime {
@@ -75,6 +159,10 @@ impl Runtime {
         config
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
             .epoch_interruption(true);
+        // For `perf`: names for the compiled wasm functions in /tmp/perf-PID.map.
+        if std::env::var_os(PERFMAP_ENV).is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("creating the wasmtime engine")?;
@@ -111,23 +199,29 @@ impl Runtime {
     /// Handles one request in a fresh instance.
     pub async fn handle(&self, request: Request) -> Result<Response> {
         let (_slot, mut store, service) = self.instance().await?;
-        service
+        let response = service
             .wats_service_handler()
             .call_handle(&mut store, &request)
             .await
             .map_err(anyhow::Error::from)
-            .context("calling handle")
+            .context("calling handle");
+        // Even after a trap: what was written before it is committed, as
+        // each write was before group commit.
+        store.data_mut().finish()?;
+        response
     }
 
     /// Sends up to `limit` due outbox items, in a fresh instance.
     pub async fn drain(&self, limit: u32) -> Result<DrainReport> {
         let (_slot, mut store, service) = self.instance().await?;
-        service
+        let report = service
             .wats_service_scheduler()
             .call_drain(&mut store, limit)
             .await
             .map_err(anyhow::Error::from)
-            .context("calling drain")
+            .context("calling drain");
+        store.data_mut().finish()?;
+        report
     }
 
     /// A fresh instance in its own Store, holding a pool slot.
@@ -137,12 +231,7 @@ impl Runtime {
             .acquire()
             .await
             .context("the instance pool is closed")?;
-        let mut store = Store::new(
-            &self.engine,
-            State {
-                services: self.services.clone(),
-            },
-        );
+        let mut store = Store::new(&self.engine, State::new(self.services.clone()));
         store.set_epoch_deadline(DEADLINE_TICKS);
         let service = self
             .pre
@@ -177,6 +266,11 @@ impl types::Host for State {}
 
 impl outbound_http::Host for State {
     async fn send(&mut self, request: OutgoingRequest) -> Result<Response, OutboundError> {
+        if self.commit_before_effect().is_err() {
+            // Nothing was sent; the component retries or answers as for a
+            // network failure.
+            return Err(OutboundError::Other("state store unavailable".into()));
+        }
         self.services.outbound.send(request).await
     }
 }
@@ -200,7 +294,7 @@ impl kv::Host for State {
         value: Vec<u8>,
         ttl: Option<u32>,
     ) -> Result<(), kv::KvError> {
-        self.services.kv.set(&key, &value, ttl).map_err(kv_error)
+        self.write(|kv| kv.set(&key, &value, ttl))
     }
 
     async fn set_if_absent(
@@ -209,14 +303,11 @@ impl kv::Host for State {
         value: Vec<u8>,
         ttl: Option<u32>,
     ) -> Result<bool, kv::KvError> {
-        self.services
-            .kv
-            .set_if_absent(&key, &value, ttl)
-            .map_err(kv_error)
+        self.write(|kv| kv.set_if_absent(&key, &value, ttl))
     }
 
     async fn remove(&mut self, key: String) -> Result<(), kv::KvError> {
-        self.services.kv.remove(&key).map_err(kv_error)
+        self.write(|kv| kv.remove(&key))
     }
 
     async fn list_keys(
@@ -256,6 +347,9 @@ impl config::Host for State {
 
 impl events::Host for State {
     async fn dispatch(&mut self, update: Update) -> Result<(), String> {
+        if self.commit_before_effect().is_err() {
+            return Err("state store unavailable".into());
+        }
         self.services.events.dispatch(&update)
     }
 }

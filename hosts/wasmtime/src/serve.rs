@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wats_host::kv::{MemoryKv, SqliteKv};
+use wats_host::kv::{Commits, MemoryKv, SqliteKv};
 use wats_host::outbound::{DryRunGraph, LiveHttp};
 use wats_host::runtime::{Level, Request, Runtime};
 use wats_host::services::{Clock, EventSink, KvStore, Outbound, Services, SystemClock};
@@ -76,7 +76,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let component = component_path(args.component.as_deref())?;
     let mut settings = settings(&args)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let (kv, store_label) = args.store.open(".wats/state.sqlite3", clock.clone())?;
+    let (kv, store_label) =
+        args.store
+            .open(".wats/state.sqlite3", clock.clone(), Commits::Grouped)?;
     let outbound: Arc<dyn Outbound> = if args.live {
         Arc::new(LiveHttp::new()?)
     } else {
@@ -202,6 +204,7 @@ impl StoreArgs {
         &self,
         default_path: &str,
         clock: Arc<dyn Clock>,
+        commits: Commits,
     ) -> Result<(Arc<dyn KvStore>, &'static str)> {
         if self.memory {
             return Ok((Arc::new(MemoryKv::new(clock)), "memory"));
@@ -213,7 +216,7 @@ impl StoreArgs {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).context("creating the state directory")?;
         }
-        let store = SqliteKv::open(&path, clock)
+        let store = SqliteKv::open(&path, clock, commits)
             .map_err(|_| anyhow!("cannot open the --state SQLite file"))?;
         Ok((Arc::new(store), "sqlite"))
     }

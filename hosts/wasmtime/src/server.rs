@@ -3,7 +3,7 @@
 //! answers made here are for failures that leave no component response (a
 //! trap, a body that never finishes arriving).
 
-use crate::runtime::{Level, Request, Runtime};
+use crate::runtime::{CommitFailed, Level, Request, Runtime};
 use anyhow::Result;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -19,6 +19,8 @@ use wats::error::ApiError;
 /// The component answers 413 above its own limits (4 MiB at most); reading
 /// one byte more than that is enough for it to see an oversized body.
 const BODY_READ_CAP: usize = 4 * 1024 * 1024 + 1;
+/// hyper's read buffer, which bounds the request line and headers.
+const READ_BUFFER_BYTES: usize = 4 * wats::limits::MAX_HEADER_BYTES;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -68,6 +70,11 @@ where
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                // Twice the service's limits: between the two the component
+                // answers with its envelope; beyond, hyper answers 431
+                // without buffering more.
+                .max_headers(2 * wats::limits::MAX_HEADERS)
+                .max_buf_size(READ_BUFFER_BYTES)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -109,6 +116,7 @@ async fn answer(
     };
     match runtime.handle(request).await {
         Ok(response) => to_hyper(response.status, &response.headers, response.body),
+        Err(error) if error.is::<CommitFailed>() => host_error(ApiError::StoreUnavailable),
         Err(_) => {
             // The error's text (a trap and its wasm backtrace) stays out of
             // the log: it could quote request data.

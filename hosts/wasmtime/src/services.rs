@@ -38,6 +38,20 @@ pub trait KvStore: Send + Sync {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<String>, Option<String>), KvFailure>;
+
+    /// The batch a write made now joins. A store that commits each write
+    /// at once has one batch forever.
+    fn batch(&self) -> u64 {
+        0
+    }
+
+    /// Makes the writes of `batches` durable, or says that some were lost.
+    /// Batches other requests wrote may be committed with them: a commit
+    /// is a point after which everything written before it is durable.
+    fn commit(&self, batches: std::ops::RangeInclusive<u64>) -> Result<(), KvFailure> {
+        let _ = batches;
+        Ok(())
+    }
 }
 
 pub trait Outbound: Send + Sync {

@@ -9,6 +9,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use wats_host::kv::Commits;
 use wats_host::services::{Clock, SystemClock};
 use wats_host::spin::{self, SpinKv, SpinRuntime};
 
@@ -39,7 +40,11 @@ pub fn run(args: SpinArgs) -> Result<()> {
     settings.extend(std::env::vars());
     let variables = spin::variables(settings);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let (kv, store_label) = args.store.open(".wats/spin.sqlite3", clock)?;
+    let (kv, store_label) = args
+        .store
+        // The Spin host commits each write: Spin's key-value has no
+        // request boundary to commit at.
+        .open(".wats/spin.sqlite3", clock, Commits::PerWrite)?;
     let kv = SpinKv::new(kv, Duration::from_millis(args.kv_latency_ms));
     eprintln!("wats spin: compiling the component…");
     let runtime = Arc::new(SpinRuntime::load(&args.component, kv, variables)?);

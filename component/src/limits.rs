@@ -1,0 +1,108 @@
+//! Limits on what a request may be, checked before routing (the target and
+//! headers) and before a body is parsed (JSON nesting). Each limit is far
+//! above anything Meta or a well-behaved client sends, and each has its own
+//! clear error.
+
+use crate::error::ApiError;
+use crate::host::Request;
+
+/// The longest request target (path and query) accepted; the longest
+/// legitimate one, a message list page with its cursor, is under 100 bytes.
+pub const MAX_TARGET_BYTES: usize = 2048;
+pub const MAX_HEADERS: usize = 100;
+/// Names and values together; Workers allows 32 KiB, Meta sends under 2 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Meta's deepest payloads (interactive replies, templates) nest about 10.
+pub const MAX_JSON_DEPTH: usize = 32;
+/// Meta batches at most 1000 updates into one delivery.
+pub const MAX_UPDATES_PER_DELIVERY: usize = 1000;
+
+/// Checks the request line and headers.
+pub fn check_request(request: &Request) -> Result<(), ApiError> {
+    if request.path_with_query.len() > MAX_TARGET_BYTES {
+        return Err(ApiError::UriTooLong {
+            limit: MAX_TARGET_BYTES,
+        });
+    }
+    let header_bytes: usize = request
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    if request.headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// Refuses a body that nests arrays and objects deeper than the limit,
+/// before a parser recurses into it. Brackets inside strings do not count.
+pub fn check_json_depth(body: &[u8]) -> Result<(), ApiError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "JSON may nest at most {MAX_JSON_DEPTH} levels deep."
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn json_depth_is_counted_outside_strings_only() {
+        assert!(check_json_depth(nested(MAX_JSON_DEPTH).as_bytes()).is_ok());
+        assert!(check_json_depth(nested(MAX_JSON_DEPTH + 1).as_bytes()).is_err());
+        let in_string = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(check_json_depth(in_string.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn long_targets_and_header_floods_are_refused() {
+        let request = |path: String, headers: usize| Request {
+            method: "GET".into(),
+            path_with_query: path,
+            headers: (0..headers)
+                .map(|n| (format!("x-{n}"), "v".into()))
+                .collect(),
+            body: Vec::new(),
+        };
+        assert!(check_request(&request("/healthz".into(), MAX_HEADERS)).is_ok());
+        assert_eq!(
+            check_request(&request(format!("/{}", "a".repeat(MAX_TARGET_BYTES)), 0))
+                .map_err(|e| e.status()),
+            Err(414)
+        );
+        assert_eq!(
+            check_request(&request("/healthz".into(), MAX_HEADERS + 1)).map_err(|e| e.status()),
+            Err(431)
+        );
+    }
+}
