@@ -37,6 +37,9 @@ pub enum ApiError {
     IdempotencyConflict,
     /// The first request with this Idempotency-Key is still in flight.
     IdempotencyInProgress,
+    /// An update of this delivery is claimed by another delivery and not
+    /// done yet: Meta should deliver it again.
+    UpdateInFlight,
     InvalidConfig(ConfigError),
     /// The host could not hand the request over or run the service (a trap,
     /// a runtime failure); answered by the host, never by a handler.
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::PersistenceNotConfigured => "persistence_not_configured",
             ApiError::IdempotencyConflict => "idempotency_conflict",
             ApiError::IdempotencyInProgress => "idempotency_in_progress",
+            ApiError::UpdateInFlight => "update_in_flight",
             ApiError::InvalidConfig(_) => "invalid_config",
             ApiError::Internal => "internal_error",
             ApiError::BodyTimeout => "request_timeout",
@@ -83,7 +87,9 @@ impl ApiError {
             ApiError::VerificationFailed => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::IdempotencyConflict | ApiError::IdempotencyInProgress => 409,
+            ApiError::IdempotencyConflict
+            | ApiError::IdempotencyInProgress
+            | ApiError::UpdateInFlight => 409,
             ApiError::BodyTimeout => 408,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::UriTooLong { .. } => 414,
@@ -120,6 +126,10 @@ impl ApiError {
             }
             ApiError::IdempotencyInProgress => {
                 "A request with this Idempotency-Key is still in progress; retry later.".into()
+            }
+            ApiError::UpdateInFlight => {
+                "An update of this delivery is being handled by another delivery; retry later."
+                    .into()
             }
             ApiError::InvalidConfig(error) => error.to_string(),
             ApiError::Internal => "The service failed to handle the request.".into(),

@@ -373,7 +373,7 @@ pub static ROUTES: &[Route] = &[
             }])
             .body("WebhookDelivery", WEBHOOK_MAX_BODY)
             .success(200, "application/json", "WebhookAck")
-            .errors(&[400, 401, 413, 503]),
+            .errors(&[400, 401, 409, 413, 503]),
         ],
     },
     Route {

@@ -173,7 +173,7 @@ async fn deliver_once<H: Host>(
                 return Ok(Outcome::Duplicate);
             }
             ctx.recorder.webhook_update(update.kind, "in_flight");
-            return Err(ApiError::StoreUnavailable);
+            return Err(ApiError::UpdateInFlight);
         }
         // A host without a store gets no dedupe: every delivery is
         // dispatched, as the spec's service without persistence did.

@@ -337,6 +337,20 @@ pub fn json_acks(replies: &[Reply]) -> Vec<Value> {
         .collect()
 }
 
+/// Checks the replies to concurrent copies of one delivery: each is an
+/// ack or `409 update_in_flight` (an update claimed by another copy and not
+/// done yet, so Meta delivers it again).
+pub fn assert_in_flight_or_acked(replies: &[Reply]) {
+    for reply in replies {
+        let body: Value = serde_json::from_slice(&reply.body).expect("a JSON reply");
+        match reply.status {
+            200 => assert_eq!(body["ok"], true, "{body}"),
+            409 => assert_eq!(body["error"]["code"], "update_in_flight", "{body}"),
+            other => panic!("a concurrent copy answered {other}: {body}"),
+        }
+    }
+}
+
 pub fn executor() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
