@@ -161,15 +161,35 @@ pub fn run(command: &mut Command) -> Result<()> {
 /// every `test result:` line. Fails when cargo does.
 pub fn cargo_test(args: &[&str]) -> Result<(usize, usize)> {
     use std::io::{BufRead, BufReader};
+    let canaries = canaries()?;
     let mut child = Command::new(cargo())
         .args(args)
         .current_dir(root())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .context("could not start cargo test")?;
-    let (mut passed, mut failed) = (0, 0);
+    // stderr carries what servers the tests start write, and panics: swept
+    // like stdout, on a thread of its own so that neither pipe fills up.
+    let stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let stderr_canaries = canaries.clone();
+    let stderr_sweep = std::thread::spawn(move || {
+        let mut withheld = 0;
+        for line in stderr.lines().map_while(Result::ok) {
+            match swept(&line, &stderr_canaries) {
+                Some(line) => eprintln!("{line}"),
+                None => withheld += 1,
+            }
+        }
+        withheld
+    });
+    let (mut passed, mut failed, mut withheld) = (0, 0, 0);
     for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
         let line = line?;
+        let Some(line) = swept(&line, &canaries) else {
+            withheld += 1;
+            continue;
+        };
         println!("{line}");
         if let Some(result) = line.strip_prefix("test result: ") {
             passed += count_before(result, "passed");
@@ -177,10 +197,45 @@ pub fn cargo_test(args: &[&str]) -> Result<(usize, usize)> {
         }
     }
     let status = child.wait()?;
+    withheld += stderr_sweep.join().unwrap_or(0);
     if !status.success() {
         bail!("cargo test failed with {status} ({passed} passed, {failed} failed)");
     }
+    if withheld > 0 {
+        bail!("canary sweep: {withheld} lines of test output held a canary value (withheld above)");
+    }
     Ok((passed, failed))
+}
+
+/// The secrets and private values of the conformance settings, which every
+/// suite runs with: none may appear in any test's output.
+fn canaries() -> Result<Vec<String>> {
+    let path = root().join("tests/conformance/settings.json");
+    let text = std::fs::read_to_string(&path).context("reading tests/conformance/settings.json")?;
+    let settings: serde_json::Value = serde_json::from_str(&text)?;
+    let secrets = [
+        "WATS_ACCESS_TOKEN",
+        "WATS_APP_SECRET",
+        "WATS_VERIFY_TOKEN",
+        "WATS_SERVICE_BEARER_TOKEN",
+    ]
+    .iter()
+    .filter_map(|key| settings["settings"][*key].as_str());
+    let private = settings["privateValues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|value| value.as_str());
+    Ok(secrets.chain(private).map(str::to_owned).collect())
+}
+
+/// The line, or None when it holds a canary (it is then not printed).
+fn swept<'a>(line: &'a str, canaries: &[String]) -> Option<&'a str> {
+    if canaries.iter().any(|canary| line.contains(canary.as_str())) {
+        eprintln!("    [a line of test output withheld: it holds a canary value]");
+        return None;
+    }
+    Some(line)
 }
 
 /// The number before `label` in `ok. 3 passed; 0 failed; …`.

@@ -60,8 +60,11 @@ impl Outbound for Graph {
     }
 }
 
+/// What identifies an update: its kind, id and status.
+type Identity = (String, Option<String>, Option<String>);
+
 #[derive(Default)]
-struct Dispatched(Mutex<Vec<(String, Option<String>, Option<String>)>>);
+struct Dispatched(Mutex<Vec<Identity>>);
 
 impl EventSink for Dispatched {
     fn dispatch(&self, update: &Update) -> Result<(), String> {
