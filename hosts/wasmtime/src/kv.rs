@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::RangeInclusive;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Values larger than this are refused, as Workers KV's limit is 25 MiB and
@@ -152,6 +153,8 @@ fn page(mut keys: Vec<String>, limit: u32) -> (Vec<String>, Option<String>) {
 
 pub struct SqliteKv {
     state: Mutex<Sqlite>,
+    /// `Sqlite::batch`, readable without the lock.
+    batch: Arc<AtomicU64>,
     clock: Arc<dyn Clock>,
 }
 
@@ -172,8 +175,8 @@ struct Sqlite {
     connection: Connection,
     commits: Commits,
     /// The batch a write made now joins: the open transaction's number, or
-    /// the next one's.
-    batch: u64,
+    /// the next one's. Mirrored in `SqliteKv::batch` for lock-free reads.
+    batch: Arc<AtomicU64>,
     open: bool,
     /// Recent batches that were rolled back instead of committed.
     lost: VecDeque<u64>,
@@ -186,13 +189,13 @@ const LOST_REMEMBERED: usize = 64;
 impl Sqlite {
     fn close_batch(&mut self, committed: bool) {
         if !committed {
-            self.lost.push_back(self.batch);
+            self.lost.push_back(self.batch.load(Ordering::SeqCst));
             if self.lost.len() > LOST_REMEMBERED {
                 self.lost.pop_front();
             }
         }
         self.open = false;
-        self.batch += 1;
+        self.batch.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -226,11 +229,13 @@ impl SqliteKv {
             )
             .map_err(unavailable)?;
         start_checkpointer(path);
+        let batch = Arc::new(AtomicU64::new(0));
         Ok(SqliteKv {
+            batch: batch.clone(),
             state: Mutex::new(Sqlite {
                 connection,
                 commits,
-                batch: 0,
+                batch,
                 open: false,
                 lost: VecDeque::new(),
             }),
@@ -393,12 +398,14 @@ impl KvStore for SqliteKv {
     }
 
     fn batch(&self) -> u64 {
-        self.state().batch
+        // Read without the lock: a write's batch lies between two reads
+        // either way (see `runtime::State::write`).
+        self.batch.load(Ordering::SeqCst)
     }
 
     fn commit(&self, batches: RangeInclusive<u64>) -> Result<(), KvFailure> {
         let mut state = self.state();
-        if state.open && state.batch <= *batches.end() {
+        if state.open && state.batch.load(Ordering::SeqCst) <= *batches.end() {
             let committed = state.connection.execute_batch("COMMIT").is_ok();
             if !committed {
                 let _ = state.connection.execute_batch("ROLLBACK");
@@ -463,6 +470,33 @@ mod tests {
             let (rest, cursor) = store.list("p:", cursor.as_deref(), 2).unwrap();
             assert_eq!((rest, cursor), (vec!["p:3".to_owned()], None));
         }
+    }
+
+    #[test]
+    fn grouped_writes_are_visible_at_once_and_durable_after_commit() {
+        let dir = std::env::temp_dir().join(format!("wats-kv-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.sqlite3");
+        let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
+        let store = SqliteKv::open(&path, clock.clone(), Commits::Grouped).unwrap();
+        let first = store.batch();
+        store.set("a", b"1", None).unwrap();
+        assert_eq!(
+            store.get("a").unwrap().as_deref(),
+            Some(&b"1"[..]),
+            "read back before commit"
+        );
+        let reader = SqliteKv::open(&path, clock.clone(), Commits::PerWrite).unwrap();
+        assert_eq!(reader.get("a").unwrap(), None, "not committed yet");
+        store.commit(first..=store.batch()).unwrap();
+        assert_eq!(reader.get("a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert!(store.batch() > first, "the next write joins a new batch");
+        // What was written last is committed when the store is dropped.
+        store.set("b", b"2", None).unwrap();
+        drop(store);
+        assert_eq!(reader.get("b").unwrap().as_deref(), Some(&b"2"[..]));
+        drop(reader);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
