@@ -56,9 +56,9 @@ pub fn check_json_depth(body: &[u8]) -> Result<(), ApiError> {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_JSON_DEPTH {
-                    return Err(ApiError::InvalidRequest(format!(
-                        "JSON may nest at most {MAX_JSON_DEPTH} levels deep."
-                    )));
+                    return Err(ApiError::InvalidRequest(
+                        "JSON may nest at most 32 levels deep.".into(),
+                    ));
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -82,6 +82,18 @@ mod tests {
         assert!(check_json_depth(nested(MAX_JSON_DEPTH + 1).as_bytes()).is_err());
         let in_string = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
         assert!(check_json_depth(in_string.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn messages_state_the_limits() {
+        let headers = ApiError::HeadersTooLarge.into_response();
+        let text = String::from_utf8(headers.body).unwrap();
+        assert!(text.contains(&format!("more than {MAX_HEADERS} headers")));
+        assert!(text.contains(&format!("more than {MAX_HEADER_BYTES} bytes")));
+        let Err(ApiError::InvalidRequest(depth)) = check_json_depth(&[b'['; 40]) else {
+            panic!("too deep");
+        };
+        assert!(depth.contains(&format!("at most {MAX_JSON_DEPTH} levels")));
     }
 
     #[test]

@@ -11,7 +11,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 const CARGO_FUZZ: &str = "0.13.2";
-pub const TARGETS: &[&str] = &["webhook", "request", "compose", "graph_reply"];
+pub const TARGETS: &[&str] = &[
+    "webhook",
+    "request",
+    "compose",
+    "graph_reply",
+    "stored_state",
+];
 
 fn fuzz_dir() -> PathBuf {
     steps::root().join("fuzz")
@@ -70,6 +76,15 @@ fn write_seeds() -> Result<PathBuf> {
             }
         }
     }
+    // A store as the service writes it: a queued item with its due key,
+    // and a message with its row and statuses (`<prefix byte><suffix>\t<value>`
+    // lines; the byte picks the prefix, see the target).
+    let item = r#"{"id":"wats-out-k01","state":"queued","to":"15551230000","type":"text","payload":{"messaging_product":"whatsapp","to":"15551230000","type":"text","text":{"body":"hi"}},"attempts":0,"createdAt":1,"updatedAt":1,"nextAttemptAt":1,"waMessageId":null,"lastError":null}"#;
+    let record = r#"{"rowId":"wats-msg-000000000000010000ffffabcdef","waMessageId":"wamid.SEED1","direction":"inbound","fromPhone":"15551230000","toPhone":null,"type":"text","graphMessageId":null,"createdAt":"2026-01-01T00:00:00.000Z"}"#;
+    let state = format!(
+        "\x000000000000001:wats-out-k01\t\n\x01wats-out-k01\t{item}\n\x04wats-msg-000000000000010000ffffabcdef\twamid.SEED1\n\x05abcdef0123456789abcdef01\t{record}\n\x06abcdef0123456789abcdef01:received\t{{\"at\":\"2026-01-01T00:00:00.000Z\"}}\n"
+    );
+    seed("stored_state", state.as_bytes())?;
     Ok(seeds)
 }
 

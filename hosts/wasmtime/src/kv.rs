@@ -155,6 +155,8 @@ pub struct SqliteKv {
     state: Mutex<Sqlite>,
     /// `Sqlite::batch`, readable without the lock.
     batch: Arc<AtomicU64>,
+    /// The WAL file, for its size (none for an in-memory database).
+    wal: Option<std::path::PathBuf>,
     clock: Arc<dyn Clock>,
 }
 
@@ -221,6 +223,7 @@ impl SqliteKv {
                  PRAGMA synchronous = NORMAL;
                  PRAGMA busy_timeout = 5000;
                  PRAGMA wal_autocheckpoint = 0;
+                 PRAGMA journal_size_limit = 16777216;
                  CREATE TABLE IF NOT EXISTS kv (
                      key TEXT PRIMARY KEY NOT NULL,
                      value BLOB NOT NULL,
@@ -230,7 +233,13 @@ impl SqliteKv {
             .map_err(unavailable)?;
         start_checkpointer(path);
         let batch = Arc::new(AtomicU64::new(0));
+        let wal = (path.as_os_str() != ":memory:").then(|| {
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            std::path::PathBuf::from(wal)
+        });
         Ok(SqliteKv {
+            wal,
             batch: batch.clone(),
             state: Mutex::new(Sqlite {
                 connection,
@@ -278,29 +287,29 @@ impl SqliteKv {
 
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// Above this size the WAL is finished off right after a commit (see
+/// `SqliteKv::commit`); when the WAL restarts it is cut back to the
+/// `journal_size_limit` (16 MiB), well under this.
+const WAL_RESET_BYTES: u64 = 64 << 20;
 
 /// Checkpoints the WAL from a thread of its own, on a connection of its
 /// own: a checkpoint syncs the disk, and inside a commit (SQLite's default)
 /// it held every request waiting on the store's lock.
 fn start_checkpointer(path: &Path) {
-    let Ok(connection) = Connection::open(path) else {
-        return; // the next open fails loudly; nothing to checkpoint
-    };
     if path.as_os_str() == ":memory:" {
         return;
     }
+    let Ok(connection) = Connection::open(path) else {
+        return; // the next open fails loudly; nothing to checkpoint
+    };
     let _ = std::thread::Builder::new()
         .name("wats-checkpoint".into())
         .spawn(move || loop {
             std::thread::sleep(CHECKPOINT_EVERY);
-            if connection
-                .execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
-                .is_err()
-            {
-                // The database is gone or closed (tests remove theirs).
-                if !connection.path().is_some_and(|p| Path::new(p).exists()) {
-                    return;
-                }
+            let checkpoint = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+            // The database is gone (tests remove theirs): stop.
+            if checkpoint.is_err() && !connection.path().is_some_and(|p| Path::new(p).exists()) {
+                return;
             }
         });
 }
@@ -411,6 +420,21 @@ impl KvStore for SqliteKv {
                 let _ = state.connection.execute_batch("ROLLBACK");
             }
             state.close_batch(committed);
+            // Under steady writes the background checkpoint never catches
+            // the WAL's tip, so SQLite never restarts the WAL and it grows
+            // (and every lookup slows with it). Here no transaction is open
+            // and the lock keeps one from starting: a checkpoint now copies
+            // the little the background one left, and the next write
+            // restarts the WAL from its beginning.
+            if self
+                .wal
+                .as_ref()
+                .is_some_and(|wal| std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_RESET_BYTES))
+            {
+                let _ = state
+                    .connection
+                    .execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+            }
         }
         if state.lost.iter().any(|batch| batches.contains(batch)) {
             return Err(KvFailure::Unavailable("sqlite: commit failed".into()));
