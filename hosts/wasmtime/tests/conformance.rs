@@ -6,20 +6,15 @@ mod support;
 
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use support::{
     assert_no_canaries, check, component_path, graph_replies, load_suites, prepare, run_suites,
-    GraphCall, GraphReply, Observed, Suite,
+    CapturedLog, GraphCall, GraphReply, Observed, ShiftedClock, Suite,
 };
 use wats_host::kv::MemoryKv;
-use wats_host::runtime::{
-    Level, OutboundError, OutgoingRequest, Request, Response, Runtime, Update,
-};
-use wats_host::services::{
-    BoxFuture, Clock, EventSink, KvFailure, KvStore, LogSink, Outbound, Services, SystemClock,
-};
-use wats_host::sinks::log_line;
+use wats_host::runtime::{OutboundError, OutgoingRequest, Request, Response, Runtime, Update};
+use wats_host::services::{BoxFuture, EventSink, KvFailure, KvStore, Outbound, Services};
 
 #[derive(Default)]
 struct FakeGraph {
@@ -84,32 +79,6 @@ impl EventSink for CollectedEvents {
         );
         self.updates.lock().unwrap().push(json);
         Ok(())
-    }
-}
-
-#[derive(Default)]
-struct CapturedLog(Mutex<Vec<String>>);
-
-impl LogSink for CapturedLog {
-    fn write(&self, level: Level, event: &str, fields: &[(String, String)]) {
-        self.0.lock().unwrap().push(log_line(level, event, fields));
-    }
-}
-
-/// The system clock moved forward by what the cases asked for, so that
-/// backoffs and leases come due without waiting.
-#[derive(Default)]
-struct ShiftedClock {
-    system: SystemClock,
-    offset_ms: AtomicU64,
-}
-
-impl Clock for ShiftedClock {
-    fn now_millis(&self) -> u64 {
-        self.system.now_millis() + self.offset_ms.load(Ordering::SeqCst)
-    }
-    fn monotonic_nanos(&self) -> u64 {
-        self.system.monotonic_nanos() + self.offset_ms.load(Ordering::SeqCst) * 1_000_000
     }
 }
 

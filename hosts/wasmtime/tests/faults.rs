@@ -11,16 +11,13 @@ mod support;
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use support::{assert_no_canaries, component_path, load_suites};
+use support::{assert_no_canaries, component_path, load_suites, CapturedLog, ShiftedClock};
 use wats_host::faults::{Faults, FaultyEvents, FaultyGraph, FaultyKv};
 use wats_host::kv::{Commits, SqliteKv};
-use wats_host::runtime::{
-    Level, OutboundError, OutgoingRequest, Request, Response, Runtime, Update,
-};
-use wats_host::services::{BoxFuture, Clock, EventSink, LogSink, Outbound, Services, SystemClock};
-use wats_host::sinks::log_line;
+use wats_host::runtime::{OutboundError, OutgoingRequest, Request, Response, Runtime, Update};
+use wats_host::services::{BoxFuture, EventSink, Outbound, Services};
 
 const SEED: u64 = 0x7a75_0007;
 const FAULT_SHARE: f64 = 0.10;
@@ -78,31 +75,6 @@ impl EventSink for Dispatched {
     }
 }
 
-#[derive(Default)]
-struct Lines(Mutex<Vec<String>>);
-
-impl LogSink for Lines {
-    fn write(&self, level: Level, event: &str, fields: &[(String, String)]) {
-        self.0.lock().unwrap().push(log_line(level, event, fields));
-    }
-}
-
-/// The system clock plus what the test advanced it by.
-#[derive(Default)]
-struct TestClock {
-    system: SystemClock,
-    offset_ms: AtomicU64,
-}
-
-impl Clock for TestClock {
-    fn now_millis(&self) -> u64 {
-        self.system.now_millis() + self.offset_ms.load(Ordering::SeqCst)
-    }
-    fn monotonic_nanos(&self) -> u64 {
-        self.system.monotonic_nanos() + self.offset_ms.load(Ordering::SeqCst) * 1_000_000
-    }
-}
-
 /// A small seeded generator for the sender's choices.
 struct Dice(u64);
 
@@ -143,10 +115,10 @@ fn status_change(wamid: &str, status: &str) -> Value {
 struct Harness {
     runtime: Runtime,
     executor: tokio::runtime::Runtime,
-    clock: Arc<TestClock>,
+    clock: Arc<ShiftedClock>,
     graph: Arc<Graph>,
     dispatched: Arc<Dispatched>,
-    log: Arc<Lines>,
+    log: Arc<CapturedLog>,
     faults: Arc<Faults>,
     settings: HashMap<String, String>,
     /// Every response body, for the canary sweep.
@@ -175,13 +147,13 @@ impl Harness {
         settings.insert("wats.runtime".into(), "wasmtime".into());
         let dir = std::env::temp_dir().join(format!("wats-faults-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let clock = Arc::new(TestClock::default());
+        let clock = Arc::new(ShiftedClock::default());
         let faults = Faults::new(SEED, FAULT_SHARE);
         let store = SqliteKv::open(&dir.join("state.sqlite3"), clock.clone(), Commits::Grouped)
             .expect("a SQLite store");
         let graph = Arc::new(Graph::default());
         let dispatched = Arc::new(Dispatched::default());
-        let log = Arc::new(Lines::default());
+        let log = Arc::new(CapturedLog::default());
         let services = Services::new(
             settings.clone(),
             Arc::new(FaultyKv {

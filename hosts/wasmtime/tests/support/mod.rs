@@ -11,6 +11,11 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use wats_host::runtime::Level;
+use wats_host::services::{Clock, LogSink, SystemClock};
+use wats_host::sinks::log_line;
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -498,4 +503,31 @@ pub fn signed_delivery(suites: &[Suite]) -> (&Suite, PreparedRequest) {
         .find(|case| case["request"]["sign"] == Value::Bool(true))
         .expect("a signed case");
     (suite, prepare(case, suite))
+}
+
+/// Every log line the component wrote, as the host would print it.
+#[derive(Default)]
+pub struct CapturedLog(pub Mutex<Vec<String>>);
+
+impl LogSink for CapturedLog {
+    fn write(&self, level: Level, event: &str, fields: &[(String, String)]) {
+        self.0.lock().unwrap().push(log_line(level, event, fields));
+    }
+}
+
+/// The system clock moved forward by what a test asked for, so that
+/// backoffs and leases come due without waiting.
+#[derive(Default)]
+pub struct ShiftedClock {
+    system: SystemClock,
+    pub offset_ms: AtomicU64,
+}
+
+impl Clock for ShiftedClock {
+    fn now_millis(&self) -> u64 {
+        self.system.now_millis() + self.offset_ms.load(Ordering::SeqCst)
+    }
+    fn monotonic_nanos(&self) -> u64 {
+        self.system.monotonic_nanos() + self.offset_ms.load(Ordering::SeqCst) * 1_000_000
+    }
 }
