@@ -251,6 +251,21 @@ fn count_before(result: &str, label: &str) -> usize {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn the_sweep_withholds_lines_with_a_canary() {
+        let canaries = super::canaries().expect("the conformance settings");
+        assert!(canaries.iter().any(|c| c == "CANARY-TEXT-9b1e"));
+        assert!(canaries.iter().any(|c| c == "CANARY-APP-SECRET-52c9"));
+        assert_eq!(
+            super::swept("test result: ok", &canaries),
+            Some("test result: ok")
+        );
+        assert_eq!(
+            super::swept("body: hello CANARY-TEXT-9b1e", &canaries),
+            None
+        );
+    }
+
+    #[test]
     fn counts_come_from_cargo_result_lines() {
         let line =
             "ok. 21 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s";
