@@ -42,7 +42,7 @@ const KEEP_RESIDENT: usize = 2 << 20;
 /// counts too, so this sits well above the 15 s Graph timeout.
 const DEADLINE_TICKS: u64 = 600;
 /// Set (to anything) to profile the component's code with `perf`
-/// (docs/benchmarks.md).
+/// (docs/robustness.md).
 const PERFMAP_ENV: &str = "WATS_PERFMAP";
 const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -121,22 +121,27 @@ impl State {
 
     /// The commit at the end of a request.
     fn finish(&mut self) -> Result<()> {
-        match self.commit() {
-            Ok(()) => Ok(()),
-            Err(_) if self.effects => {
-                // What left the process stands; the writes after it are lost
-                // (the component treats those as best effort too).
-                self.services
-                    .log
-                    .write(Level::Warn, "wats.host.commit_failed", &[]);
-                Ok(())
-            }
-            Err(_) => {
-                self.services
-                    .log
-                    .write(Level::Warn, "wats.host.commit_failed", &[]);
-                Err(CommitFailed.into())
-            }
+        if self.commit().is_ok() {
+            return Ok(());
+        }
+        // Counted and logged as the component counts its own store failures.
+        self.services.metrics.add(vec![Sample {
+            name: "persistence_operations_total".into(),
+            labels: vec![
+                ("adapter".into(), "kv".into()),
+                ("outcome".into(), "failure".into()),
+            ],
+            value: 1.0,
+        }]);
+        self.services
+            .log
+            .write(Level::Warn, "wats.host.commit_failed", &[]);
+        // What left the process stands; the writes after it are lost (the
+        // component treats those as best effort too).
+        if self.effects {
+            Ok(())
+        } else {
+            Err(CommitFailed.into())
         }
     }
 }
