@@ -47,9 +47,7 @@ pub enum ApiError {
     /// The request body did not arrive in time (the host's read deadline).
     BodyTimeout,
     /// The path and query are longer than `wats::limits` allows.
-    UriTooLong {
-        limit: usize,
-    },
+    UriTooLong,
     /// More headers, or more header bytes, than `wats::limits` allows.
     HeadersTooLarge,
 }
@@ -75,7 +73,7 @@ impl ApiError {
             ApiError::InvalidConfig(_) => "invalid_config",
             ApiError::Internal => "internal_error",
             ApiError::BodyTimeout => "request_timeout",
-            ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::UriTooLong => "uri_too_long",
             ApiError::HeadersTooLarge => "headers_too_large",
         }
     }
@@ -92,7 +90,7 @@ impl ApiError {
             | ApiError::UpdateInFlight => 409,
             ApiError::BodyTimeout => 408,
             ApiError::PayloadTooLarge { .. } => 413,
-            ApiError::UriTooLong { .. } => 414,
+            ApiError::UriTooLong => 414,
             ApiError::HeadersTooLarge => 431,
             ApiError::Internal => 500,
             ApiError::Graph(error) if error.is_rate_limit() => 503,
@@ -134,9 +132,7 @@ impl ApiError {
             ApiError::InvalidConfig(error) => error.to_string(),
             ApiError::Internal => "The service failed to handle the request.".into(),
             ApiError::BodyTimeout => "The request body did not arrive in time.".into(),
-            ApiError::UriTooLong { limit } => {
-                format!("The request path and query are longer than {limit} bytes.")
-            }
+            ApiError::UriTooLong => "The request path and query are longer than 2048 bytes.".into(),
             // The figures are `wats::limits`' (a unit test keeps them equal).
             ApiError::HeadersTooLarge => {
                 "The request has more than 100 headers or more than 16384 bytes of them.".into()

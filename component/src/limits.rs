@@ -20,9 +20,7 @@ pub const MAX_UPDATES_PER_DELIVERY: usize = 1000;
 /// Checks the request line and headers.
 pub fn check_request(request: &Request) -> Result<(), ApiError> {
     if request.path_with_query.len() > MAX_TARGET_BYTES {
-        return Err(ApiError::UriTooLong {
-            limit: MAX_TARGET_BYTES,
-        });
+        return Err(ApiError::UriTooLong);
     }
     let header_bytes: usize = request
         .headers
@@ -94,6 +92,10 @@ mod tests {
             panic!("too deep");
         };
         assert!(depth.contains(&format!("at most {MAX_JSON_DEPTH} levels")));
+        let target = String::from_utf8(ApiError::UriTooLong.into_response().body).unwrap();
+        assert!(target.contains(&format!("longer than {MAX_TARGET_BYTES} bytes")));
+        let updates = crate::webhook::TOO_MANY_UPDATES;
+        assert!(updates.contains(&format!("at most {MAX_UPDATES_PER_DELIVERY} updates")));
     }
 
     #[test]
