@@ -95,12 +95,10 @@ pub async fn handle<H: Host>(host: &H, request: Request) -> Response {
     // defaults, so that /healthz answers while /readyz and the service
     // routes report the bad key (through `ctx.config()`).
     let paths = Paths::load(host).unwrap_or_default();
-    let resolution = limits::check_request(&request)
-        .map(|()| routes::resolve(&paths, &request.method, request.path()));
-    let (route_label, result) = match resolution {
+    let (route_label, result) = match limits::check_request(&request) {
         // Refused before routing: the target or headers are over a limit.
         Err(error) => (UNMATCHED_ROUTE.to_owned(), Err(error)),
-        Ok(resolution) => match resolution {
+        Ok(()) => match routes::resolve(&paths, &request.method, request.path()) {
             Resolution::Found {
                 route,
                 operation,

@@ -188,8 +188,13 @@ impl Recorder {
         self.add("outbox_items_total", &[("outcome", outcome)], 1.0);
     }
 
+    /// The samples recorded so far, leaving none.
+    pub fn take(&self) -> Vec<Sample> {
+        self.samples.take()
+    }
+
     pub fn flush(&self, host: &impl Host) {
-        let samples = self.samples.take();
+        let samples = self.take();
         if !samples.is_empty() {
             host.metrics_add(samples);
         }

@@ -148,13 +148,15 @@ pub async fn enqueue<H: Host>(
     retry_of: Option<&[u8]>,
 ) -> Result<Queued, ApiError> {
     let now = ctx.host.now_millis();
-    let payload = serde_json::to_vec(&composed.payload).unwrap_or_default();
     let id = match retry_of {
         Some(identity) => format!(
             "{ID_PREFIX}k{}",
             hex::encode(&Sha256::digest(identity)[..14])
         ),
-        None => format!("{ID_PREFIX}{now:012x}{}", unique_hex(ctx.host, &payload)),
+        None => {
+            let payload = serde_json::to_vec(&composed.payload).unwrap_or_default();
+            format!("{ID_PREFIX}{now:012x}{}", unique_hex(ctx.host, &payload))
+        }
     };
     let item = match load(ctx, &id).await? {
         // Queued by an earlier try of this request: finish its writes.
@@ -455,10 +457,8 @@ pub async fn drain<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<DrainRep
                     let wa_message_id = crate::messages::sent_id(&reply).map(str::to_owned);
                     let fact = wa_message_id.clone().unwrap_or_default();
                     for _ in 0..SENT_FACT_ATTEMPTS {
-                        let written = ctx
-                            .host
-                            .kv_set(&sent_key, fact.as_bytes(), Some(FINISHED_TTL_SECONDS))
-                            .await;
+                        let ttl = Some(FINISHED_TTL_SECONDS);
+                        let written = ctx.host.kv_set(&sent_key, fact.as_bytes(), ttl).await;
                         if counted(ctx, written).is_ok() {
                             break;
                         }

@@ -249,13 +249,12 @@ pub async fn list_route<H: Host>(
         let Some(wamid) = kv(ctx, ctx.host.kv_get(key).await)? else {
             continue;
         };
+        // A row whose record names another (an interrupted write) is
+        // skipped: the record is listed under its own row.
         let row_id = key.strip_prefix(ROW_PREFIX).unwrap_or_default();
-        match load(ctx, &String::from_utf8_lossy(&wamid)).await? {
-            // A row from a redelivery or an interrupted write: the record
-            // is listed under its own row.
-            Some(record) if record["rowId"] != row_id => {}
-            Some(record) => items.push(record),
-            None => {}
+        let record = load(ctx, &String::from_utf8_lossy(&wamid)).await?;
+        if let Some(record) = record.filter(|record| record["rowId"] == row_id) {
+            items.push(record);
         }
     }
     let next_cursor = page

@@ -24,7 +24,7 @@ commands:
   loadtest [ARGS..]  post distinct signed batched webhooks to a minimal native receiver (the
                    floor) and to `wats serve` (release, SQLite) on 127.0.0.1; report req/s,
                    p50/p99, errors, RSS. ARGS: --requests N (20000) --connections C (16)
-                   --max-seconds S (120 per target)
+                   --max-seconds S (120 per target) --memory (wats serve without SQLite)
   worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
   worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)
   spin [--port P]  build the Spin component and serve it with `wats spin` on 127.0.0.1 (live Graph

@@ -30,6 +30,8 @@ struct Options {
     max_seconds: u64,
     wats: PathBuf,
     component: Option<PathBuf>,
+    /// `wats serve --memory` instead of SQLite: the store's share of the time.
+    memory: bool,
 }
 
 fn options() -> Options {
@@ -40,6 +42,7 @@ fn options() -> Options {
         // The `wats` this bench was built with (release).
         wats: PathBuf::from(env!("CARGO_BIN_EXE_wats")),
         component: None,
+        memory: false,
     };
     // `cargo bench` passes `--bench`; everything else is ours.
     let mut args = std::env::args().skip(1).filter(|arg| arg != "--bench");
@@ -55,6 +58,7 @@ fn options() -> Options {
             }
             "--wats" => options.wats = value().into(),
             "--component" => options.component = Some(value().into()),
+            "--memory" => options.memory = true,
             _ => usage(&arg),
         }
     }
@@ -66,7 +70,7 @@ fn options() -> Options {
 
 fn usage(at: &str) -> ! {
     eprintln!(
-        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--max-seconds S] [--wats PATH] [--component PATH]"
+        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--max-seconds S] [--memory] [--wats PATH] [--component PATH]"
     );
     std::process::exit(2)
 }
@@ -92,13 +96,18 @@ fn main() {
     let scratch = std::env::temp_dir().join(format!("wats-loadtest-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).expect("a scratch directory");
     let mut rows = Vec::new();
-    for target in [Target::Floor, Target::Wats] {
+    for target in [
+        Target::Floor,
+        Target::Wats {
+            memory: options.memory,
+        },
+    ] {
         eprintln!("loadtest: {} …", target.name());
         let mut server = Server::start(target, &options, &scratch);
         let result = run_load(&server, &deliveries, &options);
-        let rss = server.rss_kib();
+        let peak_rss = server.peak_rss_kib();
         server.stop();
-        rows.push((target, result, rss));
+        rows.push((target, result, peak_rss));
     }
 
     let events = std::fs::read_to_string(scratch.join("events.jsonl")).unwrap_or_default();
@@ -115,7 +124,7 @@ fn main() {
         "  {:<28} {:>9} {:>9} {:>9} {:>7} {:>12} {:>12}",
         "target", "req/s", "p50 ms", "p99 ms", "errors", "RSS mid KiB", "RSS peak KiB"
     );
-    for (target, result, rss) in &rows {
+    for (target, result, peak_rss) in &rows {
         println!(
             "  {:<28} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>12} {:>12}",
             target.name(),
@@ -124,7 +133,7 @@ fn main() {
             result.percentile(0.99),
             result.errors,
             result.mid_rss_kib,
-            rss.peak,
+            peak_rss,
         );
     }
     let (floor, wats) = (&rows[0].1, &rows[1].1);
@@ -179,14 +188,18 @@ fn deliveries(fixture: &str, count: usize) -> Vec<Vec<u8>> {
 #[derive(Clone, Copy, PartialEq)]
 enum Target {
     Floor,
-    Wats,
+    /// `wats serve` on SQLite, or with `--memory`.
+    Wats {
+        memory: bool,
+    },
 }
 
 impl Target {
     fn name(self) -> &'static str {
         match self {
             Target::Floor => "floor (verify + parse only)",
-            Target::Wats => "wats serve (SQLite)",
+            Target::Wats { memory: false } => "wats serve (SQLite)",
+            Target::Wats { memory: true } => "wats serve (--memory)",
         }
     }
 }
@@ -194,10 +207,6 @@ impl Target {
 struct Server {
     child: Child,
     address: String,
-}
-
-struct Rss {
-    peak: u64,
 }
 
 impl Server {
@@ -209,10 +218,14 @@ impl Server {
                 command.stderr(Stdio::inherit());
                 command
             }
-            Target::Wats => {
+            Target::Wats { memory } => {
                 let mut command = Command::new(&options.wats);
-                command.args(["serve", "--port", "0", "--state"]);
-                command.arg(scratch.join("state.sqlite3"));
+                command.args(["serve", "--port", "0"]);
+                if memory {
+                    command.arg("--memory");
+                } else {
+                    command.arg("--state").arg(scratch.join("state.sqlite3"));
+                }
                 command
                     .arg("--events-out")
                     .arg(scratch.join("events.jsonl"));
@@ -255,10 +268,9 @@ impl Server {
         Server { child, address }
     }
 
-    fn rss_kib(&self) -> Rss {
-        Rss {
-            peak: proc_status_kib(self.child.id(), "VmHWM:"),
-        }
+    /// The server's peak resident memory so far.
+    fn peak_rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmHWM:")
     }
 
     fn stop(&mut self) {

@@ -6,9 +6,9 @@ use crate::services::{Clock, KvFailure, KvStore};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Values larger than this are refused, as Workers KV's limit is 25 MiB and
 /// no wats record comes near it.
@@ -153,10 +153,13 @@ fn page(mut keys: Vec<String>, limit: u32) -> (Vec<String>, Option<String>) {
 
 pub struct SqliteKv {
     state: Mutex<Sqlite>,
-    /// `Sqlite::batch`, readable without the lock.
-    batch: Arc<AtomicU64>,
+    /// The batch a write made now joins: the open transaction's number, or
+    /// the next one's. Changed only under the lock, read without it.
+    batch: AtomicU64,
     /// The WAL file, for its size (none for an in-memory database).
-    wal: Option<std::path::PathBuf>,
+    wal: Option<PathBuf>,
+    /// Held while the store lives; the checkpoint thread stops without it.
+    _alive: Arc<()>,
     clock: Arc<dyn Clock>,
 }
 
@@ -176,9 +179,7 @@ pub enum Commits {
 struct Sqlite {
     connection: Connection,
     commits: Commits,
-    /// The batch a write made now joins: the open transaction's number, or
-    /// the next one's. Mirrored in `SqliteKv::batch` for lock-free reads.
-    batch: Arc<AtomicU64>,
+    /// Whether a transaction is open (batch `SqliteKv::batch`).
     open: bool,
     /// Recent batches that were rolled back instead of committed.
     lost: VecDeque<u64>,
@@ -187,19 +188,6 @@ struct Sqlite {
 /// How many lost batches are remembered; a request older than that many
 /// failures is long finished.
 const LOST_REMEMBERED: usize = 64;
-
-impl Sqlite {
-    fn close_batch(&mut self, committed: bool) {
-        if !committed {
-            self.lost.push_back(self.batch.load(Ordering::SeqCst));
-            if self.lost.len() > LOST_REMEMBERED {
-                self.lost.pop_front();
-            }
-        }
-        self.open = false;
-        self.batch.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 fn unavailable(error: rusqlite::Error) -> KvFailure {
     // The error text may quote the database path; keep only its class.
@@ -231,23 +219,23 @@ impl SqliteKv {
                  ) WITHOUT ROWID;",
             )
             .map_err(unavailable)?;
-        start_checkpointer(path);
-        let batch = Arc::new(AtomicU64::new(0));
+        let alive = Arc::new(());
         let wal = (path.as_os_str() != ":memory:").then(|| {
+            start_checkpointer(path, Arc::downgrade(&alive));
             let mut wal = path.as_os_str().to_owned();
             wal.push("-wal");
-            std::path::PathBuf::from(wal)
+            PathBuf::from(wal)
         });
         Ok(SqliteKv {
-            wal,
-            batch: batch.clone(),
             state: Mutex::new(Sqlite {
                 connection,
                 commits,
-                batch,
                 open: false,
                 lost: VecDeque::new(),
             }),
+            batch: AtomicU64::new(0),
+            wal,
+            _alive: alive,
             clock,
         })
     }
@@ -260,6 +248,18 @@ impl SqliteKv {
 
     fn now(&self) -> i64 {
         self.clock.now_millis() as i64
+    }
+
+    /// Ends the open transaction's batch, remembering it if it was lost.
+    fn close_batch(&self, state: &mut Sqlite, committed: bool) {
+        if !committed {
+            state.lost.push_back(self.batch.load(Ordering::SeqCst));
+            if state.lost.len() > LOST_REMEMBERED {
+                state.lost.pop_front();
+            }
+        }
+        state.open = false;
+        self.batch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Runs one writing statement (prepared once per connection), in the
@@ -279,7 +279,7 @@ impl SqliteKv {
             .and_then(|mut statement| statement.execute(params));
         // Some failures (I/O, a full disk) roll the whole transaction back.
         if result.is_err() && state.open && state.connection.is_autocommit() {
-            state.close_batch(false);
+            self.close_batch(&mut state, false);
         }
         result.map_err(unavailable)
     }
@@ -293,23 +293,18 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 const WAL_RESET_BYTES: u64 = 64 << 20;
 
 /// Checkpoints the WAL from a thread of its own, on a connection of its
-/// own: a checkpoint syncs the disk, and inside a commit (SQLite's default)
-/// it held every request waiting on the store's lock.
-fn start_checkpointer(path: &Path) {
-    if path.as_os_str() == ":memory:" {
-        return;
-    }
+/// own, until the store is dropped: a checkpoint syncs the disk, and inside
+/// a commit (SQLite's default) it held every request waiting on the lock.
+fn start_checkpointer(path: &Path, alive: Weak<()>) {
     let Ok(connection) = Connection::open(path) else {
-        return; // the next open fails loudly; nothing to checkpoint
+        return; // nothing to checkpoint then; the store's own calls fail loudly
     };
     let _ = std::thread::Builder::new()
         .name("wats-checkpoint".into())
-        .spawn(move || loop {
-            std::thread::sleep(CHECKPOINT_EVERY);
-            let checkpoint = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
-            // The database is gone (tests remove theirs): stop.
-            if checkpoint.is_err() && !connection.path().is_some_and(|p| Path::new(p).exists()) {
-                return;
+        .spawn(move || {
+            while alive.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let _ = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
             }
         });
 }
@@ -320,7 +315,7 @@ impl Drop for SqliteKv {
         let mut state = self.state();
         if state.open {
             let committed = state.connection.execute_batch("COMMIT").is_ok();
-            state.close_batch(committed);
+            self.close_batch(&mut state, committed);
         }
     }
 }
@@ -414,12 +409,12 @@ impl KvStore for SqliteKv {
 
     fn commit(&self, batches: RangeInclusive<u64>) -> Result<(), KvFailure> {
         let mut state = self.state();
-        if state.open && state.batch.load(Ordering::SeqCst) <= *batches.end() {
+        if state.open && self.batch.load(Ordering::SeqCst) <= *batches.end() {
             let committed = state.connection.execute_batch("COMMIT").is_ok();
             if !committed {
                 let _ = state.connection.execute_batch("ROLLBACK");
             }
-            state.close_batch(committed);
+            self.close_batch(&mut state, committed);
             // Under steady writes the background checkpoint never catches
             // the WAL's tip, so SQLite never restarts the WAL and it grows
             // (and every lookup slows with it). Here no transaction is open

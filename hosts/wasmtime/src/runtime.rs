@@ -124,15 +124,10 @@ impl State {
         if self.commit().is_ok() {
             return Ok(());
         }
-        // Counted and logged as the component counts its own store failures.
-        self.services.metrics.add(vec![Sample {
-            name: "persistence_operations_total".into(),
-            labels: vec![
-                ("adapter".into(), "kv".into()),
-                ("outcome".into(), "failure".into()),
-            ],
-            value: 1.0,
-        }]);
+        // Counted as the component counts its own store failures.
+        let recorder = ::wats::metrics::Recorder::default();
+        recorder.persistence("failure");
+        self.services.metrics.record(&recorder);
         self.services
             .log
             .write(Level::Warn, "wats.host.commit_failed", &[]);

@@ -119,6 +119,11 @@ impl MetricsStore {
         self.totals().add(samples.collect());
     }
 
+    /// Adds what the host itself recorded, in the service's vocabulary.
+    pub fn record(&self, recorder: &wats::metrics::Recorder) {
+        self.totals().add(recorder.take());
+    }
+
     pub fn snapshot(&self) -> Vec<Sample> {
         let samples = self.totals().snapshot().into_iter();
         samples
