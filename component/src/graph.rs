@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::host::{Host, Level, OutboundError, OutgoingRequest, Response};
+use crate::manage::{CallBody, GraphCall, Risk};
 use crate::metrics::Recorder;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -17,6 +18,12 @@ const RATE_LIMIT_CODES: &[i64] = &[4, 80007, 130429, 131048, 131056];
 pub enum EndpointFamily {
     Messages,
     Groups,
+    /// WABA, phone numbers, business profile, commerce settings.
+    Account,
+    Templates,
+    Flows,
+    Media,
+    Calls,
 }
 
 impl EndpointFamily {
@@ -24,6 +31,11 @@ impl EndpointFamily {
         match self {
             EndpointFamily::Messages => "messages",
             EndpointFamily::Groups => "groups",
+            EndpointFamily::Account => "account",
+            EndpointFamily::Templates => "templates",
+            EndpointFamily::Flows => "flows",
+            EndpointFamily::Media => "media",
+            EndpointFamily::Calls => "calls",
         }
     }
 }
@@ -151,50 +163,63 @@ impl<H: Host> GraphClient<'_, H> {
     pub async fn call(
         &self,
         family: EndpointFamily,
-        method: &str,
+        method: &'static str,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, GraphError> {
-        let mut headers = vec![
-            (
-                "authorization".into(),
-                format!("Bearer {}", self.config.access_token.expose()),
-            ),
-            ("accept".into(), "application/json".into()),
-        ];
-        if body.is_some() {
-            headers.push(("content-type".into(), "application/json".into()));
-        }
-        let request = OutgoingRequest {
-            method: method.into(),
-            url: format!(
-                "{}/{}/{}",
-                self.config.graph_base_url, self.config.graph_api_version, path
-            ),
-            headers,
-            body: body
-                .map(|body| serde_json::to_vec(body).unwrap_or_default())
-                .unwrap_or_default(),
+        let call = GraphCall {
+            method,
+            path: path.into(),
+            body: body.map_or(CallBody::None, |body| CallBody::Json(body.clone())),
+            family,
+            risk: Risk::SideEffect,
         };
-        let result = match self.host.send(request).await {
-            Ok(response) => parse_reply(&response),
-            Err(OutboundError::Timeout) => Err(GraphError::Timeout),
-            Err(_) => Err(GraphError::Unreachable),
-        };
-        match &result {
+        self.run(&call).await
+    }
+
+    /// Runs a management call and returns the parsed reply.
+    pub async fn run(&self, call: &GraphCall) -> Result<Value, GraphError> {
+        let request = call.to_request(
+            &self.config.graph_base_url,
+            &self.config.graph_api_version,
+            self.config.access_token.expose(),
+        );
+        // A transport failure is recorded by `fetch`.
+        let response = self.fetch(call.family, request).await?;
+        let reply = parse_reply(&response);
+        match &reply {
             Ok(_) => self
                 .recorder
-                .graph_operation(family.label(), "2xx", "success"),
+                .graph_operation(call.family.label(), "2xx", "success"),
+            Err(error) => self.record_failure(call.family, error),
+        }
+        reply
+    }
+
+    /// Sends a request and returns Graph's response of any status.
+    pub async fn fetch(
+        &self,
+        family: EndpointFamily,
+        request: OutgoingRequest,
+    ) -> Result<Response, GraphError> {
+        match self.host.send(request).await {
+            Ok(response) => Ok(response),
             Err(error) => {
-                self.recorder.graph_operation(
-                    family.label(),
-                    error.status_class(),
-                    error.outcome(),
-                );
-                self.log_failure(error);
+                let error = match error {
+                    OutboundError::Timeout => GraphError::Timeout,
+                    _ => GraphError::Unreachable,
+                };
+                self.record_failure(family, &error);
+                Err(error)
             }
         }
-        result
+    }
+
+    /// Counts and logs a failure.
+    pub fn record_failure(&self, family: EndpointFamily, error: &GraphError) {
+        self.recorder
+            .graph_operation(family.label(), error.status_class(), error.outcome());
+        self.log_failure(error);
     }
 
     fn log_failure(&self, error: &GraphError) {

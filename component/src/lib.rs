@@ -14,6 +14,7 @@ pub mod host;
 pub mod http;
 pub mod idempotency;
 pub mod limits;
+pub mod manage;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;

@@ -1,0 +1,258 @@
+//! Media: upload, metadata, download with a byte cap and an integrity
+//! check, delete. Media URLs are signed: they are used, never logged.
+
+use super::{graph_id, invalid, CallBody, GraphCall, ManageError, Multipart};
+use crate::graph::EndpointFamily::Media;
+use crate::host::OutgoingRequest;
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Uploads a file for later sends by media id.
+pub fn upload_media(
+    phone_number_id: &str,
+    mime_type: &str,
+    file_name: &str,
+    bytes: &[u8],
+) -> Result<GraphCall, ManageError> {
+    let phone = graph_id("phoneNumberId", phone_number_id)?;
+    let mime_type = media_type(mime_type)?;
+    if bytes.is_empty() {
+        return Err(invalid("file", "a non-empty file"));
+    }
+    let safe_name = !file_name.is_empty()
+        && file_name.len() <= 128
+        && file_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !safe_name {
+        return Err(invalid(
+            "fileName",
+            "letters, digits, dots, dashes and underscores",
+        ));
+    }
+    let form = Multipart::encode(
+        &[("messaging_product", "whatsapp"), ("type", mime_type)],
+        (file_name, mime_type, bytes),
+    );
+    Ok(GraphCall {
+        body: CallBody::Multipart(form),
+        ..GraphCall::post(Media, format!("{phone}/media"), Value::Null)
+    })
+}
+
+/// Metadata of a media object: its signed URL, type, size and digest.
+pub fn media(media_id: &str) -> Result<GraphCall, ManageError> {
+    let id = graph_id("mediaId", media_id)?;
+    Ok(GraphCall::get(Media, id.to_owned()))
+}
+
+pub fn delete_media(media_id: &str) -> Result<GraphCall, ManageError> {
+    let id = graph_id("mediaId", media_id)?;
+    Ok(GraphCall::delete(Media, id.to_owned()))
+}
+
+/// `type/subtype`, as Graph names media types.
+pub fn media_type(value: &str) -> Result<&str, ManageError> {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".+-".contains(&b))
+    };
+    let ok = value.len() <= 100
+        && value
+            .split_once('/')
+            .is_some_and(|(kind, sub)| token(kind) && token(sub));
+    ok.then_some(value)
+        .ok_or_else(|| invalid("mimeType", "a media type such as image/jpeg"))
+}
+
+/// Why a download was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaError {
+    /// The metadata reply lacks the URL or has an unusable one.
+    BadMetadata,
+    /// Larger than the caller's cap (by the metadata or by the bytes).
+    TooLarge { limit: u64 },
+    /// The bytes are not as long as the metadata said.
+    SizeMismatch,
+    /// The bytes do not hash to the metadata's digest.
+    DigestMismatch,
+}
+
+impl std::fmt::Display for MediaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaError::BadMetadata => f.write_str("Graph's media metadata has no usable URL."),
+            MediaError::TooLarge { limit } => write!(f, "The media is larger than {limit} bytes."),
+            MediaError::SizeMismatch => f.write_str("The media's size differs from its metadata."),
+            MediaError::DigestMismatch => {
+                f.write_str("The media's SHA-256 differs from its metadata.")
+            }
+        }
+    }
+}
+
+/// The parts of a media metadata reply a download needs.
+#[derive(Clone, PartialEq)]
+pub struct MediaInfo {
+    url: String,
+    pub mime_type: Option<String>,
+    pub sha256: Option<String>,
+    pub file_size: Option<u64>,
+}
+
+// The URL is signed: Debug must not print it.
+impl std::fmt::Debug for MediaInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaInfo")
+            .field("mime_type", &self.mime_type)
+            .field("file_size", &self.file_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaInfo {
+    pub fn from_reply(reply: &Value) -> Result<MediaInfo, MediaError> {
+        let url = reply["url"].as_str().unwrap_or_default();
+        let usable = (url.starts_with("https://") || url.starts_with("http://"))
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !usable {
+            return Err(MediaError::BadMetadata);
+        }
+        let file_size = match &reply["file_size"] {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        Ok(MediaInfo {
+            url: url.into(),
+            mime_type: reply["mime_type"].as_str().map(Into::into),
+            sha256: reply["sha256"].as_str().map(Into::into),
+            file_size,
+        })
+    }
+
+    /// The download request (the signed URL needs the access token too),
+    /// refused up front when the metadata already says it is too large.
+    pub fn download_request(
+        &self,
+        access_token: &str,
+        max_bytes: u64,
+    ) -> Result<OutgoingRequest, MediaError> {
+        if self.file_size.is_some_and(|size| size > max_bytes) {
+            return Err(MediaError::TooLarge { limit: max_bytes });
+        }
+        Ok(OutgoingRequest {
+            method: "GET".into(),
+            url: self.url.clone(),
+            headers: vec![("authorization".into(), format!("Bearer {access_token}"))],
+            body: Vec::new(),
+        })
+    }
+
+    /// Checks downloaded bytes against the cap, the size and the digest.
+    /// Meta gives the digest as 64 hex characters; base64 is accepted too.
+    pub fn verify(&self, bytes: &[u8], max_bytes: u64) -> Result<(), MediaError> {
+        if bytes.len() as u64 > max_bytes {
+            return Err(MediaError::TooLarge { limit: max_bytes });
+        }
+        if self
+            .file_size
+            .is_some_and(|size| size != bytes.len() as u64)
+        {
+            return Err(MediaError::SizeMismatch);
+        }
+        let Some(expected) = self.sha256.as_deref() else {
+            return Ok(());
+        };
+        let actual = Sha256::digest(bytes);
+        let matches = if expected.len() == 64 {
+            hex::decode(expected).is_ok_and(|digest| digest == actual.as_slice())
+        } else {
+            let trimmed = expected.trim_end_matches('=');
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(trimmed)
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
+                .is_ok_and(|digest| digest == actual.as_slice())
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err(MediaError::DigestMismatch)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn info(bytes: &[u8], digest: String) -> MediaInfo {
+        MediaInfo::from_reply(&json!({
+            "url": "https://lookaside.example/m?sig=canary",
+            "mime_type": "image/png",
+            "sha256": digest,
+            "file_size": bytes.len(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn downloads_accept_hex_and_base64_digests_and_refuse_others() {
+        let bytes = b"png bytes";
+        let digest = Sha256::digest(bytes);
+        let hex_digest = hex::encode(digest);
+        assert_eq!(info(bytes, hex_digest.clone()).verify(bytes, 100), Ok(()));
+        assert_eq!(
+            info(bytes, hex_digest.to_uppercase()).verify(bytes, 100),
+            Ok(())
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+        assert_eq!(info(bytes, b64).verify(bytes, 100), Ok(()));
+        let wrong = hex::encode(Sha256::digest(b"other"));
+        assert_eq!(
+            info(bytes, wrong).verify(bytes, 100),
+            Err(MediaError::DigestMismatch)
+        );
+        assert_eq!(
+            info(bytes, hex_digest.clone()).verify(b"png byte", 100),
+            Err(MediaError::SizeMismatch)
+        );
+        assert_eq!(
+            info(bytes, hex_digest).verify(bytes, 4),
+            Err(MediaError::TooLarge { limit: 4 })
+        );
+    }
+
+    #[test]
+    fn oversized_media_is_refused_before_the_download_and_urls_never_print() {
+        let media = info(&[0; 50], String::new());
+        assert_eq!(
+            media.download_request("t", 10).unwrap_err(),
+            MediaError::TooLarge { limit: 10 }
+        );
+        let request = media.download_request("t", 50).unwrap();
+        assert!(request.url.contains("lookaside"));
+        assert!(!format!("{media:?}").contains("canary"));
+        assert_eq!(
+            MediaInfo::from_reply(&json!({"url": "file:///etc/passwd"})),
+            Err(MediaError::BadMetadata)
+        );
+    }
+
+    #[test]
+    fn uploads_are_multipart_with_the_messaging_product() {
+        let call = upload_media("1", "image/png", "a.png", b"\x89PNG").unwrap();
+        assert_eq!(call.path, "1/media");
+        let CallBody::Multipart(form) = &call.body else {
+            panic!("not multipart")
+        };
+        let text = String::from_utf8_lossy(&form.bytes);
+        assert!(text.contains("whatsapp") && text.contains("image/png"));
+        assert!(upload_media("1", "image/png", "../a.png", b"x").is_err());
+        assert!(upload_media("1", "image png", "a.png", b"x").is_err());
+        assert!(upload_media("1", "image/png", "a.png", b"").is_err());
+    }
+}
