@@ -34,6 +34,9 @@ pub const KEYS: &[(&str, bool)] = &[
     ("WATS_ECHO_REPLY", false),
 ];
 
+/// Where settings come from: a key in, its value out.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     Missing(&'static str),
@@ -95,14 +98,19 @@ pub struct Config {
     pub echo_reply: bool,
 }
 
-fn setting(host: &impl Host, key: &str) -> Option<String> {
-    host.config(key).filter(|value| !value.trim().is_empty())
+fn setting(get: Lookup<'_>, key: &str) -> Option<String> {
+    get(key).filter(|value| !value.trim().is_empty())
 }
 
 impl Paths {
     pub fn load(host: &impl Host) -> Result<Paths, ConfigError> {
-        let webhook = setting(host, "WATS_WEBHOOK_PATH").unwrap_or(DEFAULT_WEBHOOK_PATH.into());
-        let api_prefix = setting(host, "WATS_API_PREFIX").unwrap_or(DEFAULT_API_PREFIX.into());
+        Paths::from_settings(&|key| host.config(key))
+    }
+
+    /// The paths from any source of settings (a CLI checking a profile).
+    pub fn from_settings(get: Lookup<'_>) -> Result<Paths, ConfigError> {
+        let webhook = setting(get, "WATS_WEBHOOK_PATH").unwrap_or(DEFAULT_WEBHOOK_PATH.into());
+        let api_prefix = setting(get, "WATS_API_PREFIX").unwrap_or(DEFAULT_API_PREFIX.into());
         if !is_route_path(&webhook) {
             return Err(invalid(
                 "WATS_WEBHOOK_PATH",
@@ -116,7 +124,7 @@ impl Paths {
         Ok(Paths {
             webhook: webhook.trim_end_matches('/').to_owned(),
             api_prefix,
-            group_routes: flag(host, "WATS_ENABLE_GROUP_ROUTES")?,
+            group_routes: flag(get, "WATS_ENABLE_GROUP_ROUTES")?,
         })
     }
 }
@@ -133,7 +141,13 @@ impl Default for Paths {
 
 impl Config {
     pub fn load(host: &impl Host) -> Result<Config, ConfigError> {
-        let paths = Paths::load(host)?;
+        Config::from_settings(&|key| host.config(key))
+    }
+
+    /// The configuration from any source of settings (a CLI checking a
+    /// profile without running the service).
+    pub fn from_settings(get: Lookup<'_>) -> Result<Config, ConfigError> {
+        let paths = Paths::from_settings(get)?;
         // Checked here rather than in routing, which runs on every request:
         // colliding paths still route (the earlier-declared route wins),
         // and every route that needs the configuration reports the key.
@@ -142,7 +156,7 @@ impl Config {
                 return Err(invalid(key, "a path that no other route uses"));
             }
         }
-        let graph_base_url = setting(host, "WATS_GRAPH_BASE_URL")
+        let graph_base_url = setting(get, "WATS_GRAPH_BASE_URL")
             .unwrap_or(DEFAULT_GRAPH_BASE_URL.into())
             .trim_end_matches('/')
             .to_owned();
@@ -153,15 +167,15 @@ impl Config {
             ));
         }
         let graph_api_version =
-            setting(host, "WATS_GRAPH_API_VERSION").unwrap_or(DEFAULT_GRAPH_API_VERSION.into());
+            setting(get, "WATS_GRAPH_API_VERSION").unwrap_or(DEFAULT_GRAPH_API_VERSION.into());
         if !is_api_version(&graph_api_version) {
             return Err(invalid("WATS_GRAPH_API_VERSION", "a version such as v25.0"));
         }
-        let phone_number_id = required(host, "WATS_PHONE_NUMBER_ID")?;
+        let phone_number_id = required(get, "WATS_PHONE_NUMBER_ID")?;
         if !is_numeric_id(&phone_number_id) {
             return Err(invalid("WATS_PHONE_NUMBER_ID", "a numeric id"));
         }
-        let waba_id = setting(host, "WATS_WABA_ID");
+        let waba_id = setting(get, "WATS_WABA_ID");
         if waba_id.as_deref().is_some_and(|id| !is_numeric_id(id)) {
             return Err(invalid("WATS_WABA_ID", "a numeric id"));
         }
@@ -171,12 +185,12 @@ impl Config {
             graph_api_version,
             phone_number_id,
             waba_id,
-            access_token: secret(host, "WATS_ACCESS_TOKEN")?,
-            app_secret: secret(host, "WATS_APP_SECRET")?,
-            verify_token: secret(host, "WATS_VERIFY_TOKEN")?,
-            service_bearer_token: secret(host, "WATS_SERVICE_BEARER_TOKEN")?,
-            log_webhook_events: flag(host, "WATS_LOG_WEBHOOK_EVENTS")?,
-            echo_reply: flag(host, "WATS_ECHO_REPLY")?,
+            access_token: secret(get, "WATS_ACCESS_TOKEN")?,
+            app_secret: secret(get, "WATS_APP_SECRET")?,
+            verify_token: secret(get, "WATS_VERIFY_TOKEN")?,
+            service_bearer_token: secret(get, "WATS_SERVICE_BEARER_TOKEN")?,
+            log_webhook_events: flag(get, "WATS_LOG_WEBHOOK_EVENTS")?,
+            echo_reply: flag(get, "WATS_ECHO_REPLY")?,
         })
     }
 }
@@ -185,15 +199,14 @@ fn invalid(key: &'static str, expected: &'static str) -> ConfigError {
     ConfigError::Invalid { key, expected }
 }
 
-fn required(host: &impl Host, key: &'static str) -> Result<String, ConfigError> {
-    setting(host, key)
+fn required(get: Lookup<'_>, key: &'static str) -> Result<String, ConfigError> {
+    setting(get, key)
         .map(|value| value.trim().to_owned())
         .ok_or(ConfigError::Missing(key))
 }
 
-fn secret(host: &impl Host, key: &'static str) -> Result<Secret, ConfigError> {
-    let value = host
-        .config(key)
+fn secret(get: Lookup<'_>, key: &'static str) -> Result<Secret, ConfigError> {
+    let value = get(key)
         .filter(|value| !value.is_empty())
         .ok_or(ConfigError::Missing(key))?;
     // Secrets end up in headers and HMAC keys; whitespace around them is a
@@ -207,8 +220,8 @@ fn secret(host: &impl Host, key: &'static str) -> Result<Secret, ConfigError> {
     Ok(Secret(value))
 }
 
-fn flag(host: &impl Host, key: &'static str) -> Result<bool, ConfigError> {
-    match setting(host, key).as_deref().map(str::trim) {
+fn flag(get: Lookup<'_>, key: &'static str) -> Result<bool, ConfigError> {
+    match setting(get, key).as_deref().map(str::trim) {
         None | Some("0") | Some("false") => Ok(false),
         Some("1") | Some("true") => Ok(true),
         Some(_) => Err(invalid(key, "1, 0, true or false")),

@@ -1,5 +1,6 @@
 //! `wats`: the command line of the wasmtime host.
 
+mod cli;
 mod serve;
 mod spin_up;
 
@@ -22,13 +23,39 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Serve the Spin app's component (hosts/spin) on 127.0.0.1 as Spin would.
     Spin(spin_up::SpinArgs),
+    /// Write a profile whose secrets are environment references, never values.
+    Init(cli::InitArgs),
+    /// Check a profile and the environment without the network or printing values.
+    Doctor(cli::doctor::DoctorArgs),
+    /// Print the OpenAPI 3.1 document of the service's routes.
+    Openapi(cli::OpenApiArgs),
+    /// Webhook helpers: a verify token, a payload's signature.
+    #[command(subcommand)]
+    Webhook(cli::webhook::WebhookCommand),
 }
 
 fn main() {
+    // No stack traces and no panic message (it could quote a value): where
+    // it happened is enough for a bug report.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("wats: internal error{at}; please report it");
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Spin(args) => spin_up::run(args),
+        Command::Init(args) => cli::init(args),
+        Command::Doctor(args) => match cli::doctor::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(error) => Err(error),
+        },
+        Command::Openapi(args) => cli::openapi(args),
+        Command::Webhook(command) => cli::webhook::run(command),
     };
     if let Err(error) = result {
         // Messages are ours: they name settings and flags, never values.

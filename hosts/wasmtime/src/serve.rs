@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Read WATS_* settings from this file (KEY=VALUE lines); the environment wins.
     #[arg(long, value_name = "PATH")]
     env_file: Option<PathBuf>,
+    /// Read settings from this profile (`wats init`), its secrets from the
+    /// variables it references; --env-file and the environment win.
+    #[arg(long, value_name = "PATH")]
+    profile: Option<PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
     /// Append each dispatched update as a JSON line to this file.
@@ -169,6 +173,10 @@ fn component_path(given: Option<&Path>) -> Result<PathBuf> {
 /// secrets; in live mode everything comes from the env file and environment.
 fn settings(args: &ServeArgs) -> Result<HashMap<String, String>> {
     let mut settings = HashMap::new();
+    if let Some(path) = &args.profile {
+        let profile = crate::cli::profile::Profile::read(path)?;
+        settings.extend(profile.resolve(|name| std::env::var(name).ok()).0);
+    }
     settings.extend(env_file_settings(args.env_file.as_deref())?);
     settings.extend(std::env::vars().filter(|(key, _)| key.starts_with("WATS_")));
     if !args.live {

@@ -1,0 +1,161 @@
+//! `wats doctor`: checks a profile and the environment the way `wats serve
+//! --live --profile` would read them, without the network and without
+//! printing a value, a path or the name of a secret's variable.
+
+use super::profile::{Profile, DEFAULT_PROFILE};
+use crate::serve::DRY_RUN_SETTINGS;
+use anyhow::Result;
+use clap::Args;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use wats::config::{Config, ConfigError, KEYS};
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// The profile to check [default: ./wats.profile.json if it exists, else only the environment].
+    #[arg(long, value_name = "PATH")]
+    profile: Option<PathBuf>,
+}
+
+/// Shorter shared secrets than this get a warning.
+const STRONG_SECRET_CHARS: usize = 24;
+
+#[derive(Default)]
+struct Report {
+    problems: usize,
+    warnings: usize,
+}
+
+impl Report {
+    fn ok(&mut self, text: &str) {
+        println!("  ok    {text}");
+    }
+    fn warn(&mut self, text: &str) {
+        self.warnings += 1;
+        println!("  warn  {text}");
+    }
+    fn fail(&mut self, text: &str) {
+        self.problems += 1;
+        println!("  FAIL  {text}");
+    }
+}
+
+/// Prints the checks; Ok(false) when a problem was found.
+pub fn run(args: DoctorArgs) -> Result<bool> {
+    let mut report = Report::default();
+    println!("wats doctor: checking the configuration `wats serve --live` would use (no network)");
+    let path = args.profile.clone().or_else(|| {
+        let default = PathBuf::from(DEFAULT_PROFILE);
+        default.is_file().then_some(default)
+    });
+    let mut settings = HashMap::new();
+    let mut unset_secrets = Vec::new();
+    match path.as_deref().map(Profile::read) {
+        None => println!("  --    no profile given or found; checking WATS_* in the environment"),
+        Some(Err(error)) => report.fail(&format!("profile: {error}")),
+        Some(Ok(profile)) => {
+            report.ok(&format!(
+                "profile: {} settings, {} secret references, no secret values",
+                profile.settings.len(),
+                profile.secrets.len()
+            ));
+            let (resolved, missing) = profile.resolve(|name| std::env::var(name).ok());
+            settings = resolved;
+            unset_secrets = missing;
+        }
+    }
+    let from_env: Vec<(String, String)> = std::env::vars()
+        .filter(|(key, _)| key.starts_with("WATS_"))
+        .collect();
+    let overrides = from_env.iter().filter(|(key, _)| settings.contains_key(key)).count();
+    if overrides > 0 {
+        println!("  --    {overrides} setting(s) of the environment take precedence over the profile");
+    }
+    settings.extend(from_env);
+    unset_secrets.retain(|key| !settings.contains_key(*key));
+    for key in &unset_secrets {
+        report.fail(&format!("{key}: the environment variable its reference names is not set"));
+    }
+    check_config(&settings, &unset_secrets, &mut report);
+    check_secrets(&settings, &mut report);
+    println!(
+        "wats doctor: {} problem(s), {} warning(s){}",
+        report.problems,
+        report.warnings,
+        if report.problems == 0 { "; ready for `wats serve --live --yes-live`" } else { "" }
+    );
+    Ok(report.problems == 0)
+}
+
+/// Runs the service's own validation, and keeps going past each bad key
+/// (with a stand-in value) so that one run lists every problem.
+fn check_config(
+    settings: &HashMap<String, String>,
+    already_reported: &[&'static str],
+    report: &mut Report,
+) {
+    let mut stand_ins: HashMap<&'static str, &'static str> = already_reported
+        .iter()
+        .map(|key| (*key, stand_in(key)))
+        .collect();
+    for _ in 0..=KEYS.len() {
+        let lookup = |key: &str| match stand_ins.get(key) {
+            Some(value) => Some((*value).to_owned()),
+            None => settings.get(key).cloned(),
+        };
+        let key = match Config::from_settings(&lookup) {
+            Ok(_) => {
+                if stand_ins.len() == already_reported.len() {
+                    let otherwise = if stand_ins.is_empty() { "" } else { "otherwise " };
+                    report.ok(&format!("settings: {otherwise}valid for the service"));
+                }
+                return;
+            }
+            Err(ConfigError::Missing(key)) => {
+                report.fail(&format!("{key}: missing (required)"));
+                key
+            }
+            Err(error @ ConfigError::Invalid { key, .. }) => {
+                report.fail(&error.to_string());
+                key
+            }
+        };
+        stand_ins.insert(key, stand_in(key));
+    }
+}
+
+fn stand_in(key: &str) -> &'static str {
+    match key {
+        "WATS_PHONE_NUMBER_ID" | "WATS_WABA_ID" => "1",
+        "WATS_GRAPH_BASE_URL" => wats::config::DEFAULT_GRAPH_BASE_URL,
+        "WATS_GRAPH_API_VERSION" => wats::config::DEFAULT_GRAPH_API_VERSION,
+        "WATS_WEBHOOK_PATH" => wats::config::DEFAULT_WEBHOOK_PATH,
+        "WATS_API_PREFIX" => wats::config::DEFAULT_API_PREFIX,
+        "WATS_ENABLE_GROUP_ROUTES" | "WATS_LOG_WEBHOOK_EVENTS" | "WATS_ECHO_REPLY" => "0",
+        _ => "stand-in-secret",
+    }
+}
+
+/// Checks a validator cannot: public dry-run values, weak shared secrets,
+/// an app secret that does not look like Meta's.
+fn check_secrets(settings: &HashMap<String, String>, report: &mut Report) {
+    for (key, dry_run_value) in DRY_RUN_SETTINGS {
+        if settings.get(*key).is_some_and(|value| value == dry_run_value)
+            && KEYS.iter().any(|(name, secret)| name == key && *secret)
+        {
+            report.fail(&format!("{key}: is the public dry-run value; use a secret of your own"));
+        }
+    }
+    for key in ["WATS_VERIFY_TOKEN", "WATS_SERVICE_BEARER_TOKEN"] {
+        if settings.get(key).is_some_and(|value| value.chars().count() < STRONG_SECRET_CHARS) {
+            report.warn(&format!(
+                "{key}: shorter than {STRONG_SECRET_CHARS} characters; `wats webhook token` makes a strong one"
+            ));
+        }
+    }
+    if let Some(secret) = settings.get("WATS_APP_SECRET") {
+        if secret.len() != 32 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+            report.warn("WATS_APP_SECRET: not 32 hex characters, the form of a Meta app secret");
+        }
+    }
+}
