@@ -67,14 +67,21 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
     let from_env: Vec<(String, String)> = std::env::vars()
         .filter(|(key, _)| key.starts_with("WATS_"))
         .collect();
-    let overrides = from_env.iter().filter(|(key, _)| settings.contains_key(key)).count();
+    let overrides = from_env
+        .iter()
+        .filter(|(key, _)| settings.contains_key(key))
+        .count();
     if overrides > 0 {
-        println!("  --    {overrides} setting(s) of the environment take precedence over the profile");
+        println!(
+            "  --    {overrides} setting(s) of the environment take precedence over the profile"
+        );
     }
     settings.extend(from_env);
     unset_secrets.retain(|key| !settings.contains_key(*key));
     for key in &unset_secrets {
-        report.fail(&format!("{key}: the environment variable its reference names is not set"));
+        report.fail(&format!(
+            "{key}: the environment variable its reference names is not set"
+        ));
     }
     check_config(&settings, &unset_secrets, &mut report);
     check_secrets(&settings, &mut report);
@@ -82,7 +89,11 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
         "wats doctor: {} problem(s), {} warning(s){}",
         report.problems,
         report.warnings,
-        if report.problems == 0 { "; ready for `wats serve --live --yes-live`" } else { "" }
+        if report.problems == 0 {
+            "; ready for `wats serve --live --yes-live`"
+        } else {
+            ""
+        }
     );
     Ok(report.problems == 0)
 }
@@ -106,7 +117,11 @@ fn check_config(
         let key = match Config::from_settings(&lookup) {
             Ok(_) => {
                 if stand_ins.len() == already_reported.len() {
-                    let otherwise = if stand_ins.is_empty() { "" } else { "otherwise " };
+                    let otherwise = if stand_ins.is_empty() {
+                        ""
+                    } else {
+                        "otherwise "
+                    };
                     report.ok(&format!("settings: {otherwise}valid for the service"));
                 }
                 return;
@@ -140,14 +155,21 @@ fn stand_in(key: &str) -> &'static str {
 /// an app secret that does not look like Meta's.
 fn check_secrets(settings: &HashMap<String, String>, report: &mut Report) {
     for (key, dry_run_value) in DRY_RUN_SETTINGS {
-        if settings.get(*key).is_some_and(|value| value == dry_run_value)
+        if settings
+            .get(*key)
+            .is_some_and(|value| value == dry_run_value)
             && KEYS.iter().any(|(name, secret)| name == key && *secret)
         {
-            report.fail(&format!("{key}: is the public dry-run value; use a secret of your own"));
+            report.fail(&format!(
+                "{key}: is the public dry-run value; use a secret of your own"
+            ));
         }
     }
     for key in ["WATS_VERIFY_TOKEN", "WATS_SERVICE_BEARER_TOKEN"] {
-        if settings.get(key).is_some_and(|value| value.chars().count() < STRONG_SECRET_CHARS) {
+        if settings
+            .get(key)
+            .is_some_and(|value| value.chars().count() < STRONG_SECRET_CHARS)
+        {
             report.warn(&format!(
                 "{key}: shorter than {STRONG_SECRET_CHARS} characters; `wats webhook token` makes a strong one"
             ));

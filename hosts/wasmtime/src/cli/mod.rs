@@ -26,8 +26,14 @@ pub struct InitArgs {
 }
 
 pub fn init(args: InitArgs) -> Result<()> {
-    for (flag, id) in [("--phone-number-id", &args.phone_number_id), ("--waba-id", &args.waba_id)] {
-        if id.as_deref().is_some_and(|id| !wats::config::is_numeric_id(id)) {
+    for (flag, id) in [
+        ("--phone-number-id", &args.phone_number_id),
+        ("--waba-id", &args.waba_id),
+    ] {
+        if id
+            .as_deref()
+            .is_some_and(|id| !wats::config::is_numeric_id(id))
+        {
             bail!("{flag} must be a numeric id");
         }
     }
@@ -39,7 +45,9 @@ pub fn init(args: InitArgs) -> Result<()> {
     std::fs::write(&args.profile, text).map_err(|_| anyhow::anyhow!("cannot write the profile"))?;
     let secrets = profile["secrets"].as_object().map_or(0, |s| s.len());
     let settings = profile["settings"].as_object().map_or(0, |s| s.len());
-    println!("wats: wrote a profile: {settings} settings, {secrets} secret references, no secret values");
+    println!(
+        "wats: wrote a profile: {settings} settings, {secrets} secret references, no secret values"
+    );
     println!("wats: next, export the {secrets} referenced environment variables (`wats webhook token` makes a verify token), then run `wats doctor`");
     Ok(())
 }

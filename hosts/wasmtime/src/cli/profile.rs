@@ -59,7 +59,9 @@ fn is_env_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl Profile {
@@ -165,17 +167,29 @@ mod tests {
     fn the_template_parses_and_references_every_secret() {
         let text = template(Some("1"), None).to_string();
         let profile = Profile::parse(&text).unwrap();
-        assert_eq!(profile.secrets.len(), KEYS.iter().filter(|(_, s)| *s).count());
-        let (settings, missing) = profile.resolve(|name| (name == "WATS_APP_SECRET").then(|| "v".into()));
+        assert_eq!(
+            profile.secrets.len(),
+            KEYS.iter().filter(|(_, s)| *s).count()
+        );
+        let (settings, missing) =
+            profile.resolve(|name| (name == "WATS_APP_SECRET").then(|| "v".into()));
         assert_eq!(settings["WATS_APP_SECRET"], "v");
         assert_eq!(settings["WATS_PHONE_NUMBER_ID"], "1");
         assert!(!settings.contains_key("WATS_WABA_ID"));
-        assert_eq!(missing, ["WATS_ACCESS_TOKEN", "WATS_SERVICE_BEARER_TOKEN", "WATS_VERIFY_TOKEN"]);
+        assert_eq!(
+            missing,
+            [
+                "WATS_ACCESS_TOKEN",
+                "WATS_SERVICE_BEARER_TOKEN",
+                "WATS_VERIFY_TOKEN"
+            ]
+        );
     }
 
     #[test]
     fn literal_secrets_and_invented_keys_are_refused_without_echoing_them() {
-        let literal = r#"{"format":"wats-profile/1","settings":{"WATS_APP_SECRET":"canary-secret"}}"#;
+        let literal =
+            r#"{"format":"wats-profile/1","settings":{"WATS_APP_SECRET":"canary-secret"}}"#;
         let error = Profile::parse(literal).unwrap_err();
         assert_eq!(error, ProfileError::LiteralSecret("WATS_APP_SECRET"));
         assert!(!error.to_string().contains("canary"));
@@ -183,9 +197,16 @@ mod tests {
         let error = Profile::parse(invented).unwrap_err();
         assert_eq!(error, ProfileError::UnknownKeys(2));
         assert!(!error.to_string().contains("CANARY"));
-        let bad_ref = r#"{"format":"wats-profile/1","secrets":{"WATS_ACCESS_TOKEN":{"env":"lower case"}}}"#;
-        assert_eq!(Profile::parse(bad_ref).unwrap_err(), ProfileError::NotAReference("WATS_ACCESS_TOKEN"));
+        let bad_ref =
+            r#"{"format":"wats-profile/1","secrets":{"WATS_ACCESS_TOKEN":{"env":"lower case"}}}"#;
+        assert_eq!(
+            Profile::parse(bad_ref).unwrap_err(),
+            ProfileError::NotAReference("WATS_ACCESS_TOKEN")
+        );
         assert_eq!(Profile::parse("{}").unwrap_err(), ProfileError::NotAProfile);
-        assert_eq!(Profile::parse("canary{").unwrap_err(), ProfileError::NotJson);
+        assert_eq!(
+            Profile::parse("canary{").unwrap_err(),
+            ProfileError::NotJson
+        );
     }
 }

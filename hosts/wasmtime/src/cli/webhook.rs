@@ -48,7 +48,10 @@ pub fn run(command: WebhookCommand) -> Result<()> {
             };
             read.map_err(|_| anyhow!("cannot read the payload file"))?;
             println!("{}", wats::auth::sign(&secret, &body));
-            eprintln!("wats: signed {} bytes; send them unchanged with this as X-Hub-Signature-256", body.len());
+            eprintln!(
+                "wats: signed {} bytes; send them unchanged with this as X-Hub-Signature-256",
+                body.len()
+            );
             Ok(())
         }
     }
@@ -57,7 +60,10 @@ pub fn run(command: WebhookCommand) -> Result<()> {
 fn app_secret(args: &SignArgs) -> Result<String> {
     const KEY: &str = "WATS_APP_SECRET";
     if args.dry_run {
-        let (_, value) = DRY_RUN_SETTINGS.iter().find(|(key, _)| *key == KEY).expect("listed");
+        let (_, value) = DRY_RUN_SETTINGS
+            .iter()
+            .find(|(key, _)| *key == KEY)
+            .expect("listed");
         return Ok((*value).to_owned());
     }
     if let Some(value) = std::env::var(KEY).ok().filter(|v| !v.is_empty()) {

@@ -1,0 +1,258 @@
+//! The operator commands as a new user meets them: `wats init`, `wats
+//! doctor` on a broken and on a good profile, `wats webhook token`, `wats
+//! webhook sign` against a running `wats serve`, `wats openapi`. Secrets
+//! are canaries: no output may hold one, nor a path the user passed.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use support::http::{executor, send, Server};
+
+const CANARY_TOKEN: &str = "EAAcanaryaccesstoken0000";
+const CANARY_SECRET: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
+const CANARY_VERIFY: &str = "canary-verify-token-0123456789";
+const CANARY_BEARER: &str = "canary-service-bearer-0123456789";
+
+struct Run {
+    ok: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `wats ARGS` in `dir` with exactly these `WATS_*`-style variables.
+fn wats(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
+    for (key, _) in
+        std::env::vars().filter(|(key, _)| key.starts_with("WATS_") || key.starts_with("CANARY_"))
+    {
+        command.env_remove(key);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command
+        .current_dir(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("wats runs");
+    let run = Run {
+        ok: status.success(),
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into(),
+        stderr: String::from_utf8_lossy(&stderr).into(),
+    };
+    let all = format!("{}{}", run.stdout, run.stderr);
+    for canary in [
+        CANARY_TOKEN,
+        CANARY_SECRET,
+        CANARY_VERIFY,
+        CANARY_BEARER,
+        "canary-path",
+        "CANARY_ENV",
+    ] {
+        assert!(
+            !all.contains(canary),
+            "`wats {}` printed a canary",
+            args.join(" ")
+        );
+    }
+    assert!(
+        !all.contains("panicked") && !all.contains("stack backtrace"),
+        "{all}"
+    );
+    run
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wats-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The four secrets, referenced under variable names of the user's choosing.
+const SECRET_ENV: &[(&str, &str)] = &[
+    ("CANARY_ENV_TOKEN", CANARY_TOKEN),
+    ("CANARY_ENV_SECRET", CANARY_SECRET),
+    ("CANARY_ENV_VERIFY", CANARY_VERIFY),
+    ("CANARY_ENV_BEARER", CANARY_BEARER),
+];
+
+#[test]
+fn init_then_doctor_on_a_broken_and_a_good_profile() {
+    let dir = temp_dir("doctor");
+    let init = wats(&dir, &["init", "--phone-number-id", "100000000000001"], &[]);
+    assert!(init.ok, "{}", init.stderr);
+    assert!(init.stdout.contains("4 secret references"));
+    let profile_text = std::fs::read_to_string(dir.join("wats.profile.json")).unwrap();
+    assert!(profile_text.contains(r#""env": "WATS_APP_SECRET""#));
+    let again = wats(&dir, &["init"], &[]);
+    assert!(!again.ok && again.stderr.contains("--force"));
+
+    // Broken: no secret is set, and a setting is invalid.
+    let broken = wats(&dir, &["doctor"], &[("WATS_GRAPH_API_VERSION", "25")]);
+    assert_eq!(broken.code, Some(1));
+    for key in [
+        "WATS_ACCESS_TOKEN",
+        "WATS_APP_SECRET",
+        "WATS_VERIFY_TOKEN",
+        "WATS_SERVICE_BEARER_TOKEN",
+    ] {
+        assert!(
+            broken.stdout.contains(&format!(
+                "FAIL  {key}: the environment variable its reference names is not set"
+            )),
+            "{}",
+            broken.stdout
+        );
+    }
+    assert!(broken
+        .stdout
+        .contains("FAIL  Invalid setting WATS_GRAPH_API_VERSION"));
+    assert!(broken.stdout.contains("5 problem(s)"), "{}", broken.stdout);
+
+    // Good: the references point at variables holding canaries.
+    let profile = profile_text
+        .replace(
+            r#""env": "WATS_ACCESS_TOKEN""#,
+            r#""env": "CANARY_ENV_TOKEN""#,
+        )
+        .replace(
+            r#""env": "WATS_APP_SECRET""#,
+            r#""env": "CANARY_ENV_SECRET""#,
+        )
+        .replace(
+            r#""env": "WATS_VERIFY_TOKEN""#,
+            r#""env": "CANARY_ENV_VERIFY""#,
+        )
+        .replace(
+            r#""env": "WATS_SERVICE_BEARER_TOKEN""#,
+            r#""env": "CANARY_ENV_BEARER""#,
+        );
+    std::fs::write(dir.join("canary-path.json"), profile).unwrap();
+    let good = wats(
+        &dir,
+        &["doctor", "--profile", "canary-path.json"],
+        SECRET_ENV,
+    );
+    assert!(good.ok, "{}", good.stdout);
+    assert!(good.stdout.contains("0 problem(s), 0 warning(s); ready"));
+
+    // A literal secret in the profile is refused, naming the key only.
+    let literal = r#"{"format":"wats-profile/1","settings":{"WATS_ACCESS_TOKEN":"EAAcanaryaccesstoken0000"}}"#;
+    std::fs::write(dir.join("canary-path-literal.json"), literal).unwrap();
+    let refused = wats(
+        &dir,
+        &["doctor", "--profile", "canary-path-literal.json"],
+        &[],
+    );
+    assert!(
+        !refused.ok
+            && refused
+                .stdout
+                .contains("WATS_ACCESS_TOKEN is written in the profile as a value")
+    );
+    let unreadable = wats(&dir, &["doctor", "--profile", "/no/canary-path"], &[]);
+    assert!(unreadable
+        .stdout
+        .contains("FAIL  profile: cannot read the profile"));
+}
+
+#[test]
+fn webhook_tokens_are_fresh_and_long() {
+    let dir = temp_dir("token");
+    let first = wats(&dir, &["webhook", "token"], &[]);
+    let second = wats(&dir, &["webhook", "token"], &[]);
+    for run in [&first, &second] {
+        let token = run.stdout.trim();
+        assert!(run.ok && token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+    assert_ne!(first.stdout, second.stdout);
+}
+
+#[test]
+fn a_signed_payload_is_accepted_by_wats_serve_and_a_tampered_one_refused() {
+    let dir = temp_dir("sign");
+    let payload = br#"{"object":"whatsapp_business_account","entry":[{"id":"200000000000001","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550000000","phone_number_id":"100000000000001"},"messages":[{"from":"15551230000","id":"wamid.CLISIGN1","timestamp":"1790000000","type":"text","text":{"body":"hello"}}]}}]}]}"#;
+    std::fs::write(dir.join("canary-path.json"), payload).unwrap();
+    let signed = wats(
+        &dir,
+        &["webhook", "sign", "--dry-run", "canary-path.json"],
+        &[],
+    );
+    assert!(signed.ok, "{}", signed.stderr);
+    let signature = signed.stdout.trim().to_owned();
+    assert_eq!(signature, wats::auth::sign("dry-run-app-secret", payload));
+    // The secret can also come from the environment.
+    let from_env = wats(
+        &dir,
+        &["webhook", "sign", "canary-path.json"],
+        &[("WATS_APP_SECRET", CANARY_SECRET)],
+    );
+    assert_eq!(
+        from_env.stdout.trim(),
+        wats::auth::sign(CANARY_SECRET, payload)
+    );
+    let none = wats(&dir, &["webhook", "sign", "canary-path.json"], &[]);
+    assert!(!none.ok && none.stderr.contains("no app secret"));
+    let missing = wats(
+        &dir,
+        &["webhook", "sign", "--dry-run", "/no/canary-path"],
+        &[],
+    );
+    assert!(!missing.ok && missing.stderr.contains("cannot read the payload file"));
+
+    let server = Server::start(&["--memory"], &HashMap::new()).expect("wats serve starts");
+    let client = reqwest::Client::new();
+    let post = |signature: String, body: Vec<u8>| {
+        executor().block_on(send(
+            &client,
+            &server.base,
+            "POST",
+            "/webhooks/whatsapp",
+            &[
+                ("x-hub-signature-256".into(), signature),
+                ("content-type".into(), "application/json".into()),
+            ],
+            body,
+        ))
+    };
+    let accepted = post(signature.clone(), payload.to_vec());
+    assert_eq!(accepted.status, 200);
+    let ack: serde_json::Value = serde_json::from_slice(&accepted.body).unwrap();
+    assert_eq!(ack["dispatched"], 1);
+    let mut tampered = payload.to_vec();
+    tampered[10] ^= 1;
+    assert_eq!(post(signature, tampered).status, 401);
+    server.stop();
+}
+
+#[test]
+fn openapi_prints_the_document_of_the_configured_routes() {
+    let dir = temp_dir("openapi");
+    let run = wats(
+        &dir,
+        &["openapi"],
+        &[
+            ("WATS_WEBHOOK_PATH", "/hooks/wa"),
+            ("WATS_ENABLE_GROUP_ROUTES", "1"),
+        ],
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let document: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(document["paths"]["/hooks/wa"].is_object());
+    assert!(document["paths"]["/api/groups"].is_object());
+    let bad = wats(
+        &dir,
+        &["openapi"],
+        &[("WATS_WEBHOOK_PATH", "canary-path with spaces")],
+    );
+    assert!(!bad.ok && bad.stderr.contains("WATS_WEBHOOK_PATH"));
+}
