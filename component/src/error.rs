@@ -102,7 +102,8 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
+    /// The envelope's message: fixed text that may name a field or a setting.
+    pub fn message(&self) -> String {
         match self {
             ApiError::InvalidRequest(message) => message.clone(),
             ApiError::Unauthorized => "Missing or invalid bearer token.".into(),

@@ -115,7 +115,7 @@ impl GraphError {
         insert_opt(body, "fbtraceId", meta.fbtrace_id.clone().map(Value::from));
     }
 
-    fn status_class(&self) -> &'static str {
+    pub fn status_class(&self) -> &'static str {
         match self {
             GraphError::Rejected { status, .. } | GraphError::BadReply { status } => {
                 crate::metrics::status_class(*status)
@@ -124,7 +124,7 @@ impl GraphError {
         }
     }
 
-    fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> &'static str {
         match self {
             GraphError::Rejected { .. } if self.is_rate_limit() => "rate_limited",
             GraphError::Rejected { .. } => "rejected",

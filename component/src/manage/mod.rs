@@ -9,8 +9,8 @@
 //! path segment, so no input can reach another Graph endpoint.
 
 pub mod assets;
-pub mod calling;
 pub mod media;
+pub mod messaging;
 
 use crate::graph::EndpointFamily;
 use crate::host::OutgoingRequest;
@@ -206,7 +206,7 @@ pub fn graph_id<'a>(field: &'static str, id: &'a str) -> Result<&'a str, ManageE
 }
 
 /// Query values are percent-encoded except for unreserved characters.
-pub(crate) fn query_value(value: &str) -> String {
+pub fn query_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {

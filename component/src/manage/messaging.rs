@@ -1,9 +1,25 @@
-//! Read receipts, typing indicators and calling. The service validates and
-//! forwards SDP; it does not negotiate media.
+//! Sends, read receipts, typing indicators and calling. SDP is validated
+//! and forwarded, never negotiated.
 
 use super::{graph_id, invalid, GraphCall, ManageError};
 use crate::graph::EndpointFamily::{Calls, Messages};
 use serde_json::json;
+
+/// Sends a message body built by [`crate::compose::compose`].
+pub fn send_message(
+    phone_number_id: &str,
+    payload: &serde_json::Value,
+) -> Result<GraphCall, ManageError> {
+    let phone = graph_id("phoneNumberId", phone_number_id)?;
+    if payload["messaging_product"] != "whatsapp" {
+        return Err(invalid("payload", "a composed message body"));
+    }
+    Ok(GraphCall::post(
+        Messages,
+        format!("{phone}/messages"),
+        payload.clone(),
+    ))
+}
 
 /// Marks an inbound message read, and optionally shows "typing…" to its
 /// sender (for up to 25 s or until the next message).
