@@ -6,6 +6,7 @@ use crate::config::ConfigError;
 use crate::graph::GraphError;
 use crate::host::Response;
 use crate::http::json_response;
+use crate::manage::media::MediaError;
 use serde_json::json;
 
 #[derive(Debug, PartialEq)]
@@ -50,6 +51,9 @@ pub enum ApiError {
     UriTooLong,
     /// More headers, or more header bytes, than `wats::limits` allows.
     HeadersTooLarge,
+    /// Graph's media was unusable: no URL, too large, or not the bytes its
+    /// metadata describes.
+    Media(MediaError),
 }
 
 impl ApiError {
@@ -75,6 +79,7 @@ impl ApiError {
             ApiError::BodyTimeout => "request_timeout",
             ApiError::UriTooLong => "uri_too_long",
             ApiError::HeadersTooLarge => "headers_too_large",
+            ApiError::Media(_) => "media_download_failed",
         }
     }
 
@@ -94,7 +99,7 @@ impl ApiError {
             ApiError::HeadersTooLarge => 431,
             ApiError::Internal => 500,
             ApiError::Graph(error) if error.is_rate_limit() => 503,
-            ApiError::Graph(_) => 502,
+            ApiError::Graph(_) | ApiError::Media(_) => 502,
             ApiError::DispatchFailed
             | ApiError::StoreUnavailable
             | ApiError::PersistenceNotConfigured
@@ -138,6 +143,7 @@ impl ApiError {
             ApiError::HeadersTooLarge => {
                 "The request has more than 100 headers or more than 16384 bytes of them.".into()
             }
+            ApiError::Media(error) => error.to_string(),
         }
     }
 

@@ -188,9 +188,7 @@ impl<H: Host> GraphClient<'_, H> {
         let response = self.fetch(call.family, request).await?;
         let reply = parse_reply(&response);
         match &reply {
-            Ok(_) => self
-                .recorder
-                .graph_operation(call.family.label(), "2xx", "success"),
+            Ok(_) => self.record_success(call.family),
             Err(error) => self.record_failure(call.family, error),
         }
         reply
@@ -213,6 +211,11 @@ impl<H: Host> GraphClient<'_, H> {
                 Err(error)
             }
         }
+    }
+
+    pub fn record_success(&self, family: EndpointFamily) {
+        self.recorder
+            .graph_operation(family.label(), "2xx", "success");
     }
 
     /// Counts and logs a failure.

@@ -135,7 +135,7 @@ async fn run<H: Host>(
     request: &Request,
 ) -> Result<Response, ApiError> {
     check_body_size(operation, request)?;
-    if operation.request_body.is_some() {
+    if operation.request_body.is_some() && !operation.raw_body {
         limits::check_json_depth(&request.body)?;
     }
     authorize(ctx, operation, request)?;
@@ -166,6 +166,10 @@ async fn run<H: Host>(
         Handler::GetMessage => projections::get_route(ctx, param(params, "messageId")).await,
         Handler::GetOutboxItem => outbox::get_route(ctx, param(params, "outboxId")).await,
         Handler::Group(action) => groups::route(ctx, action, request, params).await,
+        Handler::Manage(action) => {
+            let id = params.first().map_or("", |(_, id)| id.as_str());
+            manage::routes::route(ctx, action, request, id).await
+        }
     }
 }
 

@@ -81,7 +81,12 @@ pub fn document(paths: &Paths) -> Value {
                     .collect();
             }
             if let Some(body) = op.request_body {
-                operation["requestBody"] = json!({ "required": op.body_required, "content": { "application/json": { "schema": schemas::reference(body) } } });
+                let content_type = if op.raw_body {
+                    "application/octet-stream"
+                } else {
+                    "application/json"
+                };
+                operation["requestBody"] = json!({ "required": op.body_required, "content": { content_type: { "schema": schemas::reference(body) } } });
             }
             item.insert(op.method.to_ascii_lowercase(), operation);
         }

@@ -4,6 +4,7 @@
 
 use crate::config::Paths;
 use crate::groups::GroupAction;
+use crate::manage::routes::ManageAction;
 
 /// Where a route's path starts: fixed, or at a configured path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,7 @@ pub enum Handler {
     GetMessage,
     GetOutboxItem,
     Group(GroupAction),
+    Manage(ManageAction),
 }
 
 /// A query or header parameter, for the OpenAPI document.
@@ -86,6 +88,8 @@ pub struct Operation {
     pub errors: &'static [u16],
     /// Larger bodies are refused with 413 before anything else happens.
     pub max_body_bytes: usize,
+    /// The body is a file in its own media type, not JSON.
+    pub raw_body: bool,
     pub links: &'static [Link],
 }
 
@@ -101,6 +105,8 @@ pub struct Route {
 /// Bodies of Meta's webhook deliveries reach 3 MB; leave room above that.
 pub const WEBHOOK_MAX_BODY: usize = 4 * 1024 * 1024;
 pub const API_MAX_BODY: usize = 256 * 1024;
+/// Uploads through the edge; Graph takes larger files directly.
+pub const MEDIA_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 /// The largest body any route accepts: a host may stop reading after this
 /// many bytes plus one (the service then answers 413).
 pub const MAX_BODY_BYTES: usize = WEBHOOK_MAX_BODY;
@@ -125,6 +131,7 @@ const fn op(
         success: (200, "application/json", "Health"),
         errors: &[],
         max_body_bytes: 0,
+        raw_body: false,
         links: &[],
     }
 }
@@ -144,6 +151,13 @@ impl Operation {
         self.request_body = Some(schema);
         self.max_body_bytes = max_body_bytes;
         self.body_required = false;
+        self
+    }
+    /// A file in its own media type.
+    const fn raw_body(mut self, schema: &'static str, max_body_bytes: usize) -> Self {
+        self.request_body = Some(schema);
+        self.max_body_bytes = max_body_bytes;
+        self.raw_body = true;
         self
     }
     const fn sends_async(mut self) -> Self {
@@ -224,6 +238,37 @@ const GRAPH_BEFORE: Param = Param {
     schema: "GraphCursor",
 };
 const GROUP_BODY_ERRORS: &[u16] = &[400, 401, 413, 502, 503];
+
+/// A management operation: bearer, a curated Graph reply.
+const fn manage_op(
+    method: &'static str,
+    action: ManageAction,
+    operation_id: &'static str,
+    summary: &'static str,
+    success_schema: &'static str,
+) -> Operation {
+    op(
+        method,
+        Handler::Manage(action),
+        Auth::Bearer,
+        operation_id,
+        summary,
+    )
+    .success(200, "application/json", success_schema)
+    .errors(&[400, 401, 502, 503])
+}
+const MEDIA_ID: Param = Param {
+    name: "mediaId",
+    location: "path",
+    required: true,
+    schema: "GraphId",
+};
+const TEMPLATE_ID: Param = Param {
+    name: "templateId",
+    location: "path",
+    required: true,
+    schema: "GraphId",
+};
 
 /// A Groups operation: bearer, Graph's reply passed through.
 const fn group_op(
@@ -489,6 +534,121 @@ pub static ROUTES: &[Route] = &[
         }])
         .success(200, "application/json", "OutboxItem")
         .errors(&[400, 401, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/phone-number",
+        operations: &[manage_op(
+            "GET",
+            ManageAction::PhoneNumberHealth,
+            "getPhoneNumberHealth",
+            "The business phone number's quality rating, name status and throughput.",
+            "PhoneNumberHealth",
+        )],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/templates",
+        operations: &[manage_op(
+            "GET",
+            ManageAction::ListTemplates,
+            "listTemplates",
+            "The account's message templates (needs WATS_WABA_ID).",
+            "TemplatePage",
+        )
+        .params(&[
+            Param {
+                name: "name",
+                location: "query",
+                required: false,
+                schema: "TemplateName",
+            },
+            Param {
+                name: "status",
+                location: "query",
+                required: false,
+                schema: "TemplateStatus",
+            },
+            Param {
+                name: "limit",
+                location: "query",
+                required: false,
+                schema: "PageLimit",
+            },
+            GRAPH_AFTER,
+        ])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/templates/{templateId}",
+        operations: &[manage_op(
+            "GET",
+            ManageAction::GetTemplate,
+            "getTemplate",
+            "One message template with its components.",
+            "Template",
+        )
+        .params(&[TEMPLATE_ID])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/media",
+        operations: &[manage_op(
+            "POST",
+            ManageAction::UploadMedia,
+            "uploadMedia",
+            "Uploads a file (its media type as Content-Type) for sends by mediaId.",
+            "MediaCreated",
+        )
+        .params(&[Param {
+            name: "fileName",
+            location: "query",
+            required: false,
+            schema: "MediaFileName",
+        }])
+        .raw_body("MediaBytes", MEDIA_MAX_UPLOAD_BYTES)
+        .errors(&[400, 401, 413, 502, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/media/{mediaId}",
+        operations: &[
+            manage_op(
+                "GET",
+                ManageAction::GetMedia,
+                "getMedia",
+                "A media object's type, size and SHA-256 (never its signed URL).",
+                "MediaInfo",
+            )
+            .params(&[MEDIA_ID]),
+            manage_op(
+                "DELETE",
+                ManageAction::DeleteMedia,
+                "deleteMedia",
+                "Deletes an uploaded media object.",
+                "Success",
+            )
+            .params(&[MEDIA_ID]),
+        ],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/media/{mediaId}/content",
+        operations: &[manage_op(
+            "GET",
+            ManageAction::DownloadMedia,
+            "downloadMedia",
+            "A media object's bytes, checked against its size and SHA-256 (up to 16 MiB).",
+            "MediaBytes",
+        )
+        .params(&[MEDIA_ID])
+        .success(200, "*/*", "MediaBytes")],
     },
     Route {
         base: Base::Api,

@@ -4,7 +4,6 @@
 use super::{graph_id, invalid, CallBody, GraphCall, ManageError, Multipart};
 use crate::graph::EndpointFamily::Media;
 use crate::host::OutgoingRequest;
-use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -93,6 +92,16 @@ impl std::fmt::Display for MediaError {
     }
 }
 
+/// What the service answers about a media object: never its signed URL.
+pub fn summary(reply: &Value) -> Value {
+    serde_json::json!({
+        "id": reply["id"],
+        "mimeType": reply["mime_type"],
+        "sha256": reply["sha256"],
+        "fileSize": reply["file_size"],
+    })
+}
+
 /// The parts of a media metadata reply a download needs.
 #[derive(Clone, PartialEq)]
 pub struct MediaInfo {
@@ -135,11 +144,23 @@ impl MediaInfo {
 
     /// The download request (the signed URL needs the access token too),
     /// refused up front when the metadata already says it is too large.
+    /// The URL must be Meta's media host (https, `*.fbsbx.com`) or on the
+    /// Graph base URL (a stand-in Graph): the access token goes nowhere else.
     pub fn download_request(
         &self,
         access_token: &str,
         max_bytes: u64,
+        graph_base_url: &str,
     ) -> Result<OutgoingRequest, MediaError> {
+        let host = self
+            .url
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split(['/', '?']).next())
+            .unwrap_or_default();
+        let meta_host = host.ends_with(".fbsbx.com") && !host.contains(['@', ':']);
+        if !meta_host && !self.url.starts_with(&format!("{graph_base_url}/")) {
+            return Err(MediaError::BadMetadata);
+        }
         if self.file_size.is_some_and(|size| size > max_bytes) {
             return Err(MediaError::TooLarge { limit: max_bytes });
         }
@@ -152,7 +173,7 @@ impl MediaInfo {
     }
 
     /// Checks downloaded bytes against the cap, the size and the digest.
-    /// Meta gives the digest as 64 hex characters; base64 is accepted too.
+    /// Meta gives the digest as 64 hex characters (upper or lower case).
     pub fn verify(&self, bytes: &[u8], max_bytes: u64) -> Result<(), MediaError> {
         if bytes.len() as u64 > max_bytes {
             return Err(MediaError::TooLarge { limit: max_bytes });
@@ -166,16 +187,10 @@ impl MediaInfo {
         let Some(expected) = self.sha256.as_deref() else {
             return Ok(());
         };
+        // Meta sends 64 hex digits; anything else cannot be checked, so it
+        // fails closed.
         let actual = Sha256::digest(bytes);
-        let matches = if expected.len() == 64 {
-            hex::decode(expected).is_ok_and(|digest| digest == actual.as_slice())
-        } else {
-            let trimmed = expected.trim_end_matches('=');
-            base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(trimmed)
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
-                .is_ok_and(|digest| digest == actual.as_slice())
-        };
+        let matches = hex::decode(expected).is_ok_and(|digest| digest == actual.as_slice());
         if matches {
             Ok(())
         } else {
@@ -189,9 +204,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const GRAPH: &str = "https://graph.facebook.com";
+
     fn info(bytes: &[u8], digest: String) -> MediaInfo {
         MediaInfo::from_reply(&json!({
-            "url": "https://lookaside.example/m?sig=canary",
+            "url": "https://lookaside.fbsbx.com/m?sig=canary",
             "mime_type": "image/png",
             "sha256": digest,
             "file_size": bytes.len(),
@@ -200,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn downloads_accept_hex_and_base64_digests_and_refuse_others() {
+    fn downloads_accept_hex_digests_in_either_case_and_refuse_others() {
         let bytes = b"png bytes";
         let digest = Sha256::digest(bytes);
         let hex_digest = hex::encode(digest);
@@ -209,8 +226,12 @@ mod tests {
             info(bytes, hex_digest.to_uppercase()).verify(bytes, 100),
             Ok(())
         );
-        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
-        assert_eq!(info(bytes, b64).verify(bytes, 100), Ok(()));
+        // A digest in another form (base64 here) cannot be checked: refused.
+        let b64 = "Kx1fXhUd9/2EH5k2hY3QIWDaMcVhR4WmpTcJK39eS+8=".to_owned();
+        assert_eq!(
+            info(bytes, b64).verify(bytes, 100),
+            Err(MediaError::DigestMismatch)
+        );
         let wrong = hex::encode(Sha256::digest(b"other"));
         assert_eq!(
             info(bytes, wrong).verify(bytes, 100),
@@ -230,11 +251,30 @@ mod tests {
     fn oversized_media_is_refused_before_the_download_and_urls_never_print() {
         let media = info(&[0; 50], String::new());
         assert_eq!(
-            media.download_request("t", 10).unwrap_err(),
+            media.download_request("t", 10, GRAPH).unwrap_err(),
             MediaError::TooLarge { limit: 10 }
         );
-        let request = media.download_request("t", 50).unwrap();
+        let request = media.download_request("t", 50, GRAPH).unwrap();
         assert!(request.url.contains("lookaside"));
+        // The token goes to Meta's media host or the Graph base URL only.
+        for elsewhere in [
+            "https://evil.example/x",
+            "http://lookaside.fbsbx.com/x",
+            "https://x.fbsbx.com@evil.example/",
+            "https://fbsbx.com.evil.example/",
+        ] {
+            let other = MediaInfo::from_reply(&json!({"url": elsewhere})).unwrap();
+            assert_eq!(
+                other.download_request("t", 50, GRAPH).unwrap_err(),
+                MediaError::BadMetadata,
+                "{elsewhere}"
+            );
+        }
+        let stand_in =
+            MediaInfo::from_reply(&json!({"url": "http://127.0.0.1:9/media/1"})).unwrap();
+        assert!(stand_in
+            .download_request("t", 50, "http://127.0.0.1:9")
+            .is_ok());
         assert!(!format!("{media:?}").contains("canary"));
         assert_eq!(
             MediaInfo::from_reply(&json!({"url": "file:///etc/passwd"})),

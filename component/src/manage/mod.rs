@@ -11,6 +11,7 @@
 pub mod assets;
 pub mod media;
 pub mod messaging;
+pub mod routes;
 
 use crate::graph::EndpointFamily;
 use crate::host::OutgoingRequest;

@@ -86,9 +86,71 @@ impl Default for DryRunGraph {
     }
 }
 
+/// The one media object of dry-run: a 1×1 PNG, served by every media id.
+const DRY_RUN_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+const DRY_RUN_MEDIA_PATH: &str = "/dry-run-media/";
+
+/// `scheme://host` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
+impl DryRunGraph {
+    /// Media reads: a numeric object id without a query is a media lookup
+    /// (other object reads ask for `fields`), answered with a URL on the
+    /// same origin, which then serves the PNG.
+    fn media(request: &OutgoingRequest) -> Option<(String, serde_json::Value)> {
+        use sha2::Digest;
+        if request.method != "GET" {
+            return None;
+        }
+        if request.url.contains(DRY_RUN_MEDIA_PATH) {
+            return Some(("image/png".into(), serde_json::Value::Null));
+        }
+        let id = request.url.rsplit('/').next()?;
+        if !wats::config::is_numeric_id(id) || request.url.contains('?') {
+            return None;
+        }
+        let metadata = serde_json::json!({
+            "messaging_product": "whatsapp",
+            "id": id,
+            "url": format!("{}{DRY_RUN_MEDIA_PATH}{id}", origin(&request.url)),
+            "mime_type": "image/png",
+            "sha256": hex::encode(sha2::Sha256::digest(DRY_RUN_PNG)),
+            "file_size": DRY_RUN_PNG.len(),
+        });
+        Some(("application/json".into(), metadata))
+    }
+}
+
 impl Outbound for DryRunGraph {
     fn send(&self, request: OutgoingRequest) -> BoxFuture<'_, Result<Response, OutboundError>> {
-        let body = if request.url.ends_with("/messages") && request.method == "POST" {
+        if let Some((content_type, metadata)) = DryRunGraph::media(&request) {
+            let body = match metadata {
+                serde_json::Value::Null => DRY_RUN_PNG.to_vec(),
+                metadata => metadata.to_string().into_bytes(),
+            };
+            let response = Response {
+                status: 200,
+                headers: vec![("content-type".into(), content_type)],
+                body,
+            };
+            return Box::pin(async move { Ok(response) });
+        }
+        let body = if request.url.ends_with("/media") && request.method == "POST" {
+            let number = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
+            serde_json::json!({ "id": format!("{}{number:06}", self.started_millis) })
+        } else if request.url.ends_with("/messages") && request.method == "POST" {
             let number = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
             let to = serde_json::from_slice::<serde_json::Value>(&request.body)
                 .ok()

@@ -239,7 +239,7 @@ impl Campaign<'_> {
         let info =
             media::MediaInfo::from_reply(&metadata).map_err(|e| Stop::Fail(e.to_string()))?;
         let request = info
-            .download_request(&s.access_token.0, max_download)
+            .download_request(&s.access_token.0, max_download, &s.base_url)
             .map_err(|e| Stop::Fail(e.to_string()))?;
         let download = self.fetch("downloadMediaBytes", "media", request)?;
         if download.status != 200 {
