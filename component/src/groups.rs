@@ -214,9 +214,14 @@ pub async fn route<H: Host>(
         config,
         recorder: &ctx.recorder,
     };
-    let reply = graph
+    let mut reply = graph
         .call(EndpointFamily::Groups, method, &path, body.as_ref())
         .await?;
+    // Graph's paging links can carry the access token; the cursors suffice.
+    if let Some(paging) = reply.get_mut("paging") {
+        let cursors = paging.get_mut("cursors").map(Value::take);
+        *paging = json!({ "cursors": cursors });
+    }
     Ok(json_response(200, &reply))
 }
 

@@ -4,7 +4,7 @@
 //! criteria; and redaction, proved with canary values.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use wats_live::campaign::{Phase, PhaseResult};
 use wats_live::fake::{Failure, FakeGraph, EXISTING_FLOW, EXISTING_TEMPLATE};
@@ -51,7 +51,7 @@ fn fake() -> FakeGraph {
 }
 
 /// The settings of a run with every opt-in on.
-fn everything(fake: &FakeGraph, run_id: &str, dir: &PathBuf) -> Env {
+fn everything(fake: &FakeGraph, run_id: &str, dir: &Path) -> Env {
     let pairs = [
         ("WATS_GRAPH_BASE_URL", fake.base_url.clone()),
         ("WATS_ACCESS_TOKEN", TOKEN.into()),
