@@ -9,7 +9,7 @@ mod spin;
 mod steps;
 mod worker;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use steps::Steps;
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -107,7 +107,7 @@ fn serve(args: &[String]) -> Result<()> {
 const FUZZ_SMOKE_SECONDS: u64 = 10;
 
 fn test() -> Result<()> {
-    let mut steps = Steps::new(20);
+    let mut steps = Steps::new(21);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -161,6 +161,7 @@ fn test() -> Result<()> {
     );
     let (passed, failed) = steps::cargo_test(&["test", "--workspace", "--locked"])?;
     let (js_passed, js_failed) = jco::test(&mut steps)?;
+    live_suite_skips(&mut steps)?;
     // A smoke of each fuzz target; `cargo xtask fuzz` runs them longer.
     fuzz::run(&mut steps, FUZZ_SMOKE_SECONDS)?;
     // `cargo test` built the `wats` binary the end-to-end tests run.
@@ -187,6 +188,25 @@ fn test() -> Result<()> {
     let failed = failed + js_failed + adapter_failed + worker_failed;
     // One plain closing line over every test binary cargo ran.
     println!("tests: {passed} passed, {failed} failed");
+    Ok(())
+}
+
+/// The live campaign binary, as an operator would start it, with no
+/// `WATS_*` variable: it must call nothing and say that it skipped. (Its
+/// phases, gates and redaction are tested against a fake Graph by
+/// `cargo test`.)
+fn live_suite_skips(steps: &mut Steps) -> Result<()> {
+    steps.start("the live campaign without WATS_LIVE_ENABLE=1 (must skip)");
+    let mut command = std::process::Command::new(steps::root().join("target/debug/wats-live"));
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("WATS_")) {
+        command.env_remove(key);
+    }
+    let output = command.output().context("running wats-live")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !stdout.contains(r#""event":"skipped""#) {
+        bail!("wats-live did not skip without WATS_LIVE_ENABLE=1");
+    }
+    eprint!("    {stdout}");
     Ok(())
 }
 

@@ -98,8 +98,17 @@ pub fn summary(reply: &Value) -> Value {
         "id": reply["id"],
         "mimeType": reply["mime_type"],
         "sha256": reply["sha256"],
-        "fileSize": reply["file_size"],
+        "fileSize": file_size(reply),
     })
+}
+
+/// Graph gives the size as a number (older versions as a string).
+fn file_size(reply: &Value) -> Option<u64> {
+    match &reply["file_size"] {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
 }
 
 /// The parts of a media metadata reply a download needs.
@@ -129,16 +138,11 @@ impl MediaInfo {
         if !usable {
             return Err(MediaError::BadMetadata);
         }
-        let file_size = match &reply["file_size"] {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        };
         Ok(MediaInfo {
             url: url.into(),
             mime_type: reply["mime_type"].as_str().map(Into::into),
             sha256: reply["sha256"].as_str().map(Into::into),
-            file_size,
+            file_size: file_size(reply),
         })
     }
 

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+use wats_host::dry_run::DryRunGraph;
 use wats_host::kv::MemoryKv;
-use wats_host::outbound::DryRunGraph;
 use wats_host::runtime::{Level, Request, Runtime, Update};
 use wats_host::services::{EventSink, LogSink, Services, SystemClock};
 

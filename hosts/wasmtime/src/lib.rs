@@ -2,6 +2,7 @@
 //! over HTTP on loopback (`wats serve`). The parts are public so that tests
 //! and benchmarks can run the component in-process with fakes.
 
+pub mod dry_run;
 pub mod faults;
 pub mod kv;
 pub mod outbound;

@@ -4,6 +4,7 @@ mod cli;
 mod serve;
 mod spin_up;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -44,7 +45,7 @@ fn main() {
             .unwrap_or_default();
         eprintln!("wats: internal error{at}; please report it");
     }));
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| exit_on_usage_error(error));
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Spin(args) => spin_up::run(args),
@@ -62,4 +63,33 @@ fn main() {
         eprintln!("wats: error: {error}");
         std::process::exit(2);
     }
+}
+
+/// Help and version print as clap writes them. Usage errors name a flag
+/// only when it looks like one: anything else typed on the command line (a
+/// token, a path, a mistyped subcommand that may be a secret) is not echoed.
+fn exit_on_usage_error(error: clap::Error) -> ! {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    let what = error.kind().as_str().unwrap_or("invalid command line");
+    let named = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        _ => None,
+    }
+    .map(|text| text.split([' ', '=']).next().unwrap_or_default().to_owned())
+    .filter(|name| {
+        name.starts_with('-')
+            && name.len() <= 40
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+    })
+    .map(|name| format!(" ({name})"))
+    .unwrap_or_default();
+    eprintln!("wats: error: {what}{named}; see `wats --help`");
+    std::process::exit(2);
 }

@@ -165,6 +165,30 @@ fn init_then_doctor_on_a_broken_and_a_good_profile() {
 }
 
 #[test]
+fn usage_errors_do_not_echo_what_was_typed() {
+    let dir = temp_dir("usage");
+    let mistyped = wats(&dir, &["doctor", "--profle", "canary-path.json"], &[]);
+    assert_eq!(mistyped.code, Some(2));
+    assert!(
+        mistyped.stderr.contains("(--profle)"),
+        "{}",
+        mistyped.stderr
+    );
+    for args in [
+        &["doctor", "EAAcanaryaccesstoken0000"][..],
+        &["canary-path"],
+        &["openapi", "--profile=canary-path"],
+    ] {
+        let run = wats(&dir, args, &[]);
+        assert!(
+            !run.ok && run.stderr.starts_with("wats: error: "),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn webhook_tokens_are_fresh_and_long() {
     let dir = temp_dir("token");
     let first = wats(&dir, &["webhook", "token"], &[]);
