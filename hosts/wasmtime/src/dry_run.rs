@@ -8,6 +8,7 @@ use crate::runtime::{OutboundError, OutgoingRequest, Response};
 use crate::services::{BoxFuture, Outbound};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
+use wats::manage::media::TINY_PNG;
 
 pub struct DryRunGraph {
     sent: AtomicU64,
@@ -28,13 +29,6 @@ impl Default for DryRunGraph {
     }
 }
 
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
-    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
-    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
 const MEDIA_PATH: &str = "/dry-run-media/";
 const TEMPLATE_ID: &str = "300000000000001";
 
@@ -67,14 +61,14 @@ impl DryRunGraph {
         let last = path.rsplit('/').next().unwrap_or_default();
         let numeric = wats::config::is_numeric_id(last);
         let body = match request.method.as_str() {
-            "GET" if path.contains(MEDIA_PATH) => return ("image/png", PNG.to_vec()),
+            "GET" if path.contains(MEDIA_PATH) => return ("image/png", TINY_PNG.to_vec()),
             "GET" if numeric && query.is_empty() => json!({
                 "messaging_product": "whatsapp",
                 "id": last,
                 "url": format!("{}{MEDIA_PATH}{last}", origin(url)),
                 "mime_type": "image/png",
-                "sha256": hex::encode(sha2::Sha256::digest(PNG)),
-                "file_size": PNG.len(),
+                "sha256": hex::encode(sha2::Sha256::digest(TINY_PNG)),
+                "file_size": TINY_PNG.len(),
             }),
             "GET" if numeric && query.contains("components") => template(),
             "GET" if numeric && query.contains("quality_rating") => json!({

@@ -78,18 +78,28 @@ fn exit_on_usage_error(error: clap::Error) -> ! {
         error.exit();
     }
     let what = error.kind().as_str().unwrap_or("invalid command line");
-    let named = match error.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(text)) => Some(text.clone()),
-        _ => None,
-    }
-    .map(|text| text.split([' ', '=']).next().unwrap_or_default().to_owned())
-    .filter(|name| {
-        name.starts_with('-')
+    // Missing and conflicting arguments are named as declared here; an
+    // unexpected one only if it is flag-shaped.
+    let flag_like = |name: &&str| {
+        let name = name.split([' ', '=']).next().unwrap_or_default();
+        (name.starts_with("--")
             && name.len() <= 40
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
-    })
-    .map(|name| format!(" ({name})"))
-    .unwrap_or_default();
+            && name[2..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'-'))
+            || (name.starts_with('<') && name.ends_with('>') && name.len() <= 40)
+    };
+    let names: Vec<&str> = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(text)) => vec![text.as_str()],
+        Some(ContextValue::Strings(texts)) => texts.iter().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let names: Vec<&str> = names.into_iter().filter(flag_like).collect();
+    let named = if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names.join(", "))
+    };
     eprintln!("wats: error: {what}{named}; see `wats --help`");
     std::process::exit(2);
 }

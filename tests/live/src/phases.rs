@@ -8,15 +8,6 @@ use crate::settings::Domain;
 use serde_json::{json, Map, Value};
 use wats::manage::{assets, media, messaging, Page};
 
-/// A 1×1 PNG: the media fixture when WATS_TEST_MEDIA_FILE is not set.
-const PNG_FIXTURE: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
-    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
-    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
 /// A minimal audio offer: validated and forwarded, never negotiated.
 const SDP_OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
 
@@ -220,7 +211,11 @@ impl Campaign<'_> {
                     .map_err(|_| Stop::Fail("WATS_TEST_MEDIA_FILE cannot be read".into()))?;
                 (bytes, mime_of(path), "wats-live-fixture")
             }
-            None => (PNG_FIXTURE.to_vec(), "image/png", "wats-live-fixture.png"),
+            None => (
+                media::TINY_PNG.to_vec(),
+                "image/png",
+                "wats-live-fixture.png",
+            ),
         };
         if bytes.len() as u64 > max_upload {
             return Err(Stop::Fail(
