@@ -67,9 +67,10 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
     let from_env: Vec<(String, String)> = std::env::vars()
         .filter(|(key, _)| key.starts_with("WATS_"))
         .collect();
+    // A reference to the variable of the same name is no override.
     let overrides = from_env
         .iter()
-        .filter(|(key, _)| settings.contains_key(key))
+        .filter(|(key, value)| settings.get(key).is_some_and(|v| v != value))
         .count();
     if overrides > 0 {
         println!(
