@@ -115,7 +115,7 @@ impl GraphError {
         insert_opt(body, "fbtraceId", meta.fbtrace_id.clone().map(Value::from));
     }
 
-    pub fn status_class(&self) -> &'static str {
+    fn status_class(&self) -> &'static str {
         match self {
             GraphError::Rejected { status, .. } | GraphError::BadReply { status } => {
                 crate::metrics::status_class(*status)
