@@ -8,7 +8,7 @@ use crate::settings::{Domain, Settings};
 use crate::transport::Transport;
 use serde_json::{json, Map, Value};
 use wats::graph::{parse_reply, GraphError};
-use wats::manage::{GraphCall, ManageError};
+use wats::manage::{GraphCall, ManageError, Risk};
 use wats::OutgoingRequest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +127,13 @@ impl Campaign<'_> {
         about: Option<&str>,
     ) -> Result<Value, Stop> {
         let call = call?;
+        if !self.risk_allowed(call.risk) {
+            return Err(Stop::Abort(format!(
+                "{step} is {:?} and the {} phase may not make such calls",
+                call.risk,
+                self.phase.name()
+            )));
+        }
         let s = self.settings;
         let request = call.to_request(&s.base_url, &s.version, &s.access_token.0);
         let mut line = Map::new();
@@ -165,6 +172,19 @@ impl Campaign<'_> {
             Some(reason) => Stop::Abort(reason.into()),
             None => Stop::Fail(format!("{step}: Graph answered {}", error.outcome())),
         })
+    }
+
+    /// Read-only before side-effecting before destructive: the read-only
+    /// phase only reads, and deletes (or publishing, with its flag) happen
+    /// only where the campaign allows them.
+    fn risk_allowed(&self, risk: Risk) -> bool {
+        match (self.phase, risk) {
+            (_, Risk::ReadOnly) | (Phase::Cleanup, _) => true,
+            (Phase::ReadOnly, _) => false,
+            (Phase::FlowDrafts, Risk::Destructive) => self.settings.allows(Domain::FlowPublish),
+            (_, Risk::Destructive) => false,
+            (_, Risk::SideEffect) => true,
+        }
     }
 
     /// A non-Graph request (the webhook, a media download), logged by step

@@ -372,3 +372,39 @@ fn a_wrong_token_aborts_at_the_first_read() {
     assert_eq!(report.created, 0);
     assert!(!output.contains("EAAcanaryWrongToken0002"));
 }
+
+#[test]
+fn a_phase_cannot_make_calls_riskier_than_it_may() {
+    use wats_live::campaign::{Campaign, Stop};
+    use wats_live::ledger::Ledger;
+    use wats_live::manifest::Manifest;
+    use wats_live::settings::Settings;
+    let fake = fake();
+    let dir = out_dir("risk");
+    let env = everything(&fake, "risk-1", &dir);
+    let settings = Settings::from_env(&env, Target::Fake).unwrap();
+    let transport = Http::new();
+    let mut campaign = Campaign {
+        settings: &settings,
+        transport: &transport,
+        ledger: Ledger::new(&settings.sensitive_values(), Box::new(Output::default())),
+        manifest: Manifest::create(&dir, "risk-1", "wats-live-risk-1").unwrap(),
+        phase: Phase::ReadOnly,
+        sent_message: None,
+        messages_sent: 0,
+    };
+    let upload = || wats::manage::media::upload_media(PHONE, "image/png", "a.png", b"x");
+    let delete = || wats::manage::media::delete_media("700000000000001");
+    assert!(matches!(
+        campaign.graph("uploadMedia", upload(), None),
+        Err(Stop::Abort(_))
+    ));
+    campaign.phase = Phase::MediaLifecycle;
+    assert!(matches!(
+        campaign.graph("deleteMedia", delete(), None),
+        Err(Stop::Abort(_))
+    ));
+    // Refused before reaching Graph: the fake saw neither.
+    assert!(fake.state().requests.is_empty());
+    assert!(campaign.graph("uploadMedia", upload(), None).is_ok());
+}
