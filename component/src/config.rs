@@ -34,6 +34,11 @@ pub const KEYS: &[(&str, bool)] = &[
     ("WATS_ECHO_REPLY", false),
 ];
 
+/// Whether a key is one of the service's secrets.
+pub fn is_secret(key: &str) -> bool {
+    KEYS.iter().any(|(name, secret)| *name == key && *secret)
+}
+
 /// Where settings come from: a key in, its value out.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 

@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::host::{Host, Level, OutboundError, OutgoingRequest, Response};
-use crate::manage::{CallBody, GraphCall, Risk};
+use crate::manage::{CallBody, GraphCall};
 use crate::metrics::Recorder;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -167,29 +167,25 @@ impl<H: Host> GraphClient<'_, H> {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, GraphError> {
-        let call = GraphCall {
-            method,
-            path: path.into(),
-            body: body.map_or(CallBody::None, |body| CallBody::Json(body.clone())),
-            family,
-            risk: Risk::SideEffect,
-        };
-        self.run(&call).await
+        let body = body.map_or(CallBody::None, CallBody::json);
+        self.run(GraphCall::new(method, family, path.into(), body))
+            .await
     }
 
     /// Runs a management call and returns the parsed reply.
-    pub async fn run(&self, call: &GraphCall) -> Result<Value, GraphError> {
-        let request = call.to_request(
+    pub async fn run(&self, call: GraphCall) -> Result<Value, GraphError> {
+        let family = call.family;
+        let request = call.into_request(
             &self.config.graph_base_url,
             &self.config.graph_api_version,
             self.config.access_token.expose(),
         );
         // A transport failure is recorded by `fetch`.
-        let response = self.fetch(call.family, request).await?;
+        let response = self.fetch(family, request).await?;
         let reply = parse_reply(&response);
         match &reply {
-            Ok(_) => self.record_success(call.family),
-            Err(error) => self.record_failure(call.family, error),
+            Ok(_) => self.record_success(family),
+            Err(error) => self.record_failure(family, error),
         }
         reply
     }
@@ -286,6 +282,25 @@ pub fn parse_reply(response: &Response) -> Result<Value, GraphError> {
     })
 }
 
+/// Graph's base64url-like tokens: Group ids and paging cursors.
+pub fn is_opaque_token(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 200
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-=".contains(&b))
+}
+
+/// Meta's prefixed ids (`wamid.…`, `wacid.…`): the prefix, then base64.
+pub fn is_prefixed_id(prefix: &str, text: &str) -> bool {
+    text.len() > prefix.len()
+        && text.len() <= 200
+        && text.starts_with(prefix)
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-=+".contains(&b))
+}
+
 /// Identifier-like text (Meta's error type, trace id): short, no spaces.
 fn is_safe_token(text: &str) -> bool {
     !text.is_empty()
@@ -341,6 +356,19 @@ mod tests {
         .unwrap_err();
         assert!(!error.is_rate_limit());
         assert_eq!(error.retry_after(), None);
+    }
+
+    #[test]
+    fn tokens_and_ids_cannot_leave_their_path_segment() {
+        assert!(is_opaque_token(
+            "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
+        ));
+        assert!(!is_opaque_token("../x"));
+        assert!(!is_opaque_token(""));
+        assert!(is_prefixed_id("wacid.", "wacid.ABC="));
+        assert!(!is_prefixed_id("wacid.", "wacid."));
+        assert!(!is_prefixed_id("wacid.", "wamid.ABC"));
+        assert!(!is_prefixed_id("wacid.", "wacid.a/b"));
     }
 
     #[test]

@@ -71,16 +71,14 @@ pub async fn mark_read_route<H: Host>(
         fields.only(&["typingIndicator"], "a mark-as-read")?;
         fields.bool("typingIndicator")?.unwrap_or(false)
     };
-    let mut payload = json!({
-        "messaging_product": "whatsapp",
-        "status": "read",
-        "message_id": message_id,
-    });
-    if typing {
-        payload["typing_indicator"] = json!({ "type": "text" });
-    }
-    let reply = post_message(ctx, &payload).await?;
-    Ok(json_response(200, &reply))
+    let config = ctx.config()?;
+    let call = crate::manage::messaging::mark_read(&config.phone_number_id, message_id, typing)?;
+    let graph = GraphClient {
+        host: ctx.host,
+        config,
+        recorder: &ctx.recorder,
+    };
+    Ok(json_response(200, &graph.run(call).await?))
 }
 
 /// Whether the caller asked for asynchronous delivery (RFC 7240).

@@ -275,12 +275,7 @@ fn is_row_id(text: &str) -> bool {
 
 /// WAMIDs are `wamid.` and base64; nothing else may reach a kv lookup.
 pub fn is_safe_wamid(text: &str) -> bool {
-    text.len() > 6
-        && text.len() <= 200
-        && text.starts_with("wamid.")
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-=+".contains(&b))
+    crate::graph::is_prefixed_id("wamid.", text)
 }
 
 /// `2026-06-21T00:00:00.000Z` from milliseconds since the epoch.

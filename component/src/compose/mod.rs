@@ -103,12 +103,18 @@ pub fn compose(body: &Map<String, Value>, groups_enabled: bool) -> Result<Compos
     }
 }
 
+/// A phone number in international format (or a WhatsApp id, which has
+/// the same shape): 5 to 32 digits, optionally after a `+`.
+pub fn is_phone_number(to: &str) -> bool {
+    let digits = to.strip_prefix('+').unwrap_or(to);
+    (5..=32).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A recipient: a phone number in international format (or a WhatsApp id,
 /// which has the same shape).
 pub fn recipient<'a>(fields: &Fields<'a>) -> Result<&'a str, ApiError> {
     let to = fields.required_text("to", Limit::line(32))?;
-    let digits = to.strip_prefix('+').unwrap_or(to);
-    if digits.len() < 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_phone_number(to) {
         return Err(invalid(
             "to",
             "must be a phone number in international format (digits, optional leading +)",
@@ -273,7 +279,7 @@ fn reaction(fields: &Fields, remove: bool) -> Result<Composed, ApiError> {
 /// A group id as the Groups API returns it (base64url-like).
 fn group_id<'a>(fields: &Fields<'a>) -> Result<&'a str, ApiError> {
     let id = fields.required_text("groupId", Limit::line(200))?;
-    if !crate::groups::is_safe_group_id(id) {
+    if !crate::graph::is_opaque_token(id) {
         return Err(invalid("groupId", "must be a group id from the Groups API"));
     }
     Ok(id)

@@ -142,7 +142,7 @@ pub fn create_template(waba_id: &str, new: &NewTemplate<'_>) -> Result<GraphCall
     Ok(GraphCall::post(
         Templates,
         format!("{waba}/message_templates"),
-        body,
+        &body,
     ))
 }
 
@@ -166,7 +166,7 @@ pub fn update_template(
     Ok(GraphCall::post(
         Templates,
         id.to_owned(),
-        Value::Object(body),
+        &Value::Object(body),
     ))
 }
 
@@ -226,7 +226,7 @@ pub fn create_flow(
 ) -> Result<GraphCall, ManageError> {
     let waba = graph_id("wabaId", waba_id)?;
     let body = json!({ "name": flow_name(name)?, "categories": flow_categories(categories)? });
-    Ok(GraphCall::post(Flows, format!("{waba}/flows"), body))
+    Ok(GraphCall::post(Flows, format!("{waba}/flows"), &body))
 }
 
 pub fn update_flow_metadata(
@@ -245,7 +245,7 @@ pub fn update_flow_metadata(
     if body.is_empty() {
         return Err(invalid("update", "a name or categories"));
     }
-    Ok(GraphCall::post(Flows, id.to_owned(), Value::Object(body)))
+    Ok(GraphCall::post(Flows, id.to_owned(), &Value::Object(body)))
 }
 
 /// Replaces a draft Flow's JSON (uploaded as the `flow.json` asset).
@@ -261,22 +261,24 @@ pub fn update_flow_json(flow_id: &str, flow_json: &[u8]) -> Result<GraphCall, Ma
         &[("name", "flow.json"), ("asset_type", "FLOW_JSON")],
         ("flow.json", "application/json", flow_json),
     );
-    Ok(GraphCall {
-        body: CallBody::Multipart(form),
-        ..GraphCall::post(Flows, format!("{id}/assets"), Value::Null)
-    })
+    Ok(GraphCall::new(
+        "POST",
+        Flows,
+        format!("{id}/assets"),
+        CallBody::Multipart(form),
+    ))
 }
 
 /// Publishing cannot be undone: a published Flow can only be deprecated.
 pub fn publish_flow(flow_id: &str) -> Result<GraphCall, ManageError> {
     let id = graph_id("flowId", flow_id)?;
-    Ok(GraphCall::post(Flows, format!("{id}/publish"), json!({})).destructive())
+    Ok(GraphCall::post(Flows, format!("{id}/publish"), &json!({})).destructive())
 }
 
 /// Deprecation is irreversible.
 pub fn deprecate_flow(flow_id: &str) -> Result<GraphCall, ManageError> {
     let id = graph_id("flowId", flow_id)?;
-    Ok(GraphCall::post(Flows, format!("{id}/deprecate"), json!({})).destructive())
+    Ok(GraphCall::post(Flows, format!("{id}/deprecate"), &json!({})).destructive())
 }
 
 /// Only drafts can be deleted.
@@ -321,14 +323,9 @@ fn components(value: &Value) -> Result<&Value, ManageError> {
     }
 }
 
-/// Graph's paging cursors are base64-like tokens.
 fn cursor(value: &str) -> Result<&str, ManageError> {
-    let ok = !value.is_empty()
-        && value.len() <= 512
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_=".contains(&b));
-    ok.then_some(value)
+    crate::graph::is_opaque_token(value)
+        .then_some(value)
         .ok_or_else(|| invalid("after", "a cursor from a previous page"))
 }
 

@@ -44,10 +44,12 @@ pub fn upload_media(
         &[("messaging_product", "whatsapp"), ("type", mime_type)],
         (file_name, mime_type, bytes),
     );
-    Ok(GraphCall {
-        body: CallBody::Multipart(form),
-        ..GraphCall::post(Media, format!("{phone}/media"), Value::Null)
-    })
+    Ok(GraphCall::new(
+        "POST",
+        Media,
+        format!("{phone}/media"),
+        CallBody::Multipart(form),
+    ))
 }
 
 /// Metadata of a media object: its signed URL, type, size and digest.

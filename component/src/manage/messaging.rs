@@ -17,7 +17,7 @@ pub fn send_message(
     Ok(GraphCall::post(
         Messages,
         format!("{phone}/messages"),
-        payload.clone(),
+        payload,
     ))
 }
 
@@ -37,7 +37,11 @@ pub fn mark_read(
     if typing_indicator {
         body["typing_indicator"] = json!({"type": "text"});
     }
-    Ok(GraphCall::post(Messages, format!("{phone}/messages"), body))
+    Ok(GraphCall::post(
+        Messages,
+        format!("{phone}/messages"),
+        &body,
+    ))
 }
 
 /// The largest SDP forwarded; real offers are a few KiB.
@@ -77,21 +81,14 @@ pub fn sdp(text: &str) -> Result<&str, ManageError> {
 }
 
 fn recipient(to: &str) -> Result<&str, ManageError> {
-    let digits = to.strip_prefix('+').unwrap_or(to);
-    let ok = (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-    ok.then_some(to)
+    crate::compose::is_phone_number(to)
+        .then_some(to)
         .ok_or_else(|| invalid("to", "a phone number in international format"))
 }
 
-/// Call ids are `wacid.` and base64.
 fn call_id(id: &str) -> Result<&str, ManageError> {
-    let ok = id.len() > 6
-        && id.len() <= 256
-        && id.starts_with("wacid.")
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-=+".contains(&b));
-    ok.then_some(id)
+    crate::graph::is_prefixed_id("wacid.", id)
+        .then_some(id)
         .ok_or_else(|| invalid("callId", "a WhatsApp call id (wacid.…)"))
 }
 
@@ -108,7 +105,7 @@ pub fn initiate_call(
         "action": "connect",
         "session": {"sdp_type": "offer", "sdp": sdp(offer)?},
     });
-    Ok(GraphCall::post(Calls, format!("{phone}/calls"), body))
+    Ok(GraphCall::post(Calls, format!("{phone}/calls"), &body))
 }
 
 /// What to do with a user-initiated call.
@@ -152,7 +149,7 @@ pub fn call_action(
         (_, Some(_)) => return Err(invalid("sdp", "absent when rejecting or terminating")),
         (_, None) => {}
     }
-    Ok(GraphCall::post(Calls, format!("{phone}/calls"), body))
+    Ok(GraphCall::post(Calls, format!("{phone}/calls"), &body))
 }
 
 #[cfg(test)]

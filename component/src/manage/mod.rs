@@ -39,13 +39,20 @@ pub(crate) fn invalid(field: &'static str, expected: &'static str) -> ManageErro
     ManageError::Invalid { field, expected }
 }
 
-/// What a call carries.
+/// What a call carries, ready to send.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CallBody {
     None,
-    Json(Value),
+    /// Serialized JSON.
+    Json(Vec<u8>),
     /// `multipart/form-data`, already encoded.
     Multipart(Multipart),
+}
+
+impl CallBody {
+    pub fn json(value: &Value) -> CallBody {
+        CallBody::Json(serde_json::to_vec(value).unwrap_or_default())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -124,34 +131,38 @@ pub struct GraphCall {
 }
 
 impl GraphCall {
-    pub(crate) fn get(family: EndpointFamily, path: String) -> GraphCall {
+    /// The risk follows the method (GET reads, DELETE destroys, the rest
+    /// has side effects); [`GraphCall::destructive`] marks the exceptions.
+    pub(crate) fn new(
+        method: &'static str,
+        family: EndpointFamily,
+        path: String,
+        body: CallBody,
+    ) -> GraphCall {
+        let risk = match method {
+            "GET" => Risk::ReadOnly,
+            "DELETE" => Risk::Destructive,
+            _ => Risk::SideEffect,
+        };
         GraphCall {
-            method: "GET",
+            method,
             path,
-            body: CallBody::None,
+            body,
             family,
-            risk: Risk::ReadOnly,
+            risk,
         }
     }
 
-    pub(crate) fn post(family: EndpointFamily, path: String, body: Value) -> GraphCall {
-        GraphCall {
-            method: "POST",
-            path,
-            body: CallBody::Json(body),
-            family,
-            risk: Risk::SideEffect,
-        }
+    pub(crate) fn get(family: EndpointFamily, path: String) -> GraphCall {
+        GraphCall::new("GET", family, path, CallBody::None)
+    }
+
+    pub(crate) fn post(family: EndpointFamily, path: String, body: &Value) -> GraphCall {
+        GraphCall::new("POST", family, path, CallBody::json(body))
     }
 
     pub(crate) fn delete(family: EndpointFamily, path: String) -> GraphCall {
-        GraphCall {
-            method: "DELETE",
-            path,
-            body: CallBody::None,
-            family,
-            risk: Risk::Destructive,
-        }
+        GraphCall::new("DELETE", family, path, CallBody::None)
     }
 
     pub(crate) fn destructive(mut self) -> GraphCall {
@@ -159,32 +170,30 @@ impl GraphCall {
         self
     }
 
-    /// The JSON body, or null for the other kinds.
-    pub fn body_json(&self) -> &Value {
-        match &self.body {
-            CallBody::Json(value) => value,
-            _ => &Value::Null,
-        }
-    }
-
     /// The HTTP request, with the access token (never the service token).
-    pub fn to_request(&self, base_url: &str, version: &str, access_token: &str) -> OutgoingRequest {
+    /// It takes the call, so an upload's bytes are moved, not copied.
+    pub fn into_request(
+        self,
+        base_url: &str,
+        version: &str,
+        access_token: &str,
+    ) -> OutgoingRequest {
         let mut headers = vec![
             ("authorization".into(), format!("Bearer {access_token}")),
             ("accept".into(), "application/json".into()),
         ];
-        let body = match &self.body {
+        let body = match self.body {
             CallBody::None => Vec::new(),
-            CallBody::Json(value) => {
+            CallBody::Json(bytes) => {
                 headers.push(("content-type".into(), "application/json".into()));
-                serde_json::to_vec(value).unwrap_or_default()
+                bytes
             }
             CallBody::Multipart(form) => {
                 headers.push((
                     "content-type".into(),
                     format!("multipart/form-data; boundary={}", form.boundary),
                 ));
-                form.bytes.clone()
+                form.bytes
             }
         };
         OutgoingRequest {
@@ -192,6 +201,15 @@ impl GraphCall {
             url: format!("{base_url}/{version}/{}", self.path),
             headers,
             body,
+        }
+    }
+
+    /// The JSON body, for tests.
+    #[cfg(test)]
+    pub(crate) fn body_json(&self) -> Value {
+        match &self.body {
+            CallBody::Json(bytes) => serde_json::from_slice(bytes).unwrap_or_default(),
+            _ => Value::Null,
         }
     }
 }
@@ -260,7 +278,12 @@ mod tests {
         assert!(text.contains("name=\"messaging_product\"\r\n\r\nwhatsapp\r\n"));
         assert!(text.contains("filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n"));
         assert!(text.ends_with(&format!("--{}--\r\n", form.boundary)));
-        assert!(!contains(b"hi", form.boundary.as_bytes()));
+        // The same upload always encodes the same way.
+        let again = Multipart::encode(
+            &[("messaging_product", "whatsapp")],
+            ("a.txt", "text/plain", b"hi"),
+        );
+        assert_eq!(again, form);
     }
 
     #[test]
@@ -268,9 +291,10 @@ mod tests {
         let call = GraphCall::post(
             EndpointFamily::Messages,
             "1/messages".into(),
-            serde_json::json!({"a": 1}),
+            &serde_json::json!({"a": 1}),
         );
-        let request = call.to_request("http://127.0.0.1:1", "v25.0", "token-canary");
+        assert_eq!(call.risk, Risk::SideEffect);
+        let request = call.into_request("http://127.0.0.1:1", "v25.0", "token-canary");
         assert_eq!(request.url, "http://127.0.0.1:1/v25.0/1/messages");
         assert!(request
             .headers

@@ -89,21 +89,25 @@ pub async fn route<H: Host>(
         GetTemplate => assets::template(id)?,
         UploadMedia => {
             let mime_type = request.header("content-type").unwrap_or_default();
-            media::media_type(mime_type).map_err(|_| {
-                ApiError::InvalidRequest(
-                    "The Content-Type header must be the file's media type, such as image/jpeg."
-                        .into(),
-                )
-            })?;
             let file_name = request.query("fileName");
             let file_name = file_name.as_deref().unwrap_or("upload");
-            media::upload_media(&config.phone_number_id, mime_type, file_name, &request.body)?
+            media::upload_media(&config.phone_number_id, mime_type, file_name, &request.body)
+                .map_err(|error| {
+                    match error {
+                    // The media type arrives as a header here, not a field.
+                    ManageError::Invalid { field: "mimeType", .. } => ApiError::InvalidRequest(
+                        "The Content-Type header must be the file's media type, such as image/jpeg."
+                            .into(),
+                    ),
+                    error => error.into(),
+                }
+                })?
         }
         GetMedia => media::media(id)?,
         DownloadMedia => return download(&graph, config, id).await,
         DeleteMedia => media::delete_media(id)?,
     };
-    let reply = graph.run(&call).await?;
+    let reply = graph.run(call).await?;
     let body = match action {
         PhoneNumberHealth => json!({
             "verifiedName": reply["verified_name"],
@@ -147,7 +151,7 @@ async fn download<H: Host>(
     config: &Config,
     id: &str,
 ) -> Result<Response, ApiError> {
-    let reply = graph.run(&media::media(id)?).await?;
+    let reply = graph.run(media::media(id)?).await?;
     let info = media::MediaInfo::from_reply(&reply).map_err(ApiError::Media)?;
     let request = info
         .download_request(

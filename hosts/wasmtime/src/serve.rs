@@ -23,12 +23,6 @@ pub const DRY_RUN_SETTINGS: &[(&str, &str)] = &[
     ("WATS_PHONE_NUMBER_ID", "100000000000001"),
     ("WATS_WABA_ID", "200000000000001"),
 ];
-const SECRET_KEYS: &[&str] = &[
-    "WATS_ACCESS_TOKEN",
-    "WATS_APP_SECRET",
-    "WATS_VERIFY_TOKEN",
-    "WATS_SERVICE_BEARER_TOKEN",
-];
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -183,7 +177,7 @@ fn settings(args: &ServeArgs) -> Result<HashMap<String, String>> {
     if !args.live {
         // Secrets are always the synthetic ones; ids only where none is set.
         for (key, value) in DRY_RUN_SETTINGS {
-            if SECRET_KEYS.contains(key) {
+            if wats::config::is_secret(key) {
                 settings.insert((*key).to_owned(), (*value).to_owned());
             } else {
                 settings

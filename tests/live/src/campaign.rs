@@ -135,10 +135,11 @@ impl Campaign<'_> {
             )));
         }
         let s = self.settings;
-        let request = call.to_request(&s.base_url, &s.version, &s.access_token.0);
         let mut line = Map::new();
         line.insert("method".into(), call.method.into());
         line.insert("group".into(), call.family.label().into());
+        let method = call.method;
+        let request = call.into_request(&s.base_url, &s.version, &s.access_token.0);
         if let Some(id) = about {
             line.insert("ref".into(), self.ledger.hash(id).into());
         }
@@ -153,7 +154,7 @@ impl Campaign<'_> {
             }
         };
         match &reply {
-            Ok(value) if call.method == "POST" => {
+            Ok(value) if method == "POST" => {
                 if let Some(id) = value["id"].as_str() {
                     line.insert("created".into(), self.ledger.hash(id).into());
                 }

@@ -160,7 +160,12 @@ fn read_request(stream: &TcpStream) -> Option<Incoming> {
     let query = query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_owned(), decode(v)))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                wats::http::percent_decode(v).unwrap_or_default(),
+            )
+        })
         .collect();
     Some(Incoming {
         method,
@@ -169,24 +174,6 @@ fn read_request(stream: &TcpStream) -> Option<Incoming> {
         headers,
         body,
     })
-}
-
-fn decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
-            if let Ok(byte) = u8::from_str_radix(value.get(i + 1..i + 3).unwrap_or(""), 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into()
 }
 
 fn serve(mut stream: TcpStream, state: &Mutex<State>, base: &str) {

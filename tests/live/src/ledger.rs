@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 pub struct Ledger {
     salt: String,
@@ -63,26 +64,34 @@ impl Ledger {
     }
 }
 
+/// Output kept in memory and readable while the run writes it: what the
+/// tests read the ledger through.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn lines_with_sensitive_values_are_withheld_and_flagged() {
-        let out = Shared::default();
+        let out = Captured::default();
         let mut ledger = Ledger::new(&["canary-token", "1"], Box::new(out.clone()));
         let hash = ledger.hash("wamid.X");
         assert_eq!(hash.len(), 12);
@@ -94,7 +103,7 @@ mod tests {
         line.insert("oops".into(), "Bearer canary-token".into());
         ledger.write(line);
         assert!(ledger.leaked);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         assert!(!text.contains("canary") && text.contains("withheld"));
     }
 }

@@ -34,10 +34,7 @@ impl Campaign<'_> {
         self.graph("getWabaInfo", assets::waba_info(&waba), None)?;
         self.graph("listSubscribedApps", assets::subscribed_apps(&waba), None)?;
         let numbers = self.graph("listPhoneNumbers", assets::phone_numbers(&waba), None)?;
-        let listed = Page::from_reply(&numbers)
-            .data
-            .iter()
-            .any(|n| n["id"] == phone.as_str());
+        let listed = lists(&numbers, &phone);
         let info = self.graph("getPhoneNumberInfo", assets::phone_number(&phone), None)?;
         if !listed || info["id"] != phone.as_str() {
             return Err(Stop::Abort(
@@ -284,20 +281,7 @@ impl Campaign<'_> {
             "deleteMessageTemplate",
         )?;
         let template = self.graph("getMessageTemplate", assets::template(&id), Some(&id))?;
-        let query = assets::TemplateQuery {
-            name: Some(&name),
-            ..Default::default()
-        };
-        let listed = self.graph(
-            "listMessageTemplates",
-            assets::templates(&waba, &query),
-            None,
-        )?;
-        if !Page::from_reply(&listed)
-            .data
-            .iter()
-            .any(|t| t["id"] == id.as_str())
-        {
+        if !self.template_listed(&waba, &name, &id)? {
             return Err(Stop::Fail(
                 "listMessageTemplates: the new template is not listed".into(),
             ));
@@ -435,6 +419,20 @@ impl Campaign<'_> {
         Ok(())
     }
 
+    /// Whether the account's templates of this name include this id.
+    fn template_listed(&mut self, waba: &str, name: &str, id: &str) -> Result<bool, Stop> {
+        let query = assets::TemplateQuery {
+            name: Some(name),
+            ..Default::default()
+        };
+        let listed = self.graph(
+            "listMessageTemplates",
+            assets::templates(waba, &query),
+            None,
+        )?;
+        Ok(lists(&listed, id))
+    }
+
     fn verify_cleanup(&mut self, waba: &str) -> Result<(), Stop> {
         let done: Vec<_> = self
             .manifest
@@ -446,26 +444,12 @@ impl Campaign<'_> {
         for resource in done {
             let still_there = match resource.kind {
                 Kind::Template => {
-                    let query = assets::TemplateQuery {
-                        name: resource.name.as_deref(),
-                        ..Default::default()
-                    };
-                    let listed = self.graph(
-                        "listMessageTemplates",
-                        assets::templates(waba, &query),
-                        None,
-                    )?;
-                    Page::from_reply(&listed)
-                        .data
-                        .iter()
-                        .any(|t| t["id"] == resource.id.as_str())
+                    let name = resource.name.as_deref().unwrap_or_default();
+                    self.template_listed(waba, name, &resource.id)?
                 }
                 Kind::Flow => {
                     let listed = self.graph("listFlows", assets::flows(waba), None)?;
-                    Page::from_reply(&listed)
-                        .data
-                        .iter()
-                        .any(|f| f["id"] == resource.id.as_str())
+                    lists(&listed, &resource.id)
                 }
                 Kind::Media => self
                     .graph(
@@ -485,6 +469,14 @@ impl Campaign<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether a listing holds the object with this id.
+fn lists(reply: &Value, id: &str) -> bool {
+    Page::from_reply(reply)
+        .data
+        .iter()
+        .any(|item| item["id"] == id)
 }
 
 fn first_id(reply: &Value) -> Option<String> {

@@ -3,11 +3,10 @@
 //! run id and prefix, media caps); the manifest and cleanup; abort
 //! criteria; and redaction, proved with canary values.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use wats_live::campaign::{Phase, PhaseResult};
 use wats_live::fake::{Failure, FakeGraph, EXISTING_FLOW, EXISTING_TEMPLATE};
+use wats_live::ledger::Captured;
 use wats_live::settings::{Env, Target};
 use wats_live::transport::Http;
 use wats_live::{run, Report, Verdict};
@@ -19,25 +18,6 @@ const WABA: &str = "200000000777001";
 const PHONE: &str = "100000000777001";
 const RECIPIENT: &str = "15557770001";
 const INBOUND: &str = "wamid.CANARYINBOUND0001";
-
-#[derive(Clone, Default)]
-struct Output(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Output {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Output {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wats-live-test-{}-{name}", std::process::id()));
@@ -81,7 +61,7 @@ fn everything(fake: &FakeGraph, run_id: &str, dir: &Path) -> Env {
 }
 
 fn run_fake(env: &Env) -> (Report, String) {
-    let output = Output::default();
+    let output = Captured::default();
     let report = run(env, Target::Fake, &Http::new(), Box::new(output.clone()));
     (report, output.text())
 }
@@ -149,7 +129,7 @@ fn without_the_live_flag_the_live_suite_skips_and_calls_nothing() {
     let fake = fake();
     let dir = out_dir("skip");
     let mut env = everything(&fake, "skip-1", &dir);
-    let output = Output::default();
+    let output = Captured::default();
     let report = run(&env, Target::Live, &Http::new(), Box::new(output.clone()));
     assert_eq!(report.verdict, Verdict::Skipped);
     assert!(output.text().contains("WATS_LIVE_ENABLE is not 1"));
@@ -158,7 +138,7 @@ fn without_the_live_flag_the_live_suite_skips_and_calls_nothing() {
         &env,
         Target::Live,
         &Http::new(),
-        Box::new(Output::default()),
+        Box::new(Captured::default()),
     );
     assert_eq!(report.verdict, Verdict::Skipped);
     assert!(fake.state().requests.is_empty());
@@ -387,7 +367,7 @@ fn a_phase_cannot_make_calls_riskier_than_it_may() {
     let mut campaign = Campaign {
         settings: &settings,
         transport: &transport,
-        ledger: Ledger::new(&settings.sensitive_values(), Box::new(Output::default())),
+        ledger: Ledger::new(&settings.sensitive_values(), Box::new(Captured::default())),
         manifest: Manifest::create(&dir, "risk-1", "wats-live-risk-1").unwrap(),
         phase: Phase::ReadOnly,
         sent_message: None,

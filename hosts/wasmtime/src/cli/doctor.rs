@@ -159,7 +159,7 @@ fn check_secrets(settings: &HashMap<String, String>, report: &mut Report) {
         if settings
             .get(*key)
             .is_some_and(|value| value == dry_run_value)
-            && KEYS.iter().any(|(name, secret)| name == key && *secret)
+            && wats::config::is_secret(key)
         {
             report.fail(&format!(
                 "{key}: is the public dry-run value; use a secret of your own"
