@@ -77,30 +77,25 @@ pub async fn receive<H: Host>(
     if delivery.updates.len() > MAX_UPDATES_PER_DELIVERY {
         return Err(ApiError::InvalidRequest(TOO_MANY_UPDATES.into()));
     }
-    let mut dispatched = 0;
-    let mut duplicates = 0;
-    let mut first_error = None;
-    for (sequence, update) in delivery.updates.iter().enumerate() {
-        let sequence = u16::try_from(sequence).unwrap_or(u16::MAX);
-        match deliver_once(ctx, &delivery, update, sequence).await {
-            Ok(Outcome::Dispatched) => dispatched += 1,
-            Ok(Outcome::Duplicate) => duplicates += 1,
-            // A failing store would fail every remaining update too, each
-            // perhaps only after a timeout: stop at the first.
-            Err(ApiError::StoreUnavailable) => return Err(ApiError::StoreUnavailable),
-            // A refused update does not stop the others: the retry then has
-            // less to do.
-            Err(error) => {
-                first_error.get_or_insert(error);
-            }
-        }
+    let mut handled = Handled::default();
+    // In phases, each over every update in delivery order, so that the
+    // store's writes come in two batches (claims and projections before
+    // the first dispatch, done marks after the last) instead of one per
+    // update: a host that commits before each effect commits twice.
+    let claimed = claim_all(ctx, &delivery, &mut handled).await;
+    let projected = project_all(ctx, &delivery, claimed, &mut handled).await;
+    let dispatched = dispatch_all(ctx, projected, &mut handled).await;
+    mark_done(ctx, &dispatched).await;
+    after_dispatch(ctx, &delivery, &dispatched).await?;
+    if handled.store_failed {
+        return Err(ApiError::StoreUnavailable);
     }
-    if let Some(error) = first_error {
+    if let Some(error) = handled.first_error {
         return Err(error);
     }
     Ok(json_response(
         200,
-        &json!({ "ok": true, "received": delivery.updates.len(), "dispatched": dispatched, "duplicates": duplicates }),
+        &json!({ "ok": true, "received": delivery.updates.len(), "dispatched": dispatched.len(), "duplicates": handled.duplicates }),
     ))
 }
 
@@ -137,111 +132,228 @@ async fn project<H: Host>(
     }
 }
 
-enum Outcome {
-    Dispatched,
-    Duplicate,
-}
-
 fn seen_key(update: &NormalizedUpdate) -> String {
     // Hashed: kv keys stay short and hold no phone numbers or WAMIDs.
     let digest = Sha256::digest(update.dedupe_key.as_bytes());
     format!("wh:seen:{}", hex::encode(&digest[..16]))
 }
 
-/// Dispatches an update unless it was dispatched before or is being
-/// dispatched by a concurrent delivery right now.
-async fn deliver_once<H: Host>(
-    ctx: &Context<'_, H>,
-    delivery: &Delivery<'_>,
-    update: &NormalizedUpdate<'_>,
+/// What a delivery's updates came to, besides those dispatched.
+#[derive(Default)]
+struct Handled {
+    duplicates: usize,
+    /// The first refusal: Meta retries the delivery for it.
+    first_error: Option<ApiError>,
+    /// The store failed: the updates not yet claimed were left alone.
+    store_failed: bool,
+}
+
+impl Handled {
+    fn refuse(&mut self, error: ApiError) {
+        if error == ApiError::StoreUnavailable {
+            self.store_failed = true;
+        } else {
+            self.first_error.get_or_insert(error);
+        }
+    }
+}
+
+/// An update this delivery claimed (or, without a store, will dispatch
+/// unclaimed).
+struct Claimed<'d, 'a> {
+    update: &'d NormalizedUpdate<'a>,
     sequence: u16,
-) -> Result<Outcome, ApiError> {
+    /// None without a store: no dedupe, as the spec's service without
+    /// persistence dispatched every delivery.
+    key: Option<String>,
+}
+
+/// Claims each update not dispatched before and not being dispatched by a
+/// concurrent delivery right now.
+async fn claim_all<'d, 'a, H: Host>(
+    ctx: &Context<'_, H>,
+    delivery: &'d Delivery<'a>,
+    handled: &mut Handled,
+) -> Vec<Claimed<'d, 'a>> {
     let host = ctx.host;
-    let key = seen_key(update);
-    let claimed = host
-        .kv_set_if_absent(&key, CLAIMED, Some(CLAIM_TTL_SECONDS))
-        .await;
-    let stateless = match counted(ctx, claimed) {
-        Ok(true) => false,
-        Ok(false) => {
+    let mut claimed: Vec<Claimed> = Vec::with_capacity(delivery.updates.len());
+    for (sequence, update) in delivery.updates.iter().enumerate() {
+        let sequence = u16::try_from(sequence).unwrap_or(u16::MAX);
+        let key = seen_key(update);
+        // The same update twice in one delivery: the second is a duplicate
+        // of the first (whose claim is not done yet, so the store would
+        // call it in flight).
+        if claimed.iter().any(|c| c.key.as_ref() == Some(&key)) {
+            ctx.recorder.webhook_update(update.kind, "duplicate");
+            handled.duplicates += 1;
+            continue;
+        }
+        let claim = host
+            .kv_set_if_absent(&key, CLAIMED, Some(CLAIM_TTL_SECONDS))
+            .await;
+        let refusal = match counted(ctx, claim) {
+            Ok(true) => {
+                claimed.push(Claimed {
+                    update,
+                    sequence,
+                    key: Some(key),
+                });
+                continue;
+            }
+            // A host without a store gets no dedupe.
+            Err(ApiError::PersistenceNotConfigured) => {
+                claimed.push(Claimed {
+                    update,
+                    sequence,
+                    key: None,
+                });
+                continue;
+            }
             // Done before: a duplicate. Claimed but not done: a delivery in
             // flight, or one that failed after claiming (its claim expires
             // after CLAIM_TTL_SECONDS). Acknowledging that would lose the
             // update if the claimer failed, so Meta is asked to retry.
-            let mark = counted(ctx, host.kv_get(&key).await)?;
-            if mark.as_deref() == Some(DONE) {
-                ctx.recorder.webhook_update(update.kind, "duplicate");
-                return Ok(Outcome::Duplicate);
+            Ok(false) => match counted(ctx, host.kv_get(&key).await) {
+                Ok(mark) if mark.as_deref() == Some(DONE) => {
+                    ctx.recorder.webhook_update(update.kind, "duplicate");
+                    handled.duplicates += 1;
+                    continue;
+                }
+                Ok(_) => {
+                    ctx.recorder.webhook_update(update.kind, "in_flight");
+                    ApiError::UpdateInFlight
+                }
+                Err(error) => error,
+            },
+            Err(error) => error,
+        };
+        if refusal != ApiError::UpdateInFlight {
+            ctx.recorder.webhook_update(update.kind, "failed");
+        }
+        let store_failed = refusal == ApiError::StoreUnavailable;
+        handled.refuse(refusal);
+        // A failing store would fail every remaining update too, each
+        // perhaps only after a timeout: what is claimed goes on, the rest
+        // waits for Meta's retry.
+        if store_failed {
+            break;
+        }
+    }
+    claimed
+}
+
+/// Lets Meta's retry dispatch an update: its claim is removed (if even
+/// that fails, it expires after CLAIM_TTL_SECONDS).
+async fn release<H: Host>(ctx: &Context<'_, H>, claimed: &Claimed<'_, '_>) {
+    ctx.recorder.webhook_update(claimed.update.kind, "failed");
+    if let Some(key) = &claimed.key {
+        let _ = ctx.host.kv_remove(key).await;
+    }
+}
+
+/// Projects every claimed update before any is dispatched: a projection
+/// that fails fails its update (released for Meta's retry) instead of
+/// leaving history without it. Projections are idempotent, so a retry may
+/// redo them.
+async fn project_all<'d, 'a, H: Host>(
+    ctx: &Context<'_, H>,
+    delivery: &Delivery<'a>,
+    claimed: Vec<Claimed<'d, 'a>>,
+    handled: &mut Handled,
+) -> Vec<(Claimed<'d, 'a>, Update)> {
+    let mut projected = Vec::with_capacity(claimed.len());
+    for claim in claimed {
+        let update = claim.update;
+        let handed = Update {
+            kind: update.kind,
+            id: update.id().map(str::to_owned),
+            status: update.status().map(str::to_owned),
+            json: delivery.update_json(update),
+        };
+        // Once the store has failed, the rest are released unprojected.
+        let result = match (&claim.key, handled.store_failed) {
+            (None, _) => Ok(()),
+            (Some(_), true) => Err(ApiError::StoreUnavailable),
+            (Some(_), false) => project(ctx, update, &handed.json, claim.sequence).await,
+        };
+        match result {
+            Ok(()) => projected.push((claim, handed)),
+            Err(error) => {
+                release(ctx, &claim).await;
+                handled.refuse(error);
             }
-            ctx.recorder.webhook_update(update.kind, "in_flight");
-            return Err(ApiError::UpdateInFlight);
-        }
-        // A host without a store gets no dedupe: every delivery is
-        // dispatched, as the spec's service without persistence did.
-        Err(ApiError::PersistenceNotConfigured) => true,
-        Err(error) => {
-            ctx.recorder.webhook_update(update.kind, "failed");
-            return Err(error);
-        }
-    };
-    let handed = Update {
-        kind: update.kind,
-        id: update.id().map(str::to_owned),
-        status: update.status().map(str::to_owned),
-        json: delivery.update_json(update),
-    };
-    // Projected before dispatch: a projection that fails fails the update
-    // (released for Meta's retry) instead of leaving history without it.
-    // Projections are idempotent, so a retry may redo this.
-    if !stateless {
-        if let Err(error) = project(ctx, update, &handed.json, sequence).await {
-            ctx.recorder.webhook_update(update.kind, "failed");
-            let _ = host.kv_remove(&key).await;
-            return Err(error);
         }
     }
-    if host.dispatch(&handed).await.is_err() {
-        ctx.recorder.webhook_update(update.kind, "failed");
-        // Release the claim so Meta's retry dispatches it; if even that
-        // fails, the claim expires after CLAIM_TTL_SECONDS.
-        let _ = host.kv_remove(&key).await;
-        host.log(
-            Level::Warn,
-            "wats.webhook.dispatch_failed",
-            &[("kind", update.kind.into())],
-        );
-        return Err(ApiError::DispatchFailed);
+    projected
+}
+
+/// Dispatches in delivery order; returns what was dispatched.
+async fn dispatch_all<'d, 'a, H: Host>(
+    ctx: &Context<'_, H>,
+    projected: Vec<(Claimed<'d, 'a>, Update)>,
+    handled: &mut Handled,
+) -> Vec<Claimed<'d, 'a>> {
+    let mut dispatched = Vec::with_capacity(projected.len());
+    for (claim, handed) in projected {
+        let kind = claim.update.kind;
+        if ctx.host.dispatch(&handed).await.is_err() {
+            release(ctx, &claim).await;
+            ctx.host.log(
+                Level::Warn,
+                "wats.webhook.dispatch_failed",
+                &[("kind", kind.into())],
+            );
+            handled.refuse(ApiError::DispatchFailed);
+            continue;
+        }
+        ctx.recorder.webhook_update(kind, "dispatched");
+        dispatched.push(claim);
     }
-    ctx.recorder.webhook_update(update.kind, "dispatched");
-    if !stateless {
-        // The dispatch stands whatever happens to the mark; tried a few
-        // times, because a claim that expires unmarked is dispatched again
-        // by a later redelivery (counted in metrics each time).
+    dispatched
+}
+
+/// Marks dispatched updates done. A dispatch stands whatever happens to its
+/// mark; each is tried a few times, because a claim that expires unmarked
+/// is dispatched again by a later redelivery (counted in metrics each time).
+async fn mark_done<H: Host>(ctx: &Context<'_, H>, dispatched: &[Claimed<'_, '_>]) {
+    for key in dispatched.iter().filter_map(|claim| claim.key.as_ref()) {
         for _ in 0..DONE_MARK_ATTEMPTS {
-            if counted(ctx, host.kv_set(&key, DONE, Some(SEEN_TTL_SECONDS)).await).is_ok() {
+            let mark = ctx.host.kv_set(key, DONE, Some(SEEN_TTL_SECONDS)).await;
+            if counted(ctx, mark).is_ok() {
                 break;
             }
         }
     }
+}
+
+/// The optional log line and echo reply of each dispatched update.
+async fn after_dispatch<H: Host>(
+    ctx: &Context<'_, H>,
+    delivery: &Delivery<'_>,
+    dispatched: &[Claimed<'_, '_>],
+) -> Result<(), ApiError> {
     let config = ctx.config()?;
-    if config.log_webhook_events {
-        host.log(
-            Level::Info,
-            "wats.webhook.update",
-            &[
-                ("kind", update.kind.into()),
-                ("detail", update.log_detail.into()),
-            ],
-        );
+    for claim in dispatched {
+        let update = claim.update;
+        if config.log_webhook_events {
+            ctx.host.log(
+                Level::Info,
+                "wats.webhook.update",
+                &[
+                    ("kind", update.kind.into()),
+                    ("detail", update.log_detail.into()),
+                ],
+            );
+        }
+        if let (true, Some((from, text))) = (config.echo_reply, delivery.inbound_text(update)) {
+            let reply = format!("Echo: {text}");
+            let reply: String = reply.chars().take(compose::MAX_TEXT_CHARS).collect();
+            let object = json!({ "body": reply, "preview_url": false });
+            let composed = compose::envelope(&from, "text", object, None);
+            // A demo: its failure is counted and logged by the Graph client
+            // and does not fail the delivery.
+            let _ = messages::send(ctx, &composed).await;
+        }
     }
-    if let (true, Some((from, text))) = (config.echo_reply, delivery.inbound_text(update)) {
-        let reply = format!("Echo: {text}");
-        let reply: String = reply.chars().take(compose::MAX_TEXT_CHARS).collect();
-        let object = json!({ "body": reply, "preview_url": false });
-        let composed = compose::envelope(&from, "text", object, None);
-        // A demo: its failure is counted and logged by the Graph client and
-        // does not fail the delivery.
-        let _ = messages::send(ctx, &composed).await;
-    }
-    Ok(Outcome::Dispatched)
+    Ok(())
 }

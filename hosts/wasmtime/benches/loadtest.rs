@@ -237,8 +237,10 @@ impl Server {
                 command
             }
         };
-        // Only the settings this run means: none of the caller's WATS_*.
-        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("WATS_")) {
+        // Only the settings this run means: none of the caller's WATS_*
+        // (but the profiling switch, which is no setting).
+        let setting = |key: &str| key.starts_with("WATS_") && key != "WATS_PERFMAP";
+        for (key, _) in std::env::vars().filter(|(key, _)| setting(key)) {
             command.env_remove(key);
         }
         command.env("WATS_PHONE_NUMBER_ID", PHONE_NUMBER_ID);
