@@ -52,7 +52,7 @@ pub use host::{
     Request, Response, Sample, Update, FORWARD_URL_KEY,
 };
 
-use auth::secrets_equal;
+use auth::{secrets_equal, signature_valid};
 use config::{Config, ConfigError, Paths};
 use error::ApiError;
 use metrics::Recorder;
@@ -135,10 +135,12 @@ async fn run<H: Host>(
     request: &Request,
 ) -> Result<Response, ApiError> {
     check_body_size(operation, request)?;
+    // Authorized first: an unauthenticated caller learns nothing about the
+    // body it sent, not even that it nests too deep.
+    authorize(ctx, operation, request)?;
     if operation.request_body.is_some() && !operation.raw_body {
         limits::check_json_depth(&request.body)?;
     }
-    authorize(ctx, operation, request)?;
     match operation.handler {
         Handler::Healthz => Ok(operator::healthz()),
         Handler::Readyz => operator::readyz(ctx),
@@ -249,7 +251,17 @@ fn authorize<H: Host>(
     request: &Request,
 ) -> Result<(), ApiError> {
     let failure = match operation.auth {
-        Auth::None | Auth::VerifyToken | Auth::Signature => return Ok(()),
+        // The challenge is checked by its handler, which answers it.
+        Auth::None | Auth::VerifyToken => return Ok(()),
+        Auth::Signature => {
+            let secret = ctx.config()?.app_secret.expose();
+            let header = request.header("x-hub-signature-256");
+            return if signature_valid(secret, header, &request.body) {
+                Ok(())
+            } else {
+                Err(ApiError::InvalidSignature)
+            };
+        }
         Auth::Bearer => ApiError::Unauthorized,
         Auth::Operator => ApiError::NotFound,
     };
