@@ -307,14 +307,27 @@ async fn dispatch_all<'d, 'a, H: Host>(
 
 /// Marks dispatched updates done. A dispatch stands whatever happens to its
 /// mark; each is tried a few times, because a claim that expires unmarked
-/// is dispatched again by a later redelivery (counted in metrics each time).
+/// is dispatched again by a later redelivery. A mark that never lands is
+/// logged: it is the one way an update can reach the application twice.
 async fn mark_done<H: Host>(ctx: &Context<'_, H>, dispatched: &[Claimed<'_, '_>]) {
-    for key in dispatched.iter().filter_map(|claim| claim.key.as_ref()) {
+    for claim in dispatched {
+        let Some(key) = &claim.key else {
+            continue;
+        };
+        let mut marked = false;
         for _ in 0..DONE_MARK_ATTEMPTS {
             let mark = ctx.host.kv_set(key, DONE, Some(SEEN_TTL_SECONDS)).await;
             if counted(ctx, mark).is_ok() {
+                marked = true;
                 break;
             }
+        }
+        if !marked {
+            ctx.host.log(
+                Level::Warn,
+                "wats.webhook.done_mark_failed",
+                &[("kind", claim.update.kind.into())],
+            );
         }
     }
 }
