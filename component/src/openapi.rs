@@ -18,6 +18,8 @@ fn status_description(status: u16) -> &'static str {
         405 => "Method not allowed",
         409 => "Conflict",
         413 => "Body too large",
+        414 => "Request target (path and query) over 2 KiB",
+        431 => "Over 100 headers, or over 16 KiB of them",
         502 => "Graph request failed",
         503 => "Rate limited by Graph, or a dependency is unavailable",
         _ => "Response",
@@ -50,7 +52,9 @@ pub fn document(paths: &Paths) -> Value {
                 }
             }
             let mut errors: Vec<u16> = op.errors.to_vec();
-            errors.extend([404, 405]);
+            // What any request may get: no such route or method, and the
+            // limits on the request line and headers (`limits`).
+            errors.extend([404, 405, 414, 431]);
             if op.auth == Auth::Bearer {
                 errors.push(401);
             }
@@ -108,4 +112,36 @@ pub fn document(paths: &Paths) -> Value {
             "schemas": schemas::components(paths)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{MAX_HEADERS, MAX_HEADER_BYTES, MAX_TARGET_BYTES};
+
+    #[test]
+    fn limit_descriptions_state_the_limits() {
+        let target = status_description(414);
+        assert!(target.contains(&format!("{} KiB", MAX_TARGET_BYTES / 1024)));
+        let headers = status_description(431);
+        assert!(headers.contains(&format!("{MAX_HEADERS} headers")));
+        assert!(headers.contains(&format!("{} KiB", MAX_HEADER_BYTES / 1024)));
+    }
+
+    #[test]
+    fn every_operation_documents_the_request_limits() {
+        let document = document(&Paths::default());
+        let paths = document["paths"].as_object().expect("paths");
+        assert!(!paths.is_empty());
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().expect("a path item") {
+                for status in ["414", "431"] {
+                    assert!(
+                        operation["responses"].get(status).is_some(),
+                        "{method} {path} does not document {status}"
+                    );
+                }
+            }
+        }
+    }
 }
