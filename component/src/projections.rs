@@ -22,6 +22,8 @@ const STATUS_PREFIX: &str = "msg:st:";
 const ROW_ID_PREFIX: &str = "wats-msg-";
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 100;
+/// Listings one page may take to fill itself past orphan rows.
+const LISTINGS_PER_PAGE: usize = 3;
 
 /// Statuses in the order a message moves through them; `failed` ends it.
 const STATUS_RANKS: &[&str] = &["received", "sent", "delivered", "read", "failed"];
@@ -240,32 +242,49 @@ pub async fn list_route<H: Host>(
             ))
         }
     };
-    let page = kv(
-        ctx,
-        ctx.host.kv_list(ROW_PREFIX, cursor.as_deref(), limit).await,
-    )?;
-    let mut items = Vec::with_capacity(page.keys.len());
-    for key in &page.keys {
-        let Some(wamid) = kv(ctx, ctx.host.kv_get(key).await)? else {
-            continue;
-        };
-        // A row whose record names another (an interrupted write) is
-        // skipped: the record is listed under its own row.
-        let row_id = key.strip_prefix(ROW_PREFIX).unwrap_or_default();
-        let record = load(ctx, &String::from_utf8_lossy(&wamid)).await?;
-        if let Some(record) = record.filter(|record| record["rowId"] == row_id) {
-            items.push(record);
+    let mut items = Vec::with_capacity(limit as usize);
+    let mut after = cursor;
+    let mut more = false;
+    // Rows whose record names another row (an interrupted write) are
+    // skipped, and the page is filled from the rows after them, up to a
+    // few listings: a page is short only where orphans crowd together.
+    for _ in 0..LISTINGS_PER_PAGE {
+        let wanted = limit - items.len() as u32;
+        let page = kv(
+            ctx,
+            ctx.host.kv_list(ROW_PREFIX, after.as_deref(), wanted).await,
+        )?;
+        for key in &page.keys {
+            if let Some(record) = listed_record(ctx, key).await? {
+                items.push(record);
+            }
+        }
+        more = page.cursor.is_some();
+        after = page.keys.last().cloned().or(after);
+        if !more || items.len() as u32 == limit {
+            break;
         }
     }
-    let next_cursor = page
-        .cursor
-        .and_then(|_| page.keys.last())
-        .and_then(|key| key.strip_prefix(ROW_PREFIX))
-        .map(str::to_owned);
+    let next_cursor = after
+        .filter(|_| more)
+        .and_then(|key| key.strip_prefix(ROW_PREFIX).map(str::to_owned));
     Ok(json_response(
         200,
         &json!({ "items": items, "nextCursor": next_cursor }),
     ))
+}
+
+/// The record a row lists, unless the record names another row.
+async fn listed_record<H: Host>(
+    ctx: &Context<'_, H>,
+    row_key: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let Some(wamid) = kv(ctx, ctx.host.kv_get(row_key).await)? else {
+        return Ok(None);
+    };
+    let row_id = row_key.strip_prefix(ROW_PREFIX).unwrap_or_default();
+    let record = load(ctx, &String::from_utf8_lossy(&wamid)).await?;
+    Ok(record.filter(|record| record["rowId"] == row_id))
 }
 
 fn is_row_id(text: &str) -> bool {
@@ -327,6 +346,57 @@ mod tests {
         assert!(!is_safe_wamid("other.123"));
         assert!(is_row_id("wats-msg-00000000000000000000abcd"));
         assert!(!is_row_id("wats-msg-zz"));
+    }
+
+    #[test]
+    fn a_page_fills_itself_past_orphan_rows() {
+        use crate::host::Request;
+        use crate::testing::{block_on, TestHost};
+        let host = TestHost::configured();
+        let ctx = Context::new(&host);
+        for sequence in 0..3 {
+            let wamid = format!("wamid.IN{sequence}");
+            let message = NewMessage {
+                wamid: &wamid,
+                outbound: false,
+                from_phone: Some("15551230000"),
+                to_phone: None,
+                kind: "text",
+                sequence,
+            };
+            block_on(record(&ctx, message)).unwrap();
+        }
+        // Newer than every record: rows whose records never landed.
+        for n in 0..3 {
+            let row = format!("{ROW_PREFIX}{ROW_ID_PREFIX}{n:024x}");
+            host.kv
+                .borrow_mut()
+                .insert(row, (b"wamid.GONE".to_vec(), None));
+        }
+        let list = |query: &str| {
+            let request = Request {
+                method: "GET".into(),
+                path_with_query: format!("/api/messages?{query}"),
+                headers: Vec::new(),
+                body: Vec::new(),
+            };
+            let response = block_on(list_route(&ctx, &request)).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&response.body).unwrap()
+        };
+        let first = list("limit=2");
+        let ids = |page: &serde_json::Value| -> Vec<String> {
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item["waMessageId"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(ids(&first), ["wamid.IN2", "wamid.IN1"]);
+        let cursor = first["nextCursor"].as_str().expect("more follow");
+        let second = list(&format!("limit=2&cursor={cursor}"));
+        assert_eq!(ids(&second), ["wamid.IN0"]);
+        assert!(second["nextCursor"].is_null());
     }
 
     #[test]
