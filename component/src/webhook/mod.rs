@@ -226,8 +226,8 @@ async fn claim_all<'d, 'a, H: Host>(
         let store_failed = refusal == ApiError::StoreUnavailable;
         handled.refuse(refusal);
         // A failing store would fail every remaining update too, each
-        // perhaps only after a timeout: what is claimed goes on, the rest
-        // waits for Meta's retry.
+        // perhaps only after a timeout: claiming stops here, and what was
+        // claimed is released unprojected (`project_all`) for Meta's retry.
         if store_failed {
             break;
         }
