@@ -4,9 +4,11 @@
 //! account data and is dropped.
 
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::host::{Host, Level, OutboundError, OutgoingRequest, Response};
 use crate::manage::{CallBody, GraphCall};
 use crate::metrics::Recorder;
+use crate::Context;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -147,7 +149,16 @@ pub struct GraphClient<'a, H: Host> {
     pub recorder: &'a Recorder,
 }
 
-impl<H: Host> GraphClient<'_, H> {
+impl<'a, H: Host> GraphClient<'a, H> {
+    /// The client for this request: its host, settings and metrics.
+    pub fn for_request(ctx: &'a Context<'_, H>) -> Result<Self, ApiError> {
+        Ok(GraphClient {
+            host: ctx.host,
+            config: ctx.config()?,
+            recorder: &ctx.recorder,
+        })
+    }
+
     /// POSTs a JSON body to `/{version}/{path}` and returns the parsed reply.
     pub async fn post_json(
         &self,

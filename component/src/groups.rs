@@ -200,11 +200,7 @@ pub async fn route<H: Host>(
             graph_body(request, join_requests)?,
         ),
     };
-    let graph = GraphClient {
-        host: ctx.host,
-        config,
-        recorder: &ctx.recorder,
-    };
+    let graph = GraphClient::for_request(ctx)?;
     let mut reply = graph
         .call(EndpointFamily::Groups, method, &path, body.as_ref())
         .await?;

@@ -71,13 +71,9 @@ pub async fn mark_read_route<H: Host>(
         fields.only(&["typingIndicator"], "a mark-as-read")?;
         fields.bool("typingIndicator")?.unwrap_or(false)
     };
-    let config = ctx.config()?;
-    let call = crate::manage::messaging::mark_read(&config.phone_number_id, message_id, typing)?;
-    let graph = GraphClient {
-        host: ctx.host,
-        config,
-        recorder: &ctx.recorder,
-    };
+    let graph = GraphClient::for_request(ctx)?;
+    let call =
+        crate::manage::messaging::mark_read(&graph.config.phone_number_id, message_id, typing)?;
     Ok(json_response(200, &graph.run(call).await?))
 }
 
@@ -119,13 +115,8 @@ async fn deliver<H: Host>(
 
 /// POSTs a payload to the phone number's messages endpoint.
 async fn post_message<H: Host>(ctx: &Context<'_, H>, payload: &Value) -> Result<Value, ApiError> {
-    let config = ctx.config()?;
-    let graph = GraphClient {
-        host: ctx.host,
-        config,
-        recorder: &ctx.recorder,
-    };
-    let path = format!("{}/messages", config.phone_number_id);
+    let graph = GraphClient::for_request(ctx)?;
+    let path = format!("{}/messages", graph.config.phone_number_id);
     Ok(graph
         .post_json(EndpointFamily::Messages, &path, payload)
         .await?)

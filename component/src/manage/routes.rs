@@ -51,6 +51,10 @@ fn waba(config: &Config) -> Result<&str, ApiError> {
         )))
 }
 
+/// The upload's media type is its Content-Type header.
+const UPLOAD_MEDIA_TYPE: &str =
+    "The Content-Type header must be the file's media type, such as image/jpeg.";
+
 pub async fn route<H: Host>(
     ctx: &Context<'_, H>,
     action: ManageAction,
@@ -58,12 +62,8 @@ pub async fn route<H: Host>(
     id: &str,
 ) -> Result<Response, ApiError> {
     use ManageAction::*;
-    let config = ctx.config()?;
-    let graph = GraphClient {
-        host: ctx.host,
-        config,
-        recorder: &ctx.recorder,
-    };
+    let graph = GraphClient::for_request(ctx)?;
+    let config = graph.config;
     let call = match action {
         PhoneNumberHealth => assets::phone_number(&config.phone_number_id)?,
         ListTemplates => {
@@ -92,15 +92,12 @@ pub async fn route<H: Host>(
             let file_name = request.query("fileName");
             let file_name = file_name.as_deref().unwrap_or("upload");
             media::upload_media(&config.phone_number_id, mime_type, file_name, &request.body)
-                .map_err(|error| {
-                    match error {
+                .map_err(|error| match error {
                     // The media type arrives as a header here, not a field.
-                    ManageError::Invalid { field: "mimeType", .. } => ApiError::InvalidRequest(
-                        "The Content-Type header must be the file's media type, such as image/jpeg."
-                            .into(),
-                    ),
+                    ManageError::Invalid {
+                        field: "mimeType", ..
+                    } => ApiError::InvalidRequest(UPLOAD_MEDIA_TYPE.into()),
                     error => error.into(),
-                }
                 })?
         }
         GetMedia => media::media(id)?,

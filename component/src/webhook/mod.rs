@@ -186,19 +186,21 @@ async fn claim_all<'d, 'a, H: Host>(
             .await;
         let refusal = match counted(ctx, claim) {
             Ok(true) => {
+                let key = Some(key);
                 claimed.push(Claimed {
                     update,
                     sequence,
-                    key: Some(key),
+                    key,
                 });
                 continue;
             }
             // A host without a store gets no dedupe.
             Err(ApiError::PersistenceNotConfigured) => {
+                let key = None;
                 claimed.push(Claimed {
                     update,
                     sequence,
-                    key: None,
+                    key,
                 });
                 continue;
             }
@@ -223,12 +225,11 @@ async fn claim_all<'d, 'a, H: Host>(
         if refusal != ApiError::UpdateInFlight {
             ctx.recorder.webhook_update(update.kind, "failed");
         }
-        let store_failed = refusal == ApiError::StoreUnavailable;
         handled.refuse(refusal);
         // A failing store would fail every remaining update too, each
         // perhaps only after a timeout: claiming stops here, and what was
         // claimed is released unprojected (`project_all`) for Meta's retry.
-        if store_failed {
+        if handled.store_failed {
             break;
         }
     }
@@ -256,6 +257,11 @@ async fn project_all<'d, 'a, H: Host>(
 ) -> Vec<(Claimed<'d, 'a>, Update)> {
     let mut projected = Vec::with_capacity(claimed.len());
     for claim in claimed {
+        // Once the store has failed, the rest are released unprojected.
+        if handled.store_failed {
+            release(ctx, &claim).await;
+            continue;
+        }
         let update = claim.update;
         let handed = Update {
             kind: update.kind,
@@ -263,11 +269,9 @@ async fn project_all<'d, 'a, H: Host>(
             status: update.status().map(str::to_owned),
             json: delivery.update_json(update),
         };
-        // Once the store has failed, the rest are released unprojected.
-        let result = match (&claim.key, handled.store_failed) {
-            (None, _) => Ok(()),
-            (Some(_), true) => Err(ApiError::StoreUnavailable),
-            (Some(_), false) => project(ctx, update, &handed.json, claim.sequence).await,
+        let result = match claim.key {
+            Some(_) => project(ctx, update, &handed.json, claim.sequence).await,
+            None => Ok(()),
         };
         match result {
             Ok(()) => projected.push((claim, handed)),
