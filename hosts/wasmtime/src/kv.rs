@@ -126,10 +126,12 @@ impl KvStore for MemoryKv {
         let (state, now) = self.entries();
         let after = cursor.unwrap_or("");
         // Range scan from the prefix (or the cursor) instead of every key.
-        let start = if after > prefix { after } else { prefix };
         let keys: Vec<String> = state
             .entries
-            .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(list_start(prefix, after)),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(key, _)| key.starts_with(prefix))
             .filter(|(key, (_, expires))| key.as_str() > after && live(*expires, now))
             .take(limit as usize + 1)
@@ -285,6 +287,23 @@ impl SqliteKv {
     }
 }
 
+/// Live keys in order from a start key. A listing seeks to its prefix (or
+/// its cursor) and stops at the prefix's end: a filter on the prefix instead
+/// made every listing read every key ordered before it, and the outbox
+/// drain, once a second, read the whole message history that way.
+const LIST_FROM: &str = "SELECT key FROM kv
+     WHERE key >= ?1 AND (expires_at IS NULL OR expires_at > ?2)
+     ORDER BY key";
+
+/// Where a listing of `prefix` after the key `after` starts.
+fn list_start<'a>(prefix: &'a str, after: &'a str) -> &'a str {
+    if after > prefix {
+        after
+    } else {
+        prefix
+    }
+}
+
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// Above this size the WAL is finished off right after a commit (see
@@ -378,26 +397,25 @@ impl KvStore for SqliteKv {
         let state = self.state();
         let mut statement = state
             .connection
-            .prepare_cached(
-                "SELECT key FROM kv
-                 WHERE substr(key, 1, length(?1)) = ?1 AND key > ?2
-                   AND (expires_at IS NULL OR expires_at > ?3)
-                 ORDER BY key LIMIT ?4",
-            )
+            .prepare_cached(LIST_FROM)
             .map_err(unavailable)?;
-        let keys = statement
-            .query_map(
-                params![
-                    prefix,
-                    cursor.unwrap_or(""),
-                    self.now(),
-                    i64::from(limit) + 1
-                ],
-                |row| row.get(0),
-            )
-            .map_err(unavailable)?
-            .collect::<Result<Vec<String>, _>>()
+        let after = cursor.unwrap_or("");
+        let rows = statement
+            .query_map(params![list_start(prefix, after), self.now()], |row| {
+                row.get::<_, String>(0)
+            })
             .map_err(unavailable)?;
+        // Rows come one step at a time: stop at the first key past the prefix.
+        let mut keys = Vec::new();
+        for key in rows {
+            let key = key.map_err(unavailable)?;
+            if !key.starts_with(prefix) || keys.len() > limit as usize {
+                break;
+            }
+            if key.as_str() > after {
+                keys.push(key);
+            }
+        }
         Ok(page(keys, limit))
     }
 
@@ -489,6 +507,38 @@ mod tests {
             let (rest, cursor) = store.list("p:", cursor.as_deref(), 2).unwrap();
             assert_eq!((rest, cursor), (vec!["p:3".to_owned()], None));
         }
+    }
+
+    #[test]
+    fn a_listing_reads_only_its_own_prefix() {
+        let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
+        let store = SqliteKv::open(Path::new(":memory:"), clock, Commits::Grouped).unwrap();
+        for n in 0..2_000 {
+            store.set(&format!("a:{n:04}"), b"v", None).unwrap();
+            store.set(&format!("z:{n:04}"), b"v", None).unwrap();
+        }
+        for key in ["p:1", "p:2", "p:3"] {
+            store.set(key, b"v", None).unwrap();
+        }
+        let (keys, cursor) = store.list("p:", Some("a:0005"), 2).unwrap();
+        assert_eq!(
+            (keys, cursor.as_deref()),
+            (vec!["p:1".into(), "p:2".into()], Some("p:2"))
+        );
+        let (keys, cursor) = store.list("p:", cursor.as_deref(), 2).unwrap();
+        assert_eq!((keys, cursor), (vec!["p:3".to_owned()], None));
+        // Both listings together stepped over a handful of rows, not the
+        // 4,000 around the prefix.
+        let steps = store
+            .state()
+            .connection
+            .prepare_cached(LIST_FROM)
+            .unwrap()
+            .get_status(rusqlite::StatementStatus::VmStep);
+        assert!(
+            steps < 200,
+            "{steps} VM steps for two listings of three keys"
+        );
     }
 
     #[test]
