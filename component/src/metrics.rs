@@ -105,7 +105,23 @@ pub struct Recorder {
 
 impl Recorder {
     fn add(&self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.samples.borrow_mut().push(Sample {
+        let mut samples = self.samples.borrow_mut();
+        // A request repeats a few series many times (one per store call):
+        // summed here, the host gets and adds up each series once.
+        let same_series = |sample: &&mut Sample| {
+            sample.name == name
+                && sample.labels.len() == labels.len()
+                && sample
+                    .labels
+                    .iter()
+                    .zip(labels)
+                    .all(|(held, (key, value))| held.0 == *key && held.1 == *value)
+        };
+        if let Some(sample) = samples.iter_mut().find(same_series) {
+            sample.value += value;
+            return;
+        }
+        samples.push(Sample {
             name: name.into(),
             labels: labels
                 .iter()
@@ -420,6 +436,29 @@ mod tests {
         assert_eq!(snapshot.len(), 2);
         let healthz = snapshot.iter().find(|s| s.labels[0].1 == "/healthz");
         assert_eq!(healthz.map(|s| s.value), Some(3.0));
+    }
+
+    #[test]
+    fn a_recorder_sends_each_series_once_with_its_sum() {
+        let recorder = Recorder::default();
+        for outcome in ["success", "success", "failure", "success"] {
+            recorder.persistence(outcome);
+        }
+        recorder.webhook_update("message", "dispatched");
+        let summed: Vec<(String, String, f64)> = recorder
+            .take()
+            .into_iter()
+            .map(|sample| (sample.name, sample.labels[1].1.clone(), sample.value))
+            .collect();
+        let series = |name: &str, label: &str, value| (name.to_owned(), label.to_owned(), value);
+        assert_eq!(
+            summed,
+            [
+                series("persistence_operations_total", "success", 3.0),
+                series("persistence_operations_total", "failure", 1.0),
+                series("webhook_normalization_total", "dispatched", 1.0),
+            ]
+        );
     }
 
     #[test]
