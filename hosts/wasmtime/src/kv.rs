@@ -185,7 +185,22 @@ struct Sqlite {
     open: bool,
     /// Recent batches that were rolled back instead of committed.
     lost: VecDeque<u64>,
+    /// Where the next sweep of expired rows starts, and when it is due.
+    sweep: Sweep,
 }
+
+/// Reads hide an expired row at once, but only a delete frees it: without
+/// sweeps every dedupe mark, idempotency record and lease ever written would
+/// stay in the file. Sweeps pass over the keys in order, a slice at a time,
+/// rather than index the expiry times, which would cost every write.
+#[derive(Default)]
+struct Sweep {
+    after: String,
+    due_at: u64,
+}
+
+/// Rows a sweep looks at: about a millisecond, once a second.
+const SWEEP_ROWS: usize = 1_000;
 
 /// How many lost batches are remembered; a request older than that many
 /// failures is long finished.
@@ -234,6 +249,7 @@ impl SqliteKv {
                 commits,
                 open: false,
                 lost: VecDeque::new(),
+                sweep: Sweep::default(),
             }),
             batch: AtomicU64::new(0),
             wal,
@@ -449,11 +465,53 @@ impl KvStore for SqliteKv {
                     .execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
             }
         }
+        // After the commit, so that a failed sweep costs no request its writes.
+        let now = self.clock.now_millis();
+        if !state.open && now >= state.sweep.due_at {
+            state.sweep.due_at = now + SWEEP_EVERY_MILLIS;
+            if sweep(&mut state, now as i64).is_err() {
+                let _ = state.connection.execute_batch("ROLLBACK");
+            }
+        }
         if state.lost.iter().any(|batch| batches.contains(batch)) {
             return Err(KvFailure::Unavailable("sqlite: commit failed".into()));
         }
         Ok(())
     }
+}
+
+/// Deletes the expired rows among the next `SWEEP_ROWS` keys, in a
+/// transaction of its own, and moves the sweep on (back to the first key
+/// after the last).
+fn sweep(state: &mut Sqlite, now: i64) -> rusqlite::Result<()> {
+    let slice: Vec<(String, Option<i64>)> = state
+        .connection
+        .prepare_cached("SELECT key, expires_at FROM kv WHERE key > ?1 ORDER BY key LIMIT ?2")?
+        .query_map(params![state.sweep.after, SWEEP_ROWS as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let expired: Vec<&str> = slice
+        .iter()
+        .filter(|(_, expires)| expires.is_some_and(|at| at <= now))
+        .map(|(key, _)| key.as_str())
+        .collect();
+    if !expired.is_empty() {
+        state.connection.execute_batch("BEGIN IMMEDIATE")?;
+        let mut delete = state
+            .connection
+            .prepare_cached("DELETE FROM kv WHERE key = ?1 AND expires_at <= ?2")?;
+        for key in expired {
+            delete.execute(params![key, now])?;
+        }
+        drop(delete);
+        state.connection.execute_batch("COMMIT")?;
+    }
+    state.sweep.after = match slice.last() {
+        Some((key, _)) if slice.len() == SWEEP_ROWS => key.clone(),
+        _ => String::new(),
+    };
+    Ok(())
 }
 
 #[cfg(test)]
@@ -539,6 +597,49 @@ mod tests {
             steps < 200,
             "{steps} VM steps for two listings of three keys"
         );
+    }
+
+    #[test]
+    fn commits_sweep_expired_rows_out_of_the_file() {
+        let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
+        let store = SqliteKv::open(Path::new(":memory:"), clock.clone(), Commits::Grouped).unwrap();
+        let rows = |store: &SqliteKv| -> Vec<String> {
+            let state = store.state();
+            let mut statement = state
+                .connection
+                .prepare("SELECT key FROM kv ORDER BY key")
+                .unwrap();
+            let keys = statement.query_map([], |row| row.get(0)).unwrap();
+            keys.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        // More keys than one sweep looks at: each sweep goes on from where
+        // the last one stopped.
+        for n in 0..SWEEP_ROWS + 10 {
+            store.set(&format!("a:{n:05}"), b"v", Some(1)).unwrap();
+        }
+        store.set("b:kept", b"v", None).unwrap();
+        store.set("c:later", b"v", Some(60)).unwrap();
+        let first = store.batch();
+        // The first sweep looks at the first SWEEP_ROWS keys: none expired.
+        store.commit(first..=store.batch()).unwrap();
+        assert_eq!(rows(&store).len(), SWEEP_ROWS + 12);
+
+        clock.0.fetch_add(2_000, Ordering::SeqCst);
+        store.commit(first..=store.batch()).unwrap();
+        assert_eq!(
+            rows(&store).len(),
+            SWEEP_ROWS + 2,
+            "the rest of the keys swept"
+        );
+        store.commit(first..=store.batch()).unwrap();
+        assert_eq!(
+            rows(&store).len(),
+            SWEEP_ROWS + 2,
+            "the next sweep waits a second"
+        );
+        clock.0.fetch_add(SWEEP_EVERY_MILLIS, Ordering::SeqCst);
+        store.commit(first..=store.batch()).unwrap();
+        assert_eq!(rows(&store), ["b:kept", "c:later"]);
     }
 
     #[test]
