@@ -1,157 +1,15 @@
-//! The stores behind the `kv` import: SQLite (the default of `wats serve`,
-//! durable) and memory (`--memory`, and tests). Both are atomic for
-//! set-if-absent because every operation holds one lock.
+//! The SQLite store of `wats serve`: one connection behind one lock, writes
+//! grouped into a transaction until the host commits, checkpoints on a
+//! thread of their own, and expired rows swept out after commits.
 
+use super::{check_size, expiry, list_start, page, SWEEP_EVERY_MILLIS};
 use crate::services::{Clock, KvFailure, KvStore};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-
-/// Values larger than this are refused, as Workers KV's limit is 25 MiB and
-/// no wats record comes near it.
-const MAX_VALUE_BYTES: usize = 1 << 20;
-
-fn expiry(clock: &dyn Clock, ttl_seconds: Option<u32>) -> Option<u64> {
-    ttl_seconds.map(|ttl| clock.now_millis() + u64::from(ttl) * 1000)
-}
-
-fn check_size(value: &[u8]) -> Result<(), KvFailure> {
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(KvFailure::TooLarge);
-    }
-    Ok(())
-}
-
-/// Key to value and expiry (milliseconds since the epoch).
-type Entries = BTreeMap<String, (Vec<u8>, Option<u64>)>;
-
-pub struct MemoryKv {
-    state: Mutex<MemoryState>,
-    clock: Arc<dyn Clock>,
-}
-
-#[derive(Default)]
-struct MemoryState {
-    entries: Entries,
-    /// When expired entries are next swept out. Between sweeps every read
-    /// checks expiry itself, so a sweep is housekeeping, not correctness;
-    /// sweeping on every call made each operation O(entries).
-    next_sweep: u64,
-}
-
-/// How often expired entries are dropped from memory.
-const SWEEP_EVERY_MILLIS: u64 = 1_000;
-
-fn live(expires: Option<u64>, now: u64) -> bool {
-    expires.is_none_or(|at| at > now)
-}
-
-impl MemoryKv {
-    pub fn new(clock: Arc<dyn Clock>) -> MemoryKv {
-        MemoryKv {
-            state: Mutex::default(),
-            clock,
-        }
-    }
-
-    /// The entries and the time now, swept if a sweep is due.
-    fn entries(&self) -> (MutexGuard<'_, MemoryState>, u64) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = self.clock.now_millis();
-        if now >= state.next_sweep {
-            state.entries.retain(|_, (_, expires)| live(*expires, now));
-            state.next_sweep = now + SWEEP_EVERY_MILLIS;
-        }
-        (state, now)
-    }
-}
-
-impl KvStore for MemoryKv {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
-        let (state, now) = self.entries();
-        Ok(state
-            .entries
-            .get(key)
-            .filter(|(_, expires)| live(*expires, now))
-            .map(|(value, _)| value.clone()))
-    }
-
-    fn set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), KvFailure> {
-        check_size(value)?;
-        let expires = expiry(&*self.clock, ttl_seconds);
-        self.entries()
-            .0
-            .entries
-            .insert(key.to_owned(), (value.to_vec(), expires));
-        Ok(())
-    }
-
-    fn set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_seconds: Option<u32>,
-    ) -> Result<bool, KvFailure> {
-        check_size(value)?;
-        let expires = expiry(&*self.clock, ttl_seconds);
-        let (mut state, now) = self.entries();
-        if let Some((_, current)) = state.entries.get(key) {
-            if live(*current, now) {
-                return Ok(false);
-            }
-        }
-        state
-            .entries
-            .insert(key.to_owned(), (value.to_vec(), expires));
-        Ok(true)
-    }
-
-    fn remove(&self, key: &str) -> Result<(), KvFailure> {
-        self.entries().0.entries.remove(key);
-        Ok(())
-    }
-
-    fn list(
-        &self,
-        prefix: &str,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<(Vec<String>, Option<String>), KvFailure> {
-        let (state, now) = self.entries();
-        let after = cursor.unwrap_or("");
-        // Range scan from the prefix (or the cursor) instead of every key.
-        let keys: Vec<String> = state
-            .entries
-            .range::<str, _>((
-                std::ops::Bound::Included(list_start(prefix, after)),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .filter(|(key, (_, expires))| key.as_str() > after && live(*expires, now))
-            .take(limit as usize + 1)
-            .map(|(key, _)| key.clone())
-            .collect();
-        Ok(page(keys, limit))
-    }
-}
-
-/// Cuts a listing fetched with one extra key to `limit`, with a cursor when
-/// the extra key shows that more follow.
-fn page(mut keys: Vec<String>, limit: u32) -> (Vec<String>, Option<String>) {
-    if keys.len() > limit as usize {
-        keys.truncate(limit as usize);
-        let cursor = keys.last().cloned();
-        (keys, cursor)
-    } else {
-        (keys, None)
-    }
-}
 
 pub struct SqliteKv {
     state: Mutex<Sqlite>,
@@ -310,15 +168,6 @@ impl SqliteKv {
 const LIST_FROM: &str = "SELECT key FROM kv
      WHERE key >= ?1 AND (expires_at IS NULL OR expires_at > ?2)
      ORDER BY key";
-
-/// Where a listing of `prefix` after the key `after` starts.
-fn list_start<'a>(prefix: &'a str, after: &'a str) -> &'a str {
-    if after > prefix {
-        after
-    } else {
-        prefix
-    }
-}
 
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
@@ -516,56 +365,8 @@ fn sweep(state: &mut Sqlite, now: i64) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::TestClock;
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    struct TestClock(AtomicU64);
-
-    impl Clock for TestClock {
-        fn now_millis(&self) -> u64 {
-            self.0.load(Ordering::SeqCst)
-        }
-        fn monotonic_nanos(&self) -> u64 {
-            0
-        }
-    }
-
-    fn stores() -> Vec<(Box<dyn KvStore>, Arc<TestClock>)> {
-        let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
-        let memory = MemoryKv::new(clock.clone());
-        let clock2 = Arc::new(TestClock(AtomicU64::new(1_000)));
-        let sqlite =
-            SqliteKv::open(Path::new(":memory:"), clock2.clone(), Commits::Grouped).unwrap();
-        vec![(Box::new(memory), clock), (Box::new(sqlite), clock2)]
-    }
-
-    #[test]
-    fn set_if_absent_respects_live_values_and_replaces_expired_ones() {
-        for (store, clock) in stores() {
-            assert!(store.set_if_absent("k", b"a", Some(1)).unwrap());
-            assert!(!store.set_if_absent("k", b"b", None).unwrap());
-            assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"a"[..]));
-            clock.0.fetch_add(1_000, Ordering::SeqCst);
-            assert_eq!(store.get("k").unwrap(), None);
-            assert!(store.set_if_absent("k", b"c", None).unwrap());
-            assert_eq!(store.get("k").unwrap().as_deref(), Some(&b"c"[..]));
-            store.remove("k").unwrap();
-            assert_eq!(store.get("k").unwrap(), None);
-        }
-    }
-
-    #[test]
-    fn listing_pages_in_key_order() {
-        for (store, _) in stores() {
-            for key in ["p:3", "p:1", "q:1", "p:2"] {
-                store.set(key, b"v", None).unwrap();
-            }
-            let (first, cursor) = store.list("p:", None, 2).unwrap();
-            assert_eq!(first, ["p:1", "p:2"]);
-            let (rest, cursor) = store.list("p:", cursor.as_deref(), 2).unwrap();
-            assert_eq!((rest, cursor), (vec!["p:3".to_owned()], None));
-        }
-    }
 
     #[test]
     fn a_listing_reads_only_its_own_prefix() {
@@ -667,15 +468,5 @@ mod tests {
         assert_eq!(reader.get("b").unwrap().as_deref(), Some(&b"2"[..]));
         drop(reader);
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn oversized_values_are_refused() {
-        for (store, _) in stores() {
-            assert_eq!(
-                store.set("k", &vec![0; MAX_VALUE_BYTES + 1], None),
-                Err(KvFailure::TooLarge)
-            );
-        }
     }
 }
