@@ -22,9 +22,11 @@ commands:
                    schemathesis, the Spin component, the JS package, a fuzz smoke, the Worker in workerd
   bench            build in release mode and report the hot-path benchmarks and sizes
   loadtest [ARGS..]  post distinct signed batched webhooks to a minimal native receiver (the
-                   floor) and to `wats serve` (release, SQLite) on 127.0.0.1; report req/s,
-                   p50/p99, errors, RSS. ARGS: --requests N (20000) --connections C (16)
-                   --max-seconds S (120 per target) --memory (wats serve without SQLite)
+                   floor), to `wats serve` (release, SQLite) and, forged, to `wats serve` again
+                   (each answered 401) on 127.0.0.1; report req/s, p50/p99, errors, RSS, CPU per
+                   request. ARGS: --requests N (20000) --connections C (16) --max-seconds S (120
+                   per target) --rate R (offer R req/s instead of saturating) --memory (wats
+                   serve without SQLite)
   worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
   worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)
   spin [--port P]  build the Spin component and serve it with `wats spin` on 127.0.0.1 (live Graph
