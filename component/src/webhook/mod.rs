@@ -184,26 +184,10 @@ async fn claim_all<'d, 'a, H: Host>(
         let claim = host
             .kv_set_if_absent(&key, CLAIMED, Some(CLAIM_TTL_SECONDS))
             .await;
-        let refusal = match counted(ctx, claim) {
-            Ok(true) => {
-                let key = Some(key);
-                claimed.push(Claimed {
-                    update,
-                    sequence,
-                    key,
-                });
-                continue;
-            }
+        let claimed_key = match counted(ctx, claim) {
+            Ok(true) => Ok(Some(key)),
             // A host without a store gets no dedupe.
-            Err(ApiError::PersistenceNotConfigured) => {
-                let key = None;
-                claimed.push(Claimed {
-                    update,
-                    sequence,
-                    key,
-                });
-                continue;
-            }
+            Err(ApiError::PersistenceNotConfigured) => Ok(None),
             // Done before: a duplicate. Claimed but not done: a delivery in
             // flight, or one that failed after claiming (its claim expires
             // after CLAIM_TTL_SECONDS). Acknowledging that would lose the
@@ -216,11 +200,22 @@ async fn claim_all<'d, 'a, H: Host>(
                 }
                 Ok(_) => {
                     ctx.recorder.webhook_update(update.kind, "in_flight");
-                    ApiError::UpdateInFlight
+                    Err(ApiError::UpdateInFlight)
                 }
-                Err(error) => error,
+                Err(error) => Err(error),
             },
-            Err(error) => error,
+            Err(error) => Err(error),
+        };
+        let refusal = match claimed_key {
+            Ok(key) => {
+                claimed.push(Claimed {
+                    update,
+                    sequence,
+                    key,
+                });
+                continue;
+            }
+            Err(refusal) => refusal,
         };
         if refusal != ApiError::UpdateInFlight {
             ctx.recorder.webhook_update(update.kind, "failed");
