@@ -3,7 +3,7 @@
 //! completes on its first poll and a trivial executor suffices.
 
 use crate::block_on;
-use crate::host::{
+use crate::core::host::{
     self, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
 };
 

@@ -2,7 +2,7 @@
 //! test moves, scripted Graph replies. The conformance suites cover the real
 //! hosts; this lets a module's own rules be tested where they live.
 
-use crate::host::{
+use crate::core::host::{
     Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
 };
 use std::cell::{Cell, RefCell};

@@ -2,7 +2,7 @@
 
 use super::fields::{invalid, Fields, Limit};
 use super::{envelope, message_id, recipient, Composed};
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 use serde_json::{Map, Value};
 
 const FIELD: Limit = Limit::line(256);
@@ -123,7 +123,7 @@ fn contact(fields: &Fields) -> Result<Value, ApiError> {
     Ok(Value::Object(card))
 }
 
-pub fn compose(fields: &Fields) -> Result<Composed, ApiError> {
+pub(super) fn compose(fields: &Fields) -> Result<Composed, ApiError> {
     fields.only(
         &["type", "to", "contacts", "replyToMessageId"],
         "type `contacts`",

@@ -2,7 +2,7 @@
 //! names the field by its path in the body (`sections[1].rows[0].title`)
 //! and never repeats the value, which may be private or hostile.
 
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 use serde_json::{Map, Value};
 use unicode_segmentation::UnicodeSegmentation;
 

@@ -3,7 +3,7 @@
 
 use super::fields::{invalid, Fields, Limit};
 use super::{envelope, message_id, recipient, Composed};
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 use serde_json::{json, Value};
 
 const HEADER: Limit = Limit::line(60);
@@ -105,7 +105,7 @@ fn spec(kind: &str) -> Option<Spec> {
 }
 
 /// `None` when `kind` is not an interactive type.
-pub fn compose(fields: &Fields, kind: &str) -> Option<Result<Composed, ApiError>> {
+pub(super) fn compose(fields: &Fields, kind: &str) -> Option<Result<Composed, ApiError>> {
     let spec = spec(kind)?;
     Some(build(fields, kind, &spec))
 }

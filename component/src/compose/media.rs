@@ -3,15 +3,15 @@
 
 use super::fields::{invalid, Fields, Limit};
 use super::{envelope, message_id, put, recipient, Composed};
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 use serde_json::{json, Value};
 
 /// Graph's limit for media captions.
-pub const MAX_CAPTION_CHARS: usize = 1024;
+pub(super) const MAX_CAPTION_CHARS: usize = 1024;
 const MAX_LINK_BYTES: usize = 2048;
 
 /// `{id}` or `{link}` from `mediaId` / `link`, exactly one of them.
-pub fn reference(fields: &Fields) -> Result<Value, ApiError> {
+pub(super) fn reference(fields: &Fields) -> Result<Value, ApiError> {
     let id = fields.text("mediaId", Limit::line(128))?;
     let link = fields.text("link", Limit::line(MAX_LINK_BYTES))?;
     match (id, link) {
@@ -41,7 +41,7 @@ pub fn reference(fields: &Fields) -> Result<Value, ApiError> {
     }
 }
 
-pub fn compose(fields: &Fields, kind: &str) -> Result<Composed, ApiError> {
+pub(super) fn compose(fields: &Fields, kind: &str) -> Result<Composed, ApiError> {
     let (kind, allowed): (&'static str, &[&str]) = match kind {
         "image" => ("image", &["caption"]),
         "video" => ("video", &["caption"]),

@@ -9,7 +9,8 @@ mod interactive;
 mod media;
 mod template;
 
-use crate::error::ApiError;
+use crate::core::error::ApiError;
+use crate::core::ids::{is_phone_number, is_safe_wamid};
 use fields::{invalid, Fields, Limit};
 use serde_json::{json, Map, Value};
 
@@ -103,13 +104,6 @@ pub fn compose(body: &Map<String, Value>, groups_enabled: bool) -> Result<Compos
     }
 }
 
-/// A phone number in international format (or a WhatsApp id, which has
-/// the same shape): 5 to 32 digits, optionally after a `+`.
-pub fn is_phone_number(to: &str) -> bool {
-    let digits = to.strip_prefix('+').unwrap_or(to);
-    (5..=32).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// A recipient: a phone number in international format (or a WhatsApp id,
 /// which has the same shape).
 pub fn recipient<'a>(fields: &Fields<'a>) -> Result<&'a str, ApiError> {
@@ -128,7 +122,7 @@ pub fn message_id<'a>(fields: &Fields<'a>, name: &str) -> Result<Option<&'a str>
     let Some(id) = fields.text(name, WAMID)? else {
         return Ok(None);
     };
-    if !crate::projections::is_safe_wamid(id) {
+    if !is_safe_wamid(id) {
         return Err(invalid(
             &fields.path(name),
             "must be a WhatsApp message id (wamid.…)",
@@ -279,7 +273,7 @@ fn reaction(fields: &Fields, remove: bool) -> Result<Composed, ApiError> {
 /// A group id as the Groups API returns it (base64url-like).
 fn group_id<'a>(fields: &Fields<'a>) -> Result<&'a str, ApiError> {
     let id = fields.required_text("groupId", Limit::line(200))?;
-    if !crate::graph::is_opaque_token(id) {
+    if !crate::core::ids::is_opaque_token(id) {
         return Err(invalid("groupId", "must be a group id from the Groups API"));
     }
     Ok(id)
@@ -327,11 +321,11 @@ fn group(fields: &Fields, pin: bool) -> Result<Composed, ApiError> {
 mod tests {
     use super::*;
 
-    pub fn composed(body: Value) -> Result<Composed, ApiError> {
+    pub(super) fn composed(body: Value) -> Result<Composed, ApiError> {
         compose(body.as_object().unwrap(), true)
     }
 
-    pub fn rule(body: Value) -> String {
+    pub(super) fn rule(body: Value) -> String {
         match composed(body) {
             Err(ApiError::InvalidRequest(message)) => message,
             other => panic!("expected a 400, got {other:?}"),

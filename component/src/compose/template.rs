@@ -3,7 +3,7 @@
 
 use super::fields::{invalid, Fields, Limit};
 use super::{envelope, media, message_id, put, recipient, Composed};
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 use serde_json::{json, Value};
 
 const COMPONENT_TYPES: &[&str] = &["header", "body", "button"];
@@ -124,7 +124,7 @@ fn component(fields: &Fields) -> Result<Value, ApiError> {
     Ok(value)
 }
 
-pub fn compose(fields: &Fields) -> Result<Composed, ApiError> {
+pub(super) fn compose(fields: &Fields) -> Result<Composed, ApiError> {
     fields.only(
         &[
             "type",

@@ -1,8 +1,9 @@
 //! WABA, phone numbers, business profile, commerce settings, message
 //! templates and Flows.
 
-use super::{graph_id, invalid, query_value, CallBody, GraphCall, ManageError, Multipart};
+use super::{graph_id, invalid, query_value, ManageError};
 use crate::graph::EndpointFamily::{Account, Flows, Templates};
+use crate::graph::{CallBody, GraphCall, Multipart};
 use serde_json::{json, Map, Value};
 
 pub fn waba_info(waba_id: &str) -> Result<GraphCall, ManageError> {
@@ -324,7 +325,7 @@ fn components(value: &Value) -> Result<&Value, ManageError> {
 }
 
 fn cursor(value: &str) -> Result<&str, ManageError> {
-    crate::graph::is_opaque_token(value)
+    crate::core::ids::is_opaque_token(value)
         .then_some(value)
         .ok_or_else(|| invalid("after", "a cursor from a previous page"))
 }
@@ -350,7 +351,7 @@ fn flow_categories(categories: &[&str]) -> Result<Value, ManageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manage::Risk;
+    use crate::graph::Risk;
 
     #[test]
     fn reads_are_gets_below_the_right_object() {

@@ -1,9 +1,11 @@
 //! Media: upload, metadata, download with a byte cap and an integrity
 //! check, delete. Media URLs are signed: they are used, never logged.
 
-use super::{graph_id, invalid, CallBody, GraphCall, ManageError, Multipart};
+use super::{graph_id, invalid, ManageError};
+use crate::core::host::OutgoingRequest;
+use crate::core::upstream::MediaError;
 use crate::graph::EndpointFamily::Media;
-use crate::host::OutgoingRequest;
+use crate::graph::{CallBody, GraphCall, Multipart};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -76,32 +78,6 @@ pub fn media_type(value: &str) -> Result<&str, ManageError> {
             .is_some_and(|(kind, sub)| token(kind) && token(sub));
     ok.then_some(value)
         .ok_or_else(|| invalid("mimeType", "a media type such as image/jpeg"))
-}
-
-/// Why a download was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MediaError {
-    /// The metadata reply lacks the URL or has an unusable one.
-    BadMetadata,
-    /// Larger than the caller's cap (by the metadata or by the bytes).
-    TooLarge { limit: u64 },
-    /// The bytes are not as long as the metadata said.
-    SizeMismatch,
-    /// The bytes do not hash to the metadata's digest.
-    DigestMismatch,
-}
-
-impl std::fmt::Display for MediaError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MediaError::BadMetadata => f.write_str("Graph's media metadata has no usable URL."),
-            MediaError::TooLarge { limit } => write!(f, "The media is larger than {limit} bytes."),
-            MediaError::SizeMismatch => f.write_str("The media's size differs from its metadata."),
-            MediaError::DigestMismatch => {
-                f.write_str("The media's SHA-256 differs from its metadata.")
-            }
-        }
-    }
 }
 
 /// What the service answers about a media object: never its signed URL.

@@ -1,8 +1,9 @@
 //! Sends, read receipts, typing indicators and calling. SDP is validated
 //! and forwarded, never negotiated.
 
-use super::{graph_id, invalid, GraphCall, ManageError};
+use super::{graph_id, invalid, ManageError};
 use crate::graph::EndpointFamily::{Calls, Messages};
+use crate::graph::GraphCall;
 use serde_json::json;
 
 /// Sends a message body built by [`crate::compose::compose`].
@@ -29,7 +30,7 @@ pub fn mark_read(
     typing_indicator: bool,
 ) -> Result<GraphCall, ManageError> {
     let phone = graph_id("phoneNumberId", phone_number_id)?;
-    if !crate::projections::is_safe_wamid(message_id) {
+    if !crate::core::ids::is_safe_wamid(message_id) {
         return Err(invalid("messageId", "a WhatsApp message id (wamid.…)"));
     }
     let mut body =
@@ -81,13 +82,13 @@ pub fn sdp(text: &str) -> Result<&str, ManageError> {
 }
 
 fn recipient(to: &str) -> Result<&str, ManageError> {
-    crate::compose::is_phone_number(to)
+    crate::core::ids::is_phone_number(to)
         .then_some(to)
         .ok_or_else(|| invalid("to", "a phone number in international format"))
 }
 
 fn call_id(id: &str) -> Result<&str, ManageError> {
-    crate::graph::is_prefixed_id("wacid.", id)
+    crate::core::ids::is_prefixed_id("wacid.", id)
         .then_some(id)
         .ok_or_else(|| invalid("callId", "a WhatsApp call id (wacid.…)"))
 }
@@ -156,7 +157,7 @@ pub fn call_action(
 mod tests {
     use super::*;
 
-    pub const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+    pub(super) const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
 
     #[test]
     fn sdp_is_checked_not_rewritten() {

@@ -2,11 +2,10 @@
 //! Messages are fixed text written here: they may name a field or a setting,
 //! never a value the caller sent or a secret.
 
-use crate::config::ConfigError;
-use crate::graph::GraphError;
-use crate::host::Response;
-use crate::http::json_response;
-use crate::manage::media::MediaError;
+use super::config::ConfigError;
+use super::host::Response;
+use super::http::json_response;
+use super::upstream::{GraphError, MediaError};
 use serde_json::json;
 
 #[derive(Debug, PartialEq)]
@@ -47,9 +46,9 @@ pub enum ApiError {
     Internal,
     /// The request body did not arrive in time (the host's read deadline).
     BodyTimeout,
-    /// The path and query are longer than `wats::limits` allows.
+    /// The path and query are longer than `core::limits` allows.
     UriTooLong,
-    /// More headers, or more header bytes, than `wats::limits` allows.
+    /// More headers, or more header bytes, than `core::limits` allows.
     HeadersTooLarge,
     /// Graph's media was unusable: no URL, too large, or not the bytes its
     /// metadata describes.

@@ -1,7 +1,8 @@
 //! Settings and secrets, read through the host's `config` import on every
 //! request and validated here. Errors name the key, never its value.
 
-use crate::host::Host;
+use super::host::Host;
+use super::ids::is_numeric_id;
 use std::fmt;
 
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com";
@@ -41,6 +42,10 @@ pub fn is_secret(key: &str) -> bool {
 
 /// Where settings come from: a key in, its value out.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Names the setting whose path collides with another route's, if any. The
+/// route table lives above this module, so its check is passed in.
+pub(crate) type PathCheck = fn(&Paths) -> Option<&'static str>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
@@ -145,19 +150,19 @@ impl Default for Paths {
 }
 
 impl Config {
-    pub fn load(host: &impl Host) -> Result<Config, ConfigError> {
-        Config::from_settings(&|key| host.config(key))
+    pub fn load(host: &impl Host, colliding: PathCheck) -> Result<Config, ConfigError> {
+        Config::from_settings(&|key| host.config(key), colliding)
     }
 
     /// The configuration from any source of settings (a CLI checking a
     /// profile without running the service).
-    pub fn from_settings(get: Lookup<'_>) -> Result<Config, ConfigError> {
+    pub fn from_settings(get: Lookup<'_>, colliding: PathCheck) -> Result<Config, ConfigError> {
         let paths = Paths::from_settings(get)?;
         // Checked here rather than in routing, which runs on every request:
         // colliding paths still route (the earlier-declared route wins),
         // and every route that needs the configuration reports the key.
         if paths != Paths::default() {
-            if let Some(key) = crate::routes::colliding_setting(&paths) {
+            if let Some(key) = colliding(&paths) {
                 return Err(invalid(key, "a path that no other route uses"));
             }
         }
@@ -263,10 +268,6 @@ fn is_api_version(version: &str) -> bool {
                 |s: &str| !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
             digits(major) && digits(minor)
         })
-}
-
-pub fn is_numeric_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]

@@ -3,17 +3,19 @@
 //! dispatched now or before; a retried delivery dispatches only what was not
 //! yet handled.
 
-pub mod normalize;
+pub(crate) mod normalize;
 
-use crate::auth::secrets_equal;
-use crate::error::ApiError;
-use crate::host::{Host, Level, Request, Response, Update};
-use crate::http::{json_response, text_response};
-use crate::limits::MAX_UPDATES_PER_DELIVERY;
-use crate::projections::{self, NewMessage};
-use crate::store::counted;
-use crate::Context;
-use crate::{compose, messages};
+use crate::compose;
+use crate::context::Context;
+use crate::core::auth::secrets_equal;
+use crate::core::error::ApiError;
+use crate::core::host::{Host, Level, Request, Response, Update};
+use crate::core::http::{json_response, text_response};
+use crate::core::ids::is_safe_wamid;
+use crate::core::limits::{MAX_UPDATES_PER_DELIVERY, TOO_MANY_UPDATES};
+use crate::state::projections::{self, NewMessage};
+use crate::state::send::send;
+use crate::state::store::counted;
 use normalize::{normalize, Delivery, NormalizedUpdate};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -23,15 +25,31 @@ const SEEN_TTL_SECONDS: u32 = 8 * 24 * 60 * 60;
 /// How long a claim by a delivery in progress blocks a concurrent duplicate.
 /// 60 s is also the shortest TTL Workers KV accepts.
 const CLAIM_TTL_SECONDS: u32 = 60;
-/// The refusal of a delivery over MAX_UPDATES_PER_DELIVERY, figure written
-/// out (a test in `limits` keeps the two equal).
-pub(crate) const TOO_MANY_UPDATES: &str = "A delivery may hold at most 1000 updates.";
 /// Writes of the done mark before giving up (see `deliver_once`).
 const DONE_MARK_ATTEMPTS: usize = 3;
 const DONE: &[u8] = b"done";
 const CLAIMED: &[u8] = b"claimed";
 
-pub fn verify<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Response, ApiError> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Meta's subscription challenge.
+    Verify,
+    /// A signed delivery (the signature was checked by the dispatcher).
+    Receive,
+}
+
+pub(crate) async fn run<H: Host>(
+    ctx: &Context<'_, H>,
+    op: Op,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    match op {
+        Op::Verify => verify(ctx, request),
+        Op::Receive => receive(ctx, request).await,
+    }
+}
+
+fn verify<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Response, ApiError> {
     let mode = request.query("hub.mode");
     let token = request.query("hub.verify_token");
     let challenge = request.query("hub.challenge");
@@ -59,10 +77,7 @@ pub fn verify<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Respon
     Ok(text_response(200, "text/plain", challenge))
 }
 
-pub async fn receive<H: Host>(
-    ctx: &Context<'_, H>,
-    request: &Request,
-) -> Result<Response, ApiError> {
+async fn receive<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Response, ApiError> {
     // The signature was checked before the body was looked at (`authorize`).
     let delivery = normalize(&request.body).map_err(|_| {
         ApiError::InvalidRequest("Webhook body must be a JSON object with an entry array.".into())
@@ -99,7 +114,7 @@ async fn project<H: Host>(
     json: &str,
     sequence: u16,
 ) -> Result<(), ApiError> {
-    let Some(wamid) = update.id().filter(|id| projections::is_safe_wamid(id)) else {
+    let Some(wamid) = update.id().filter(|id| is_safe_wamid(id)) else {
         return Ok(());
     };
     match (update.kind, update.status()) {
@@ -357,7 +372,7 @@ async fn after_dispatch<H: Host>(
             let composed = compose::envelope(&from, "text", object, None);
             // A demo: its failure is counted and logged by the Graph client
             // and does not fail the delivery.
-            let _ = messages::send(ctx, &composed).await;
+            let _ = send(ctx, &composed).await;
         }
     }
     Ok(())

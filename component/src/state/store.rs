@@ -3,11 +3,14 @@
 //! that says what happened (`persistence_not_configured` when the host has
 //! no store at all, `store_unavailable` otherwise).
 
-use crate::error::ApiError;
-use crate::host::{Host, KvError};
-use crate::Context;
+use crate::context::Context;
+use crate::core::error::ApiError;
+use crate::core::host::{Host, KvError};
 
-pub fn counted<T>(ctx: &Context<'_, impl Host>, result: Result<T, KvError>) -> Result<T, ApiError> {
+pub(crate) fn counted<T>(
+    ctx: &Context<'_, impl Host>,
+    result: Result<T, KvError>,
+) -> Result<T, ApiError> {
     ctx.recorder.persistence(match &result {
         Ok(_) => "success",
         Err(KvError::NotConfigured) => "not_configured",

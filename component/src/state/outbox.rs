@@ -11,14 +11,14 @@
 //! `outbox:due:<millis>:<id>` orders queued items by when they are due,
 //! `outbox:lease:<id>` holds the current lease id.
 
+use super::send;
+use super::store::counted;
 use crate::compose::Composed;
-use crate::error::ApiError;
-use crate::graph::GraphError;
-use crate::host::{Host, Level, Response};
-use crate::http::json_response;
-use crate::projections::iso8601;
-use crate::store::counted;
-use crate::Context;
+use crate::context::Context;
+use crate::core::error::ApiError;
+use crate::core::host::{Host, Level};
+use crate::core::time::iso8601;
+use crate::core::upstream::GraphError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -34,9 +34,9 @@ const SENT_PREFIX: &str = "outbox:sent:";
 const SENT_FACT_ATTEMPTS: usize = 5;
 const ID_PREFIX: &str = "wats-out-";
 /// How long a claim holds an item; a drain sends within one Graph timeout.
-pub const LEASE_SECONDS: u32 = 60;
+pub(crate) const LEASE_SECONDS: u32 = 60;
 /// Attempts before an item that keeps failing is marked failed.
-pub const MAX_ATTEMPTS: u32 = 8;
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
 const FIRST_BACKOFF_MILLIS: u64 = 2_000;
 const MAX_BACKOFF_MILLIS: u64 = 15 * 60_000;
 /// Finished items stay readable this long.
@@ -44,7 +44,7 @@ const FINISHED_TTL_SECONDS: u32 = 7 * 24 * 60 * 60;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum State {
+pub(crate) enum State {
     Queued,
     Sent,
     Failed,
@@ -53,7 +53,7 @@ pub enum State {
 /// Why the last attempt failed: stable codes, never Meta's free text.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct AttemptError {
+pub(crate) struct AttemptError {
     pub code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta_code: Option<i64>,
@@ -61,7 +61,7 @@ pub struct AttemptError {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Item {
+pub(crate) struct Item {
     pub id: String,
     pub state: State,
     pub to: String,
@@ -83,7 +83,7 @@ impl Item {
     }
 
     /// What `GET {prefix}/outbox/{id}` shows: no payload.
-    pub fn view(&self) -> Value {
+    pub(crate) fn view(&self) -> Value {
         let mut view = json!({
             "outboxId": self.id,
             "state": self.state,
@@ -105,7 +105,7 @@ impl Item {
 /// The 202 body of a queued send.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Queued {
+pub(crate) struct Queued {
     pub outbox_id: String,
     pub state: State,
 }
@@ -142,7 +142,7 @@ fn unique_hex(host: &impl Host, salt: &[u8]) -> String {
 /// retries (its Idempotency-Key, route and body): such a request always
 /// names the same item, so a retry after a write that failed (or only
 /// seemed to) completes that item instead of queueing a second copy.
-pub async fn enqueue<H: Host>(
+pub(crate) async fn enqueue<H: Host>(
     ctx: &Context<'_, H>,
     composed: &Composed,
     retry_of: Option<&[u8]>,
@@ -197,35 +197,33 @@ pub async fn enqueue<H: Host>(
     Ok(Queued::of(&item))
 }
 
-async fn load<H: Host>(ctx: &Context<'_, H>, id: &str) -> Result<Option<Item>, ApiError> {
+/// A queued send, if there is one by this id.
+pub(crate) async fn load<H: Host>(
+    ctx: &Context<'_, H>,
+    id: &str,
+) -> Result<Option<Item>, ApiError> {
     let bytes = counted(ctx, ctx.host.kv_get(&item_key(id)).await)?;
     Ok(bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
-/// `GET {prefix}/outbox/{outboxId}`.
-pub async fn get_route<H: Host>(ctx: &Context<'_, H>, id: &str) -> Result<Response, ApiError> {
-    let safe = id.len() <= 64
+/// Whether `id` is an outbox id this service could have issued.
+pub(crate) fn is_outbox_id(id: &str) -> bool {
+    id.len() <= 64
         && id.starts_with(ID_PREFIX)
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if !safe {
-        return Err(ApiError::InvalidRequest(
-            "Path segment `outboxId` must be an outbox id (wats-out-…).".into(),
-        ));
-    }
-    match load(ctx, id).await? {
-        Some(item) => Ok(json_response(200, &item.view())),
-        None => Err(ApiError::NotFound),
-    }
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// An item held under a lease.
-pub struct Claimed {
+pub(crate) struct Claimed {
     pub item: Item,
     pub lease_id: String,
 }
 
 /// Claims up to `limit` items that are due, each under a new lease.
-pub async fn claim<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<Vec<Claimed>, ApiError> {
+pub(crate) async fn claim<H: Host>(
+    ctx: &Context<'_, H>,
+    limit: u32,
+) -> Result<Vec<Claimed>, ApiError> {
     let now = ctx.host.now_millis();
     let mut claimed = Vec::new();
     let mut cursor: Option<String> = None;
@@ -283,7 +281,7 @@ pub async fn claim<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<Vec<Clai
 }
 
 #[derive(Debug, PartialEq)]
-pub enum MarkError {
+pub(crate) enum MarkError {
     /// The lease expired and another claim took the item over.
     StaleLease,
     Store(ApiError),
@@ -329,7 +327,7 @@ async fn still_holds<H: Host>(
 }
 
 /// What became of an attempt.
-pub enum Attempt {
+pub(crate) enum Attempt {
     Sent {
         wa_message_id: Option<String>,
     },
@@ -345,7 +343,7 @@ pub enum Attempt {
 
 /// Records the outcome of a claimed item's attempt, if the lease is still
 /// this claim's.
-pub async fn mark<H: Host>(
+pub(crate) async fn mark<H: Host>(
     ctx: &Context<'_, H>,
     claimed: Claimed,
     attempt: Attempt,
@@ -390,7 +388,7 @@ pub async fn mark<H: Host>(
 
 /// When to try again after `attempts` failures: doubling from 2 s up to
 /// 15 min, and never before Graph's Retry-After.
-pub fn retry_at(now: u64, attempts: u32, retry_after: Option<&str>) -> u64 {
+pub(crate) fn retry_at(now: u64, attempts: u32, retry_after: Option<&str>) -> u64 {
     let backoff = FIRST_BACKOFF_MILLIS
         .saturating_mul(1 << attempts.min(20))
         .min(MAX_BACKOFF_MILLIS);
@@ -435,7 +433,10 @@ impl DrainReport {
 }
 
 /// Claims due items and sends each once.
-pub async fn drain<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<DrainReport, ApiError> {
+pub(crate) async fn drain<H: Host>(
+    ctx: &Context<'_, H>,
+    limit: u32,
+) -> Result<DrainReport, ApiError> {
     let mut report = DrainReport::default();
     for claimed in claim(ctx, limit).await? {
         report.claimed += 1;
@@ -452,9 +453,9 @@ pub async fn drain<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<DrainRep
             Some(wamid) => Attempt::Sent {
                 wa_message_id: String::from_utf8(wamid).ok().filter(|id| !id.is_empty()),
             },
-            None => match crate::messages::send_unrecorded(ctx, &composed).await {
+            None => match send::send_unrecorded(ctx, &composed).await {
                 Ok(reply) => {
-                    let wa_message_id = crate::messages::sent_id(&reply).map(str::to_owned);
+                    let wa_message_id = send::sent_id(&reply).map(str::to_owned);
                     let fact = wa_message_id.clone().unwrap_or_default();
                     for _ in 0..SENT_FACT_ATTEMPTS {
                         let ttl = Some(FINISHED_TTL_SECONDS);
@@ -498,10 +499,7 @@ pub async fn drain<H: Host>(ctx: &Context<'_, H>, limit: u32) -> Result<DrainRep
             // Recorded before the item is marked sent: if the record fails,
             // the item stays leased, and the claim after the lease finds the
             // sent fact and records it then.
-            if crate::messages::record_sent(ctx, &composed, wamid)
-                .await
-                .is_err()
-            {
+            if send::record_sent(ctx, &composed, wamid).await.is_err() {
                 ctx.recorder.outbox("unrecorded");
                 ctx.host.log(Level::Warn, "wats.outbox.unrecorded", &[]);
                 continue;
@@ -537,26 +535,29 @@ fn tally<H: Host>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::host::Response;
     use crate::testing::{block_on, TestHost};
 
     const SENT: &str = r#"{"messages":[{"id":"wamid.OUT1"}]}"#;
 
     fn queue_one(host: &TestHost) -> String {
-        let ctx = Context::new(host);
+        let ctx = Context::new(host, |_| None);
         let composed =
             crate::compose::envelope("15551230000", "text", json!({ "body": "hi" }), None);
         block_on(enqueue(&ctx, &composed, None)).unwrap().outbox_id
     }
 
     fn stored(host: &TestHost, id: &str) -> Item {
-        block_on(load(&Context::new(host), id)).unwrap().unwrap()
+        block_on(load(&Context::new(host, |_| None), id))
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
     fn a_claimed_item_is_held_until_marked() {
         let host = TestHost::configured();
         let id = queue_one(&host);
-        let ctx = Context::new(&host);
+        let ctx = Context::new(&host, |_| None);
         let mut first = block_on(claim(&ctx, 10)).unwrap();
         assert_eq!(first.len(), 1);
         assert!(
@@ -583,7 +584,7 @@ mod tests {
     fn a_stale_lease_cannot_complete_a_newer_claim() {
         let host = TestHost::configured();
         let id = queue_one(&host);
-        let ctx = Context::new(&host);
+        let ctx = Context::new(&host, |_| None);
         let stale = block_on(claim(&ctx, 10)).unwrap().remove(0);
         host.advance(u64::from(LEASE_SECONDS) * 1000 + 1);
         let current = block_on(claim(&ctx, 10)).unwrap().remove(0);
@@ -605,7 +606,7 @@ mod tests {
     fn an_expired_lease_nobody_took_still_completes() {
         let host = TestHost::configured();
         let id = queue_one(&host);
-        let ctx = Context::new(&host);
+        let ctx = Context::new(&host, |_| None);
         let slow = block_on(claim(&ctx, 10)).unwrap().remove(0);
         host.advance(u64::from(LEASE_SECONDS) * 1000 + 1);
         let sent = Attempt::Sent {
@@ -619,7 +620,7 @@ mod tests {
     fn drain_retries_rate_limits_after_retry_after_and_then_sends() {
         let host = TestHost::configured();
         let id = queue_one(&host);
-        let ctx = Context::new(&host);
+        let ctx = Context::new(&host, |_| None);
         host.replies.borrow_mut().push_back(Response {
             status: 429,
             headers: vec![("retry-after".into(), "30".into())],
@@ -649,7 +650,7 @@ mod tests {
         let host = TestHost::configured();
         let id = queue_one(&host);
         host.reply(400, r#"{"error":{"code":131026,"type":"OAuthException"}}"#);
-        let report = block_on(drain(&Context::new(&host), 10)).unwrap();
+        let report = block_on(drain(&Context::new(&host, |_| None), 10)).unwrap();
         assert_eq!(report.failed, 1);
         let item = stored(&host, &id);
         assert_eq!(

@@ -1,11 +1,13 @@
 //! Small helpers over the host's request and response records.
 
-use crate::host::{find_header, Request, Response};
+use super::error::ApiError;
+use super::host::{find_header, Request, Response};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
-pub const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 
-pub fn json_response<T: Serialize + ?Sized>(status: u16, body: &T) -> Response {
+pub(crate) fn json_response<T: Serialize + ?Sized>(status: u16, body: &T) -> Response {
     let body = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     Response {
         status,
@@ -14,7 +16,7 @@ pub fn json_response<T: Serialize + ?Sized>(status: u16, body: &T) -> Response {
     }
 }
 
-pub fn text_response(status: u16, content_type: &str, body: String) -> Response {
+pub(crate) fn text_response(status: u16, content_type: &str, body: String) -> Response {
     Response {
         status,
         headers: vec![("content-type".into(), content_type.into())],
@@ -58,13 +60,43 @@ impl Request {
     }
 }
 
+/// Parses a request body that must be a JSON object.
+pub(crate) fn json_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(&request.body) {
+        Ok(Value::Object(object)) => Ok(object),
+        _ => Err(ApiError::InvalidRequest(
+            "Request body must be a JSON object.".into(),
+        )),
+    }
+}
+
+/// A route's path parameters by name, as routing matched them.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    pub(crate) fn new(pairs: Vec<(&'static str, String)>) -> Params {
+        Params(pairs)
+    }
+
+    /// The decoded value of the parameter `name`. Routing guarantees the
+    /// route's own parameters; any other name is empty, which no id check
+    /// accepts.
+    pub(crate) fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(found, _)| *found == name)
+            .map_or("", |(_, value)| value.as_str())
+    }
+}
+
 /// Decodes a query component: `%XX` escapes and `+` as a space.
 pub fn percent_decode(input: &str) -> Option<String> {
     decode(input, true)
 }
 
 /// Decodes a path segment: `%XX` escapes only (a `+` stays a `+`).
-pub fn decode_segment(input: &str) -> Option<String> {
+pub(crate) fn decode_segment(input: &str) -> Option<String> {
     decode(input, false)
 }
 

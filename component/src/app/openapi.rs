@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the route table.
 
-use crate::config::Paths;
-use crate::routes::{self, Auth, ParamStyle};
-use crate::schemas;
+use crate::app::routes::{self, Auth, ParamStyle};
+use crate::app::schemas;
+use crate::core::config::Paths;
 use serde_json::{json, Map, Value};
 
 const SECURITY_SCHEME: &str = "serviceBearerAuth";
@@ -117,7 +117,7 @@ pub fn document(paths: &Paths) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::{MAX_HEADERS, MAX_HEADER_BYTES, MAX_TARGET_BYTES};
+    use crate::core::limits::{MAX_HEADERS, MAX_HEADER_BYTES, MAX_TARGET_BYTES};
 
     #[test]
     fn limit_descriptions_state_the_limits() {

@@ -5,14 +5,14 @@
 //! requests send once. Only successes are stored: after a failure the key is
 //! released, and the client may retry with it.
 
-use crate::error::ApiError;
-use crate::host::{Host, Request, Response};
-use crate::store::counted;
-use crate::Context;
+use crate::context::Context;
+use crate::core::error::ApiError;
+use crate::core::host::{Host, Request, Response};
+use crate::state::store::counted;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub const HEADER: &str = "idempotency-key";
+pub(crate) const HEADER: &str = "idempotency-key";
 /// How long a stored response is replayed.
 const DONE_TTL_SECONDS: u32 = 24 * 60 * 60;
 /// How long an in-flight claim blocks the key if its request never finishes.
@@ -41,12 +41,12 @@ struct StoredResponse {
 const REPLAYED_HEADERS: &[&str] = &["location", "preference-applied"];
 
 /// A claimed key: finish it with the response.
-pub struct Claim {
+pub(crate) struct Claim {
     kv_key: String,
     body_hash: String,
 }
 
-pub enum Begin {
+pub(crate) enum Begin {
     /// No header: proceed without idempotency.
     NotRequested,
     /// The key is ours: proceed, then call `finish`.
@@ -56,7 +56,7 @@ pub enum Begin {
 }
 
 /// Checks the request's `Idempotency-Key`, claiming it when it is new.
-pub async fn begin<H: Host>(
+pub(crate) async fn begin<H: Host>(
     ctx: &Context<'_, H>,
     route: &str,
     request: &Request,
@@ -98,8 +98,11 @@ pub async fn begin<H: Host>(
             response: Some(stored),
             ..
         }) => {
-            let mut response =
-                crate::http::text_response(stored.status, crate::http::JSON, stored.body);
+            let mut response = crate::core::http::text_response(
+                stored.status,
+                crate::core::http::JSON,
+                stored.body,
+            );
             response.headers.extend(stored.headers);
             response
                 .headers
@@ -113,7 +116,7 @@ pub async fn begin<H: Host>(
 }
 
 /// Stores a success for replay, or releases the key after a failure.
-pub async fn finish<H: Host>(ctx: &Context<'_, H>, claim: Claim, response: &Response) {
+pub(crate) async fn finish<H: Host>(ctx: &Context<'_, H>, claim: Claim, response: &Response) {
     let result = if (200..300).contains(&response.status) {
         let entry = Entry {
             body_hash: claim.body_hash,

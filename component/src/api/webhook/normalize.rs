@@ -14,8 +14,10 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
-/// Every update kind; metrics use these and nothing else.
-pub const UPDATE_KINDS: &[&str] = &[
+/// Every update kind; metrics use these and nothing else (a test checks
+/// that every kind produced is one of them).
+#[cfg(test)]
+const UPDATE_KINDS: &[&str] = &[
     "message",
     "status",
     "message_error",
@@ -64,7 +66,7 @@ fn kind_of_field(field: &str) -> &'static str {
 }
 
 /// Message types Meta documents; anything else is `unknown` in log details.
-pub fn message_type_label(kind: &str) -> &'static str {
+pub(crate) fn message_type_label(kind: &str) -> &'static str {
     const TYPES: &[&str] = &[
         "text",
         "image",
@@ -92,7 +94,7 @@ pub fn message_type_label(kind: &str) -> &'static str {
 }
 
 /// Delivery statuses and call events Meta documents, for log details.
-pub fn status_label(status: &str) -> &'static str {
+pub(crate) fn status_label(status: &str) -> &'static str {
     const STATUSES: &[&str] = &[
         "sent",
         "delivered",
@@ -837,6 +839,38 @@ fn parse_timestamp(raw: &RawValue) -> Option<u64> {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn every_kind_produced_is_a_known_kind() {
+        let fields = [
+            "messages",
+            "calls",
+            "smb_message_echoes",
+            "user_preferences",
+            "history",
+            "flows",
+            "message_template_status_update",
+            "message_template_quality_update",
+            "template_category_update",
+            "account_update",
+            "phone_number_quality_update",
+            "phone_number_name_update",
+            "business_capability_update",
+            "account_alerts",
+            "security",
+            "group_lifecycle_update",
+            "group_participants_update",
+            "group_settings_update",
+            "group_status_update",
+            "something_new",
+        ];
+        for field in fields {
+            let kinds = lists_of(field).iter().map(|(_, kind)| *kind);
+            for kind in kinds.chain([kind_of_field(field)]) {
+                assert!(UPDATE_KINDS.contains(&kind), "{kind}");
+            }
+        }
+    }
 
     /// Each update's JSON with its dedupe key and kind.
     fn updates(body: &str) -> Vec<(Value, String, &'static str)> {

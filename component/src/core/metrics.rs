@@ -4,7 +4,7 @@
 //! Every label value comes from a fixed set or a route template, never from
 //! request data.
 
-use crate::host::{Host, Sample};
+use crate::core::host::{Host, Sample};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -65,7 +65,7 @@ const FAMILIES: &[Family] = &[
 ];
 
 /// The names of every metric family, for `/debug/diagnostics`.
-pub fn family_names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn family_names() -> impl Iterator<Item = &'static str> {
     FAMILIES.iter().map(|family| family.name)
 }
 
@@ -73,7 +73,7 @@ const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-pub fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -84,7 +84,7 @@ pub fn status_class(status: u16) -> &'static str {
     }
 }
 
-pub fn method_label(method: &str) -> &'static str {
+pub(crate) fn method_label(method: &str) -> &'static str {
     match method {
         "GET" => "GET",
         "POST" => "POST",
@@ -248,7 +248,7 @@ impl Totals {
 }
 
 /// Renders the host's totals as Prometheus text exposition (version 0.0.4).
-pub fn render(snapshot: &[Sample]) -> String {
+pub(crate) fn render(snapshot: &[Sample]) -> String {
     let mut by_family: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
     for sample in snapshot {
         if let Some(family) = family_of(&sample.name) {

@@ -2,44 +2,55 @@
 //! `/metrics`, `/debug/diagnostics`. Nothing here reveals a token, phone
 //! number, WABA id or message content.
 
-use crate::config::{self, Config, Paths, RUNTIME_KEY};
-use crate::error::ApiError;
-use crate::host::{Host, Response, Sample};
-use crate::http::{json_response, text_response};
-use crate::metrics;
-use crate::routes::{self, Auth, ParamStyle};
-use crate::store::counted;
-use crate::Context;
+use crate::context::Context;
+use crate::core::config::{self, Config, Paths, RUNTIME_KEY};
+use crate::core::error::ApiError;
+use crate::core::host::{Host, Response, Sample};
+use crate::core::http::{json_response, text_response};
+use crate::core::metrics;
+use crate::state::store::counted;
 use serde_json::{json, Map, Value};
 
-pub const SERVICE: &str = "wats";
+pub(crate) const SERVICE: &str = "wats";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Healthz,
+    Readyz,
+    Status,
+    Metrics,
+    Diagnostics,
+}
+
+/// The route inventory of `/status` and `/debug/diagnostics`: each active
+/// route's method, path template and auth. The route table is the app's, a
+/// layer above, so it is handed in.
+pub(crate) type Inventory = fn(&Paths) -> Value;
+
+pub(crate) async fn run<H: Host>(
+    ctx: &Context<'_, H>,
+    op: Op,
+    inventory: Inventory,
+) -> Result<Response, ApiError> {
+    match op {
+        Op::Healthz => Ok(healthz()),
+        Op::Readyz => readyz(ctx),
+        Op::Status => status(ctx, inventory).await,
+        Op::Metrics => metrics(ctx),
+        Op::Diagnostics => diagnostics(ctx, inventory).await,
+    }
+}
 const MAX_ERROR_CLASSES: usize = 10;
 const MAX_ERROR_CLASS_LEN: usize = 80;
 const HEALTH_PROBE_KEY: &str = "wats:health";
 
-pub fn healthz() -> Response {
+fn healthz() -> Response {
     json_response(200, &json!({ "ok": true, "service": SERVICE }))
 }
 
-pub fn readyz<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
+fn readyz<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
     ctx.config()?;
     Ok(healthz())
-}
-
-fn route_inventory(paths: &Paths) -> Value {
-    routes::active(paths)
-        .flat_map(|route| {
-            route.operations.iter().map(move |op| {
-                let auth = match op.auth {
-                    Auth::None => "none",
-                    Auth::Bearer | Auth::Operator => "bearer",
-                    Auth::VerifyToken => "verify-token",
-                    Auth::Signature => "signature",
-                };
-                json!({ "method": op.method, "path": route.template(paths, ParamStyle::Colon), "auth": auth })
-            })
-        })
-        .collect()
 }
 
 fn service_mode(config: &Config, persistence: bool) -> &'static str {
@@ -102,7 +113,7 @@ async fn persistence_summary<H: Host>(ctx: &Context<'_, H>) -> Value {
     })
 }
 
-pub async fn status<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
+async fn status<H: Host>(ctx: &Context<'_, H>, inventory: Inventory) -> Result<Response, ApiError> {
     let config = ctx.config()?;
     let persistence = persistence_summary(ctx).await;
     let uptime_ms = ctx
@@ -117,14 +128,14 @@ pub async fn status<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError>
             "uptimeSeconds": uptime_ms / 1000,
             "graphApiVersion": config.graph_api_version,
             "serviceMode": service_mode(config, !persistence.is_null()),
-            "routes": route_inventory(&config.paths),
+            "routes": inventory(&config.paths),
             "featureFlags": feature_flags(config, !persistence.is_null()),
             "persistence": persistence,
         }),
     ))
 }
 
-pub fn metrics<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
+fn metrics<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
     ctx.config()?;
     let text = metrics::render(&ctx.host.metrics_snapshot());
     Ok(text_response(
@@ -167,7 +178,10 @@ fn recent_errors<H: Host>(ctx: &Context<'_, H>) -> Value {
         .collect()
 }
 
-pub async fn diagnostics<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiError> {
+async fn diagnostics<H: Host>(
+    ctx: &Context<'_, H>,
+    inventory: Inventory,
+) -> Result<Response, ApiError> {
     let config = ctx.config()?;
     let persistence = persistence_summary(ctx).await;
     let config_shape: Map<String, Value> = config::KEYS
@@ -190,7 +204,7 @@ pub async fn diagnostics<H: Host>(ctx: &Context<'_, H>) -> Result<Response, ApiE
             "graphApiVersion": config.graph_api_version,
             "serviceMode": service_mode(config, !persistence.is_null()),
             "runtime": runtime_label(ctx.host),
-            "routes": route_inventory(&config.paths),
+            "routes": inventory(&config.paths),
             "featureFlags": feature_flags(config, !persistence.is_null()),
             "persistence": persistence,
             "metricFamilies": metrics::family_names().collect::<Vec<_>>(),

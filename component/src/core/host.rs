@@ -144,6 +144,20 @@ pub async fn forward_update<H: Host>(host: &H, update: &Update) -> Result<(), St
     }
 }
 
+/// Runs a future to completion by polling it. For hosts whose imports are
+/// synchronous (the component's, Spin's, the test host's): every future of
+/// the service then completes on its first poll; looping keeps this correct
+/// should an import ever yield.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
 /// Everything the service needs from its host.
 #[allow(async_fn_in_trait)]
 pub trait Host {

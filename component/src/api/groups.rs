@@ -3,21 +3,22 @@
 //! in the Graph calls built here. Without the flag these routes do not exist.
 
 use crate::compose::fields::{invalid, Fields, Limit};
-use crate::error::ApiError;
-use crate::graph::{is_opaque_token, EndpointFamily, GraphClient};
-use crate::host::{Host, Request, Response};
-use crate::http::json_response;
-use crate::messages::json_object;
-use crate::Context;
+use crate::compose::put;
+use crate::context::Context;
+use crate::core::error::ApiError;
+use crate::core::host::{Host, Request, Response};
+use crate::core::http::{json_object, json_response, Params};
+use crate::core::ids::is_opaque_token;
+use crate::graph::EndpointFamily;
 use serde_json::{json, Value};
 
 /// Graph's limit on participants removed in one call.
-pub const MAX_REMOVED_PARTICIPANTS: usize = 8;
+pub(crate) const MAX_REMOVED_PARTICIPANTS: usize = 8;
 const JOIN_APPROVAL_MODES: &[&str] = &["auto_approve", "approval_required"];
 
-/// Which Groups operation a request is, with its Graph method and path.
+/// Which Groups operation a request is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupAction {
+pub(crate) enum Op {
     List,
     Create,
     Get,
@@ -31,12 +32,8 @@ pub enum GroupAction {
     RejectJoinRequests,
 }
 
-fn group_id<'a>(params: &'a [(&str, String)]) -> Result<&'a str, ApiError> {
-    let id = params
-        .iter()
-        .find(|(name, _)| *name == "groupId")
-        .map(|(_, id)| id.as_str())
-        .unwrap_or_default();
+fn group_id(params: &Params) -> Result<&str, ApiError> {
+    let id = params.get("groupId");
     if !is_opaque_token(id) {
         return Err(invalid("groupId", "must be a group id from the Groups API"));
     }
@@ -78,8 +75,8 @@ fn group_settings(fields: &Fields, create: bool) -> Result<Value, ApiError> {
     } else {
         fields.text("subject", Limit::line(100))?
     };
-    crate::compose::put(&mut body, "subject", subject);
-    crate::compose::put(
+    put(&mut body, "subject", subject);
+    put(
         &mut body,
         "description",
         fields.text("description", Limit::lines(2048))?,
@@ -139,15 +136,17 @@ fn graph_body(
     read(&Fields::root(&object)).map(Some)
 }
 
-pub async fn route<H: Host>(
+/// Each operation is one Graph call: its method, path and body are built
+/// here from checked inputs, and Graph's reply is passed through.
+pub(crate) async fn run<H: Host>(
     ctx: &Context<'_, H>,
-    action: GroupAction,
+    op: Op,
     request: &Request,
-    params: &[(&str, String)],
+    params: &Params,
 ) -> Result<Response, ApiError> {
-    use GroupAction::*;
+    use Op::*;
     let config = ctx.config()?;
-    let (method, path, body) = match action {
+    let (method, path, body) = match op {
         List => (
             "GET",
             format!(
@@ -200,8 +199,8 @@ pub async fn route<H: Host>(
             graph_body(request, join_requests)?,
         ),
     };
-    let graph = GraphClient::for_request(ctx)?;
-    let mut reply = graph
+    let mut reply = ctx
+        .graph()?
         .call(EndpointFamily::Groups, method, &path, body.as_ref())
         .await?;
     // Graph's paging links can carry the access token; the cursors suffice.

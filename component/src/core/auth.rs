@@ -6,7 +6,7 @@ use subtle::ConstantTimeEq;
 
 /// Compares two secrets without leaking where they differ or how long the
 /// expected one is: both sides are hashed to 32 bytes first.
-pub fn secrets_equal(given: &str, expected: &str) -> bool {
+pub(crate) fn secrets_equal(given: &str, expected: &str) -> bool {
     let given = Sha256::digest(given.as_bytes());
     let expected = Sha256::digest(expected.as_bytes());
     given.ct_eq(&expected).into()

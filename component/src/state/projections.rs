@@ -1,6 +1,5 @@
 //! Message projections: a local record of each message the service sent or
-//! received, advanced by status webhooks, read through
-//! `GET {prefix}/messages` and `GET {prefix}/messages/{id}`.
+//! received, advanced by status webhooks, read by `api::history`.
 //!
 //! kv has no compare-and-swap, so nothing here is read-modify-write: the
 //! record is written once, each status is a key of its own, and a record's
@@ -8,10 +7,11 @@
 //! or out-of-order status webhooks therefore never move it backwards.
 //! Key schema: docs/kv-schema.md.
 
-use crate::error::ApiError;
-use crate::host::{Host, Request, Response};
-use crate::http::json_response;
-use crate::Context;
+use crate::context::Context;
+use crate::core::error::ApiError;
+use crate::core::host::Host;
+use crate::core::time::iso8601;
+use crate::state::store::counted as kv;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -20,8 +20,8 @@ const RECORD_PREFIX: &str = "msg:rec:";
 const ROW_PREFIX: &str = "msg:row:";
 const STATUS_PREFIX: &str = "msg:st:";
 const ROW_ID_PREFIX: &str = "wats-msg-";
-pub const DEFAULT_PAGE: u32 = 50;
-pub const MAX_PAGE: u32 = 100;
+pub(crate) const DEFAULT_PAGE: u32 = 50;
+pub(crate) const MAX_PAGE: u32 = 100;
 /// Listings one page may take to fill itself past orphan rows.
 const LISTINGS_PER_PAGE: usize = 3;
 
@@ -60,7 +60,7 @@ struct StoredStatus {
 }
 
 /// A message to record.
-pub struct NewMessage<'a> {
+pub(crate) struct NewMessage<'a> {
     pub wamid: &'a str,
     pub outbound: bool,
     pub from_phone: Option<&'a str>,
@@ -72,7 +72,7 @@ pub struct NewMessage<'a> {
 
 /// Records a message with its first status (`sent` or `received`). A
 /// message recorded before keeps its record (redeliveries do not duplicate).
-pub async fn record<H: Host>(
+pub(crate) async fn record<H: Host>(
     ctx: &Context<'_, H>,
     message: NewMessage<'_>,
 ) -> Result<(), ApiError> {
@@ -129,7 +129,7 @@ pub async fn record<H: Host>(
 
 /// Adds a status to a recorded message. Unknown statuses are ignored, and
 /// so are statuses of messages this service never recorded.
-pub async fn add_status<H: Host>(
+pub(crate) async fn add_status<H: Host>(
     ctx: &Context<'_, H>,
     wamid: &str,
     status: &str,
@@ -154,13 +154,12 @@ pub async fn add_status<H: Host>(
     Ok(())
 }
 
-use crate::store::counted as kv;
-
 /// The microseconds that invert timestamps into newest-first key order
 /// (about the year 4253; far beyond any clock this runs on).
 const MAX_MICROS: u64 = 0xff_ffff_ffff_ffff;
 
-async fn load<H: Host>(
+/// A message's record with its status history, if it has one.
+pub(crate) async fn load<H: Host>(
     ctx: &Context<'_, H>,
     wamid: &str,
 ) -> Result<Option<serde_json::Value>, ApiError> {
@@ -200,42 +199,21 @@ async fn load<H: Host>(
     Ok(Some(record))
 }
 
-/// `GET {prefix}/messages/{messageId}`.
-pub async fn get_route<H: Host>(
-    ctx: &Context<'_, H>,
-    message_id: &str,
-) -> Result<Response, ApiError> {
-    if !is_safe_wamid(message_id) {
-        return Err(ApiError::InvalidRequest(
-            "The message id must be a WhatsApp message id (wamid.…).".into(),
-        ));
-    }
-    match load(ctx, message_id).await? {
-        Some(record) => Ok(json_response(200, &record)),
-        None => Err(ApiError::NotFound),
-    }
+/// A page of records, newest first, and the cursor of the next page.
+pub(crate) struct Page {
+    pub(crate) items: Vec<serde_json::Value>,
+    pub(crate) next_cursor: Option<String>,
 }
 
-/// `GET {prefix}/messages?limit=&cursor=`: newest first.
-pub async fn list_route<H: Host>(
+/// Up to `limit` records after `cursor` (a row id this service issued).
+pub(crate) async fn list<H: Host>(
     ctx: &Context<'_, H>,
-    request: &Request,
-) -> Result<Response, ApiError> {
-    let limit = match request.query("limit") {
-        None => DEFAULT_PAGE,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=MAX_PAGE).contains(limit))
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(format!(
-                    "`limit` must be an integer from 1 to {MAX_PAGE}."
-                ))
-            })?,
-    };
-    let cursor = match request.query("cursor") {
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page, ApiError> {
+    let cursor = match cursor {
         None => None,
-        Some(cursor) if is_row_id(&cursor) => Some(format!("{ROW_PREFIX}{cursor}")),
+        Some(cursor) if is_row_id(cursor) => Some(format!("{ROW_PREFIX}{cursor}")),
         Some(_) => {
             return Err(ApiError::InvalidRequest(
                 "`cursor` is not a cursor this service issued.".into(),
@@ -268,10 +246,7 @@ pub async fn list_route<H: Host>(
     let next_cursor = after
         .filter(|_| more)
         .and_then(|key| key.strip_prefix(ROW_PREFIX).map(str::to_owned));
-    Ok(json_response(
-        200,
-        &json!({ "items": items, "nextCursor": next_cursor }),
-    ))
+    Ok(Page { items, next_cursor })
 }
 
 /// The record a row lists, unless the record names another row.
@@ -292,68 +267,21 @@ fn is_row_id(text: &str) -> bool {
         .is_some_and(|hex| hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// WAMIDs are `wamid.` and base64; nothing else may reach a kv lookup.
-pub fn is_safe_wamid(text: &str) -> bool {
-    crate::graph::is_prefixed_id("wamid.", text)
-}
-
-/// `2026-06-21T00:00:00.000Z` from milliseconds since the epoch.
-pub fn iso8601(millis: u64) -> String {
-    let seconds = millis / 1000;
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        millis % 1000
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_format_as_iso8601() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(1_782_000_000_123), "2026-06-21T00:00:00.123Z");
-        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
-
-    #[test]
     fn ids_and_cursors_are_checked() {
-        assert!(is_safe_wamid(
-            "wamid.HBgLMTU1NTEyMzAwMDAVAgASGBQzQTFBQTAwMDAwMDAwMDAwMDAwMQA="
-        ));
-        assert!(!is_safe_wamid("wamid."));
-        assert!(!is_safe_wamid("wamid.a/../b"));
-        assert!(!is_safe_wamid("other.123"));
         assert!(is_row_id("wats-msg-00000000000000000000abcd"));
         assert!(!is_row_id("wats-msg-zz"));
     }
 
     #[test]
     fn a_page_fills_itself_past_orphan_rows() {
-        use crate::host::Request;
         use crate::testing::{block_on, TestHost};
         let host = TestHost::configured();
-        let ctx = Context::new(&host);
+        let ctx = Context::new(&host, |_| None);
         for sequence in 0..3 {
             let wamid = format!("wamid.IN{sequence}");
             let message = NewMessage {
@@ -373,30 +301,18 @@ mod tests {
                 .borrow_mut()
                 .insert(row, (b"wamid.GONE".to_vec(), None));
         }
-        let list = |query: &str| {
-            let request = Request {
-                method: "GET".into(),
-                path_with_query: format!("/api/messages?{query}"),
-                headers: Vec::new(),
-                body: Vec::new(),
-            };
-            let response = block_on(list_route(&ctx, &request)).unwrap();
-            serde_json::from_slice::<serde_json::Value>(&response.body).unwrap()
-        };
-        let first = list("limit=2");
-        let ids = |page: &serde_json::Value| -> Vec<String> {
-            page["items"]
-                .as_array()
-                .unwrap()
+        let ids = |page: &Page| -> Vec<String> {
+            page.items
                 .iter()
                 .map(|item| item["waMessageId"].as_str().unwrap().to_owned())
                 .collect()
         };
+        let first = block_on(list(&ctx, 2, None)).unwrap();
         assert_eq!(ids(&first), ["wamid.IN2", "wamid.IN1"]);
-        let cursor = first["nextCursor"].as_str().expect("more follow");
-        let second = list(&format!("limit=2&cursor={cursor}"));
+        let cursor = first.next_cursor.expect("more follow");
+        let second = block_on(list(&ctx, 2, Some(&cursor))).unwrap();
         assert_eq!(ids(&second), ["wamid.IN0"]);
-        assert!(second["nextCursor"].is_null());
+        assert!(second.next_cursor.is_none());
     }
 
     #[test]

@@ -3,22 +3,34 @@
 //! above anything Meta or a well-behaved client sends, and each has its own
 //! clear error.
 
-use crate::error::ApiError;
-use crate::host::Request;
+use crate::core::error::ApiError;
+use crate::core::host::Request;
 
 /// The longest request target (path and query) accepted; the longest
 /// legitimate one, a message list page with its cursor, is under 100 bytes.
-pub const MAX_TARGET_BYTES: usize = 2048;
+pub(crate) const MAX_TARGET_BYTES: usize = 2048;
 pub const MAX_HEADERS: usize = 100;
 /// Names and values together; Workers allows 32 KiB, Meta sends under 2 KiB.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Meta's deepest payloads (interactive replies, templates) nest about 10.
-pub const MAX_JSON_DEPTH: usize = 32;
+pub(crate) const MAX_JSON_DEPTH: usize = 32;
 /// Meta batches at most 1000 updates into one delivery.
-pub const MAX_UPDATES_PER_DELIVERY: usize = 1000;
+pub(crate) const MAX_UPDATES_PER_DELIVERY: usize = 1000;
+/// The refusal of a delivery over MAX_UPDATES_PER_DELIVERY, figure written
+/// out (a test keeps the two equal).
+pub(crate) const TOO_MANY_UPDATES: &str = "A delivery may hold at most 1000 updates.";
+
+/// Bodies of Meta's webhook deliveries reach 3 MB; leave room above that.
+pub(crate) const WEBHOOK_MAX_BODY: usize = 4 * 1024 * 1024;
+pub(crate) const API_MAX_BODY: usize = 256 * 1024;
+/// Uploads through the edge; Graph takes larger files directly.
+pub(crate) const MEDIA_MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
+/// The largest body any route accepts: a host may stop reading after this
+/// many bytes plus one (the service then answers 413).
+pub const MAX_BODY_BYTES: usize = WEBHOOK_MAX_BODY;
 
 /// Checks the request line and headers.
-pub fn check_request(request: &Request) -> Result<(), ApiError> {
+pub(crate) fn check_request(request: &Request) -> Result<(), ApiError> {
     if request.path_with_query.len() > MAX_TARGET_BYTES {
         return Err(ApiError::UriTooLong);
     }
@@ -35,7 +47,7 @@ pub fn check_request(request: &Request) -> Result<(), ApiError> {
 
 /// Refuses a body that nests arrays and objects deeper than the limit,
 /// before a parser recurses into it. Brackets inside strings do not count.
-pub fn check_json_depth(body: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn check_json_depth(body: &[u8]) -> Result<(), ApiError> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -94,7 +106,7 @@ mod tests {
         assert!(depth.contains(&format!("at most {MAX_JSON_DEPTH} levels")));
         let target = String::from_utf8(ApiError::UriTooLong.into_response().body).unwrap();
         assert!(target.contains(&format!("longer than {MAX_TARGET_BYTES} bytes")));
-        let updates = crate::webhook::TOO_MANY_UPDATES;
+        let updates = TOO_MANY_UPDATES;
         assert!(updates.contains(&format!("at most {MAX_UPDATES_PER_DELIVERY} updates")));
     }
 

@@ -1,0 +1,44 @@
+//! What one request's (or one drain's) code shares: the host, the
+//! configuration, loaded on first use (`/healthz` needs none of it), and the
+//! request's metric samples.
+
+use crate::core::config::{Config, ConfigError, PathCheck};
+use crate::core::error::ApiError;
+use crate::core::host::Host;
+use crate::core::metrics::Recorder;
+use crate::graph::GraphClient;
+use std::cell::OnceCell;
+
+pub(crate) struct Context<'a, H: Host> {
+    pub(crate) host: &'a H,
+    config: OnceCell<Result<Config, ConfigError>>,
+    colliding: PathCheck,
+    pub(crate) recorder: Recorder,
+}
+
+impl<'a, H: Host> Context<'a, H> {
+    /// `colliding` is the route table's check of configured paths.
+    pub(crate) fn new(host: &'a H, colliding: PathCheck) -> Self {
+        Context {
+            host,
+            config: OnceCell::new(),
+            colliding,
+            recorder: Recorder::default(),
+        }
+    }
+
+    /// The configuration, or the `invalid_config` error naming the bad key.
+    pub(crate) fn config(&self) -> Result<&Config, ApiError> {
+        let loaded = self
+            .config
+            .get_or_init(|| Config::load(self.host, self.colliding));
+        loaded
+            .as_ref()
+            .map_err(|error| ApiError::InvalidConfig(error.clone()))
+    }
+
+    /// The Graph client of this request: its host, settings and metrics.
+    pub(crate) fn graph(&self) -> Result<GraphClient<'_, H>, ApiError> {
+        Ok(GraphClient::new(self.host, self.config()?, &self.recorder))
+    }
+}
