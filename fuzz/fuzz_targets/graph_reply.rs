@@ -14,8 +14,8 @@ fuzz_target!(|data: &[u8]| {
         headers: vec![("retry-after".into(), "7".into())],
         body: body.to_vec(),
     };
-    if let Err(error) = wats::graph::parse_reply(&response) {
-        let envelope = wats::error::ApiError::Graph(error).into_response();
+    if let Err(error) = wats::parse_reply(&response) {
+        let envelope = wats::ApiError::Graph(error).into_response();
         assert!(envelope.status >= 400);
     }
 });

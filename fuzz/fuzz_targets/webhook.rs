@@ -8,9 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use wats::testing::TestHost;
 
 fuzz_target!(|body: &[u8]| {
-    let _ = wats::webhook::normalize::normalize(body);
+    let _ = wats::normalize(body);
     let host = TestHost::configured();
-    let signature = format!("sha256={}", wats::auth::sign("test-app-secret", body));
+    let signature = format!("sha256={}", wats::sign("test-app-secret", body));
     let request = wats::Request {
         method: "POST".into(),
         path_with_query: "/webhooks/whatsapp".into(),

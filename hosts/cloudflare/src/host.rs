@@ -2,7 +2,7 @@
 
 use crate::store::StateClient;
 use std::cell::{Cell, RefCell};
-use wats::metrics::Totals;
+use wats::Totals;
 use wats::{
     log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample,
     Update,

@@ -39,7 +39,7 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Respo
             }
             Ok(response)
         }
-        Err(_) => to_worker(wats::error::ApiError::Internal.into_response()),
+        Err(_) => to_worker(wats::ApiError::Internal.into_response()),
     }
 }
 
@@ -53,7 +53,7 @@ async fn serve(mut request: Request, env: Env) -> worker::Result<Response> {
     // Bodies past the service's largest limit are refused by the service
     // (413) from their length: it needs no more than that plus one byte.
     let mut body = request.bytes().await.unwrap_or_default();
-    body.truncate(wats::routes::MAX_BODY_BYTES + 1);
+    body.truncate(wats::MAX_BODY_BYTES + 1);
     let request = wats::Request {
         method: request.method().to_string(),
         path_with_query,

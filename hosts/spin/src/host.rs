@@ -5,7 +5,7 @@ use crate::http;
 use crate::store::SpinStore;
 use serde_json::{json, Value};
 use wasip2::clocks::wall_clock;
-use wats::metrics::Totals;
+use wats::Totals;
 use wats::{
     Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
 };

@@ -10,7 +10,7 @@ use wats::{OutboundError, Response};
 
 /// What a body may hold before the reading stops: the service refuses a
 /// longer request body (413) from its length alone.
-const MAX_REQUEST_BODY: usize = wats::routes::MAX_BODY_BYTES + 1;
+const MAX_REQUEST_BODY: usize = wats::MAX_BODY_BYTES + 1;
 /// Graph answers are small; anything past this is cut short.
 const MAX_RESPONSE_BODY: usize = 8 << 20;
 /// The same deadlines as `wats serve`: connect 5 s, answer 15 s.

@@ -98,7 +98,7 @@ fn root() -> PathBuf {
 fn main() {
     let fixture = std::fs::read(root().join("tests/conformance/fixtures/batched-messages.json"))
         .expect("fixture");
-    let signature = wats::auth::sign(APP_SECRET, &fixture);
+    let signature = wats::sign(APP_SECRET, &fixture);
     println!("wats hot path (release build; median of {BATCHES} batches)");
 
     // Interleaved batch by batch, so that all four see the same machine: a
@@ -107,22 +107,22 @@ fn main() {
         2_000,
         [
             &mut || {
-                assert!(wats::auth::signature_valid(
+                assert!(wats::signature_valid(
                     APP_SECRET,
                     Some(&signature),
                     black_box(&fixture)
                 ));
-                black_box(wats::webhook::normalize::normalize(black_box(&fixture)).expect("valid"));
+                black_box(wats::normalize(black_box(&fixture)).expect("valid"));
             },
             &mut || {
-                assert!(wats::auth::signature_valid(
+                assert!(wats::signature_valid(
                     APP_SECRET,
                     Some(&signature),
                     black_box(&fixture)
                 ));
             },
             &mut || {
-                black_box(wats::webhook::normalize::normalize(black_box(&fixture)).expect("valid"));
+                black_box(wats::normalize(black_box(&fixture)).expect("valid"));
             },
             // The floor: one pass of serde_json over the body that builds nothing.
             &mut || {
@@ -214,7 +214,7 @@ fn main() {
             Request {
                 headers: vec![(
                     "x-hub-signature-256".into(),
-                    wats::auth::sign(APP_SECRET, &body),
+                    wats::sign(APP_SECRET, &body),
                 )],
                 body,
                 ..webhook()

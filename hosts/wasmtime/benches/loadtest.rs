@@ -232,7 +232,7 @@ fn deliveries(fixture: &str, count: usize, secret: &str) -> Vec<Vec<u8>> {
     (0..count)
         .map(|n| {
             let body = fixture.replace("wamid.", &format!("wamid.LT{n:08}"));
-            let signature = wats::auth::sign(secret, body.as_bytes());
+            let signature = wats::sign(secret, body.as_bytes());
             let mut request = format!(
                 "POST /webhooks/whatsapp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nx-hub-signature-256: {signature}\r\ncontent-length: {}\r\n\r\n",
                 body.len()

@@ -125,7 +125,7 @@ impl State {
             return Ok(());
         }
         // Counted as the component counts its own store failures.
-        let recorder = ::wats::metrics::Recorder::default();
+        let recorder = ::wats::Recorder::default();
         recorder.persistence("failure");
         self.services.metrics.record(&recorder);
         self.services

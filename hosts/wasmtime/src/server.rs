@@ -14,13 +14,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use wats::error::ApiError;
+use wats::ApiError;
 
 /// The component answers 413 above its own limits (4 MiB at most); reading
 /// one byte more than that is enough for it to see an oversized body.
 const BODY_READ_CAP: usize = 4 * 1024 * 1024 + 1;
 /// hyper's read buffer, which bounds the request line and headers.
-const READ_BUFFER_BYTES: usize = 4 * wats::limits::MAX_HEADER_BYTES;
+const READ_BUFFER_BYTES: usize = 4 * wats::MAX_HEADER_BYTES;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -73,7 +73,7 @@ where
                 // Twice the service's limits: between the two the component
                 // answers with its envelope; beyond, hyper answers 431
                 // without buffering more.
-                .max_headers(2 * wats::limits::MAX_HEADERS)
+                .max_headers(2 * wats::MAX_HEADERS)
                 .max_buf_size(READ_BUFFER_BYTES)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

@@ -97,14 +97,14 @@ impl Clock for SystemClock {
 }
 
 /// Metric totals across requests; the component decides what they are
-/// and how they add up (`wats::metrics::Totals`).
+/// and how they add up (`wats::Totals`).
 #[derive(Default)]
 pub struct MetricsStore {
-    totals: Mutex<wats::metrics::Totals>,
+    totals: Mutex<wats::Totals>,
 }
 
 impl MetricsStore {
-    fn totals(&self) -> std::sync::MutexGuard<'_, wats::metrics::Totals> {
+    fn totals(&self) -> std::sync::MutexGuard<'_, wats::Totals> {
         self.totals
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -120,7 +120,7 @@ impl MetricsStore {
     }
 
     /// Adds what the host itself recorded, in the service's vocabulary.
-    pub fn record(&self, recorder: &wats::metrics::Recorder) {
+    pub fn record(&self, recorder: &wats::Recorder) {
         self.totals().add(recorder.take());
     }
 

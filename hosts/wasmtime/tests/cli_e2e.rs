@@ -212,7 +212,7 @@ fn a_signed_payload_is_accepted_by_wats_serve_and_a_tampered_one_refused() {
     );
     assert!(signed.ok, "{}", signed.stderr);
     let signature = signed.stdout.trim().to_owned();
-    assert_eq!(signature, wats::auth::sign("dry-run-app-secret", payload));
+    assert_eq!(signature, wats::sign("dry-run-app-secret", payload));
     // The secret can also come from the environment.
     let from_env = wats(
         &dir,
@@ -221,7 +221,7 @@ fn a_signed_payload_is_accepted_by_wats_serve_and_a_tampered_one_refused() {
     );
     assert_eq!(
         from_env.stdout.trim(),
-        wats::auth::sign(CANARY_SECRET, payload)
+        wats::sign(CANARY_SECRET, payload)
     );
     let none = wats(&dir, &["webhook", "sign", "canary-path.json"], &[]);
     assert!(!none.ok && none.stderr.contains("no app secret"));

@@ -245,7 +245,7 @@ impl Harness {
         let body = json!({ "object": "whatsapp_business_account",
                            "entry": [{ "id": "102290129340398", "changes": changes }] })
         .to_string();
-        let signature = wats::auth::sign(&self.settings["WATS_APP_SECRET"], body.as_bytes());
+        let signature = wats::sign(&self.settings["WATS_APP_SECRET"], body.as_bytes());
         let headers = vec![
             ("content-type".into(), "application/json".into()),
             ("x-hub-signature-256".into(), signature),

@@ -7,8 +7,8 @@ use crate::manifest::{Cleanup, Kind, Manifest, Resource};
 use crate::settings::{Domain, Settings};
 use crate::transport::Transport;
 use serde_json::{json, Map, Value};
-use wats::graph::{parse_reply, GraphError};
-use wats::manage::{GraphCall, ManageError, Risk};
+use wats::{parse_reply, GraphError};
+use wats::{manage::ManageError, GraphCall, Risk};
 use wats::OutgoingRequest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

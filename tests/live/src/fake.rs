@@ -163,7 +163,7 @@ fn read_request(stream: &TcpStream) -> Option<Incoming> {
         .map(|(k, v)| {
             (
                 k.to_owned(),
-                wats::http::percent_decode(v).unwrap_or_default(),
+                wats::percent_decode(v).unwrap_or_default(),
             )
         })
         .collect();
@@ -445,7 +445,7 @@ fn webhook(state: &mut State, request: &Incoming) -> (u16, &'static str, Vec<u8>
                 .headers
                 .get("x-hub-signature-256")
                 .map(String::as_str);
-            if wats::auth::signature_valid(&state.app_secret, signature, &request.body) {
+            if wats::signature_valid(&state.app_secret, signature, &request.body) {
                 state.webhook_deliveries += 1;
                 ok(json!({"ok": true}))
             } else {

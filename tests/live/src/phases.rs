@@ -114,7 +114,7 @@ impl Campaign<'_> {
                 ("content-type".into(), "application/json".into()),
                 (
                     "x-hub-signature-256".into(),
-                    wats::auth::sign(&secret, &body),
+                    wats::sign(&secret, &body),
                 ),
             ],
             body,

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use wats::config::{Config, ConfigError, KEYS};
+use wats::config::{ConfigError, KEYS};
 
 #[derive(Args)]
 pub struct DoctorArgs {
@@ -115,7 +115,7 @@ fn check_config(
             Some(value) => Some((*value).to_owned()),
             None => settings.get(key).cloned(),
         };
-        let key = match Config::from_settings(&lookup) {
+        let key = match wats::config::from_settings(&lookup) {
             Ok(_) => {
                 if stand_ins.len() == already_reported.len() {
                     let otherwise = if stand_ins.is_empty() {

@@ -68,7 +68,7 @@ pub fn openapi(args: OpenApiArgs) -> Result<()> {
     settings.extend(std::env::vars().filter(|(key, _)| key.starts_with("WATS_")));
     let paths = wats::config::Paths::from_settings(&|key| settings.get(key).cloned())
         .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let text = serde_json::to_string_pretty(&wats::openapi::document(&paths))? + "\n";
+    let text = serde_json::to_string_pretty(&wats::openapi_document(&paths))? + "\n";
     // A reader that stops early (`| head`) is not an error.
     match std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()) {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),

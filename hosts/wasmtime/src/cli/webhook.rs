@@ -47,7 +47,7 @@ pub fn run(command: WebhookCommand) -> Result<()> {
                 std::fs::read(&args.file).map(|bytes| body = bytes)
             };
             read.map_err(|_| anyhow!("cannot read the payload file"))?;
-            println!("{}", wats::auth::sign(&secret, &body));
+            println!("{}", wats::sign(&secret, &body));
             eprintln!(
                 "wats: signed {} bytes; send them unchanged with this as X-Hub-Signature-256",
                 body.len()
