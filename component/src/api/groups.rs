@@ -2,12 +2,12 @@
 //! the phone-number id. Inputs are camelCase; Meta's snake_case appears only
 //! in the Graph calls built here. Without the flag these routes do not exist.
 
-use crate::compose::fields::{invalid, Fields, Limit};
+use crate::compose::fields::{invalid, json_object, Fields, Limit};
 use crate::compose::put;
 use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Request, Response};
-use crate::core::http::{json_object, json_response, Params};
+use crate::core::http::{json_response, Params};
 use crate::core::ids::is_opaque_token;
 use crate::graph::EndpointFamily;
 use serde_json::{json, Value};

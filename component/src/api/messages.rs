@@ -4,12 +4,12 @@
 //! outbox and answered 202. An `Idempotency-Key` is the dispatcher's (the
 //! routes are declared `.idempotent()`).
 
-use crate::compose::fields::{Fields, Limit};
+use crate::compose::fields::{json_object, Fields, Limit};
 use crate::compose::{self, envelope, Composed, MAX_TEXT_CHARS};
 use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Request, Response};
-use crate::core::http::{json_object, json_response, Params};
+use crate::core::http::{json_response, Params};
 use crate::core::ids::is_safe_wamid;
 use crate::manage::messaging;
 use crate::state::{idempotency, outbox, send};

@@ -4,6 +4,8 @@
 //! but `lib.rs` and `component.rs` imports this layer.
 
 pub(crate) mod dispatch;
+#[cfg(test)]
+mod layers;
 pub(crate) mod openapi;
 pub(crate) mod routes;
 pub(crate) mod schemas;

@@ -3,8 +3,19 @@
 //! and never repeats the value, which may be private or hostile.
 
 use crate::core::error::ApiError;
+use crate::core::host::Request;
 use serde_json::{Map, Value};
 use unicode_segmentation::UnicodeSegmentation;
+
+/// Parses a request body that must be a JSON object.
+pub fn json_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(&request.body) {
+        Ok(Value::Object(object)) => Ok(object),
+        _ => Err(ApiError::InvalidRequest(
+            "Request body must be a JSON object.".into(),
+        )),
+    }
+}
 
 pub fn invalid(path: &str, rule: &str) -> ApiError {
     ApiError::InvalidRequest(format!("Field `{path}` {rule}."))

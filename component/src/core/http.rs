@@ -1,9 +1,7 @@
 //! Small helpers over the host's request and response records.
 
-use super::error::ApiError;
 use super::host::{find_header, Request, Response};
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 pub(crate) const JSON: &str = "application/json";
 
@@ -57,16 +55,6 @@ impl Request {
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim())
             .filter(|t| !t.is_empty())
-    }
-}
-
-/// Parses a request body that must be a JSON object.
-pub(crate) fn json_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(&request.body) {
-        Ok(Value::Object(object)) => Ok(object),
-        _ => Err(ApiError::InvalidRequest(
-            "Request body must be a JSON object.".into(),
-        )),
     }
 }
 
