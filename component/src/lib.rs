@@ -11,6 +11,8 @@
 //! modules and the names hosts, fuzz targets and tests use.
 
 #![warn(unreachable_pub)]
+// Tests may match with `_`: the exhaustiveness that matters is the service's.
+#![cfg_attr(test, allow(clippy::wildcard_enum_match_arm))]
 
 mod api;
 mod app;

@@ -59,7 +59,9 @@ fn upward_imports(layer: &str, text: &str) -> Vec<String> {
 /// The layer of a file under `src/`: its folder, or its stem at the top.
 fn layer_of(relative: &Path) -> String {
     let mut parts = relative.components();
-    let first = parts.next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let first = parts
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
     let first = first.unwrap_or_default();
     match parts.next() {
         Some(_) => first,

@@ -33,6 +33,7 @@ pub fn signature_valid(app_secret: &str, header: Option<&str>, body: &[u8]) -> b
 }
 
 /// The `X-Hub-Signature-256` value Meta would send for this body.
+#[allow(clippy::expect_used, reason = "HMAC accepts a key of any length")]
 pub fn sign(app_secret: &str, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()).expect("HMAC takes any key length");

@@ -162,7 +162,21 @@ impl ApiError {
             | ApiError::IdempotencyInProgress => {
                 headers.push(("retry-after".into(), "5".into()));
             }
-            _ => {}
+            ApiError::InvalidRequest(_)
+            | ApiError::Unauthorized
+            | ApiError::NotFound
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::InvalidSignature
+            | ApiError::VerificationFailed
+            | ApiError::PersistenceNotConfigured
+            | ApiError::IdempotencyConflict
+            | ApiError::UpdateInFlight
+            | ApiError::InvalidConfig(_)
+            | ApiError::Internal
+            | ApiError::BodyTimeout
+            | ApiError::UriTooLong
+            | ApiError::HeadersTooLarge
+            | ApiError::Media(_) => {}
         }
         let mut response = json_response(self.status(), &json!({ "error": error }));
         response.headers.extend(headers);

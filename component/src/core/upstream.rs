@@ -44,7 +44,7 @@ impl GraphError {
                         .and_then(|meta| meta.code)
                         .is_some_and(|code| RATE_LIMIT_CODES.contains(&code))
             }
-            _ => false,
+            GraphError::BadReply { .. } | GraphError::Timeout | GraphError::Unreachable => false,
         }
     }
 
@@ -53,7 +53,10 @@ impl GraphError {
             GraphError::Rejected { retry_after, .. } if self.is_rate_limit() => {
                 retry_after.as_deref()
             }
-            _ => None,
+            GraphError::Rejected { .. }
+            | GraphError::BadReply { .. }
+            | GraphError::Timeout
+            | GraphError::Unreachable => None,
         }
     }
 
@@ -62,14 +65,14 @@ impl GraphError {
             GraphError::Timeout => "Graph request timed out.",
             GraphError::Unreachable => "Graph API unreachable.",
             GraphError::Rejected { .. } if self.is_rate_limit() => "Graph request rate limited.",
-            _ => "Graph request failed.",
+            GraphError::Rejected { .. } | GraphError::BadReply { .. } => "Graph request failed.",
         }
     }
 
     pub fn meta(&self) -> Option<&MetaError> {
         match self {
             GraphError::Rejected { meta, .. } => meta.as_ref(),
-            _ => None,
+            GraphError::BadReply { .. } | GraphError::Timeout | GraphError::Unreachable => None,
         }
     }
 

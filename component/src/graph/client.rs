@@ -77,7 +77,9 @@ impl<'a, H: Host> GraphClient<'a, H> {
             Err(error) => {
                 let error = match error {
                     OutboundError::Timeout => GraphError::Timeout,
-                    _ => GraphError::Unreachable,
+                    OutboundError::Unreachable(_)
+                    | OutboundError::Denied(_)
+                    | OutboundError::Other(_) => GraphError::Unreachable,
                 };
                 self.record_failure(family, &error);
                 Err(error)

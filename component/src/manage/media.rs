@@ -95,7 +95,7 @@ fn file_size(reply: &Value) -> Option<u64> {
     match &reply["file_size"] {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
-        _ => None,
+        Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_) => None,
     }
 }
 

@@ -467,10 +467,12 @@ pub(crate) async fn drain<H: Host>(
                     Attempt::Sent { wa_message_id }
                 }
                 Err(error) => {
-                    let (graph, meta_code) = match &error {
-                        ApiError::Graph(graph) => (Some(graph), graph.meta().and_then(|m| m.code)),
-                        _ => (None, None),
+                    let graph = if let ApiError::Graph(graph) = &error {
+                        Some(graph)
+                    } else {
+                        None
                     };
+                    let meta_code = graph.and_then(|graph| graph.meta()?.code);
                     let failure = AttemptError {
                         code: error.code().into(),
                         meta_code,

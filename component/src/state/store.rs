@@ -18,6 +18,8 @@ pub(crate) fn counted<T>(
     });
     result.map_err(|error| match error {
         KvError::NotConfigured => ApiError::PersistenceNotConfigured,
-        _ => ApiError::StoreUnavailable,
+        KvError::Unavailable(_) | KvError::TooLarge | KvError::Other(_) => {
+            ApiError::StoreUnavailable
+        }
     })
 }

@@ -212,10 +212,7 @@ fn main() {
                 .replace("wamid.", &format!("wamid.HP{n:08}"))
                 .into_bytes();
             Request {
-                headers: vec![(
-                    "x-hub-signature-256".into(),
-                    wats::sign(APP_SECRET, &body),
-                )],
+                headers: vec![("x-hub-signature-256".into(), wats::sign(APP_SECRET, &body))],
                 body,
                 ..webhook()
             }

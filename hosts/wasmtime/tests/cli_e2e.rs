@@ -219,10 +219,7 @@ fn a_signed_payload_is_accepted_by_wats_serve_and_a_tampered_one_refused() {
         &["webhook", "sign", "canary-path.json"],
         &[("WATS_APP_SECRET", CANARY_SECRET)],
     );
-    assert_eq!(
-        from_env.stdout.trim(),
-        wats::sign(CANARY_SECRET, payload)
-    );
+    assert_eq!(from_env.stdout.trim(), wats::sign(CANARY_SECRET, payload));
     let none = wats(&dir, &["webhook", "sign", "canary-path.json"], &[]);
     assert!(!none.ok && none.stderr.contains("no app secret"));
     let missing = wats(

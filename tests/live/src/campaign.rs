@@ -7,9 +7,9 @@ use crate::manifest::{Cleanup, Kind, Manifest, Resource};
 use crate::settings::{Domain, Settings};
 use crate::transport::Transport;
 use serde_json::{json, Map, Value};
-use wats::{parse_reply, GraphError};
-use wats::{manage::ManageError, GraphCall, Risk};
 use wats::OutgoingRequest;
+use wats::{manage::ManageError, GraphCall, Risk};
+use wats::{parse_reply, GraphError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {

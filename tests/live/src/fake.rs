@@ -160,12 +160,7 @@ fn read_request(stream: &TcpStream) -> Option<Incoming> {
     let query = query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.to_owned(),
-                wats::percent_decode(v).unwrap_or_default(),
-            )
-        })
+        .map(|(k, v)| (k.to_owned(), wats::percent_decode(v).unwrap_or_default()))
         .collect();
     Some(Incoming {
         method,

@@ -112,10 +112,7 @@ impl Campaign<'_> {
             url,
             headers: vec![
                 ("content-type".into(), "application/json".into()),
-                (
-                    "x-hub-signature-256".into(),
-                    wats::sign(&secret, &body),
-                ),
+                ("x-hub-signature-256".into(), wats::sign(&secret, &body)),
             ],
             body,
         };

@@ -363,6 +363,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
     }
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "`null` is JSON, and these values (strings, raw JSON) always serialize"
+)]
 fn to_raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
     serde_json::value::to_raw_value(value)
         .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
