@@ -1,10 +1,14 @@
-//! A host in memory for the crate's unit tests: kv with expiry, a clock the
-//! test moves, scripted Graph replies. The conformance suites cover the real
-//! hosts; this lets a module's own rules be tested where they live.
+//! A host in memory: kv with expiry, a clock the test moves, scripted Graph
+//! replies and transport failures, collected updates and log lines, metric
+//! totals, and switches that make the store fail or vanish. The crate's
+//! unit tests, its native conformance run (`tests/conformance.rs`) and the
+//! fuzz targets use it.
 
 use crate::core::host::{
-    Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
+    log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample,
+    Update,
 };
+use crate::core::metrics::Totals;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -17,10 +21,25 @@ type Entry = (Vec<u8>, Option<u64>);
 #[derive(Default)]
 pub struct TestHost {
     pub now: Cell<u64>,
+    /// Microseconds the monotonic clock moved past `now`: it ticks on every
+    /// reading, as a real one never stands still.
+    ticks: Cell<u64>,
     pub settings: HashMap<String, String>,
     pub kv: RefCell<BTreeMap<String, Entry>>,
-    pub replies: RefCell<VecDeque<Response>>,
+    /// Graph's next answers, in order: a response, or a transport failure.
+    pub replies: RefCell<VecDeque<Result<Response, OutboundError>>>,
     pub sent: RefCell<Vec<OutgoingRequest>>,
+    /// Every update dispatched, in order.
+    pub updates: RefCell<Vec<Update>>,
+    /// Updates with these ids are refused by the application.
+    pub refused_ids: RefCell<Vec<String>>,
+    /// Every kv call fails while set.
+    pub kv_down: Cell<bool>,
+    /// The host has no store while set.
+    pub kv_absent: Cell<bool>,
+    /// Every log line, as hosts write them (`log_line`).
+    pub logs: RefCell<Vec<String>>,
+    pub metrics: RefCell<Totals>,
 }
 
 impl TestHost {
@@ -33,12 +52,19 @@ impl TestHost {
             ("WATS_VERIFY_TOKEN", "test-verify-token"),
             ("WATS_SERVICE_BEARER_TOKEN", "test-service-token"),
         ];
-        TestHost {
-            now: Cell::new(1_800_000_000_000),
-            settings: settings
+        let host = TestHost::with_settings(
+            settings
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+        );
+        host.now.set(1_800_000_000_000);
+        host
+    }
+
+    pub fn with_settings(settings: HashMap<String, String>) -> TestHost {
+        TestHost {
+            settings,
             ..TestHost::default()
         }
     }
@@ -48,11 +74,21 @@ impl TestHost {
     }
 
     pub fn reply(&self, status: u16, body: &str) {
-        self.replies.borrow_mut().push_back(Response {
+        self.replies.borrow_mut().push_back(Ok(Response {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.as_bytes().to_vec(),
-        });
+        }));
+    }
+
+    fn store(&self) -> Result<(), KvError> {
+        if self.kv_absent.get() {
+            return Err(KvError::NotConfigured);
+        }
+        if self.kv_down.get() {
+            return Err(KvError::Unavailable("switched off by the test".into()));
+        }
+        Ok(())
     }
 
     fn live(&self, key: &str) -> Option<Vec<u8>> {
@@ -74,12 +110,14 @@ impl Host for TestHost {
         self.replies
             .borrow_mut()
             .pop_front()
-            .ok_or(OutboundError::Other("no reply scripted".into()))
+            .unwrap_or(Err(OutboundError::Other("no reply scripted".into())))
     }
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.store()?;
         Ok(self.live(key))
     }
     async fn kv_set(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
+        self.store()?;
         let expiry = self.expiry(ttl);
         self.kv
             .borrow_mut()
@@ -92,6 +130,7 @@ impl Host for TestHost {
         value: &[u8],
         ttl: Option<u32>,
     ) -> Result<bool, KvError> {
+        self.store()?;
         if self.live(key).is_some() {
             return Ok(false);
         }
@@ -99,6 +138,7 @@ impl Host for TestHost {
         Ok(true)
     }
     async fn kv_remove(&self, key: &str) -> Result<(), KvError> {
+        self.store()?;
         self.kv.borrow_mut().remove(key);
         Ok(())
     }
@@ -108,6 +148,7 @@ impl Host for TestHost {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<KvPage, KvError> {
+        self.store()?;
         let keys: Vec<String> = self
             .kv
             .borrow()
@@ -126,7 +167,8 @@ impl Host for TestHost {
         self.now.get()
     }
     fn monotonic_nanos(&self) -> u64 {
-        self.now.get() * 1_000_000
+        self.ticks.set(self.ticks.get() + 1);
+        self.now.get() * 1_000_000 + self.ticks.get() * 1_000
     }
     fn started_millis(&self) -> u64 {
         0
@@ -134,12 +176,22 @@ impl Host for TestHost {
     fn config(&self, key: &str) -> Option<String> {
         self.settings.get(key).cloned()
     }
-    async fn dispatch(&self, _update: &Update) -> Result<(), String> {
+    async fn dispatch(&self, update: &Update) -> Result<(), String> {
+        let refused = self.refused_ids.borrow();
+        if update.id.as_ref().is_some_and(|id| refused.contains(id)) {
+            return Err("refused by the test".into());
+        }
+        self.updates.borrow_mut().push(update.clone());
         Ok(())
     }
-    fn metrics_add(&self, _samples: Vec<Sample>) {}
-    fn metrics_snapshot(&self) -> Vec<Sample> {
-        Vec::new()
+    fn metrics_add(&self, samples: Vec<Sample>) {
+        self.metrics.borrow_mut().add(samples);
     }
-    fn log(&self, _level: Level, _event: &str, _fields: &[(&str, String)]) {}
+    fn metrics_snapshot(&self) -> Vec<Sample> {
+        self.metrics.borrow().snapshot()
+    }
+    fn log(&self, level: Level, event: &str, fields: &[(&str, String)]) {
+        let fields = fields.iter().map(|(key, value)| (*key, value.as_str()));
+        self.logs.borrow_mut().push(log_line(level, event, fields));
+    }
 }

@@ -623,11 +623,11 @@ mod tests {
         let host = TestHost::configured();
         let id = queue_one(&host);
         let ctx = Context::new(&host, |_| None);
-        host.replies.borrow_mut().push_back(Response {
+        host.replies.borrow_mut().push_back(Ok(Response {
             status: 429,
             headers: vec![("retry-after".into(), "30".into())],
             body: Vec::new(),
-        });
+        }));
         let report = block_on(drain(&ctx, 10)).unwrap();
         assert_eq!((report.claimed, report.retried), (1, 1));
         let item = stored(&host, &id);
