@@ -3,11 +3,13 @@
 //! and benchmarks can run the component in-process with fakes.
 
 pub mod dry_run;
+/// Fault injection for the fault/retry suite (feature `testing`).
+#[cfg(feature = "testing")]
 pub mod faults;
+pub mod http_server;
 pub mod kv;
 pub mod outbound;
 pub mod runtime;
-pub mod server;
 pub mod services;
 pub mod sinks;
-pub mod spin;
+pub mod spin_runtime;

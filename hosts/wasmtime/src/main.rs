@@ -1,8 +1,6 @@
 //! `wats`: the command line of the wasmtime host.
 
 mod cli;
-mod serve;
-mod spin_up;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
@@ -21,9 +19,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the wats component on 127.0.0.1 (dry-run unless --live --yes-live).
-    Serve(serve::ServeArgs),
+    Serve(cli::serve::ServeArgs),
     /// Serve the Spin app's component (hosts/spin) on 127.0.0.1 as Spin would.
-    Spin(spin_up::SpinArgs),
+    Spin(cli::spin_up::SpinArgs),
     /// Write a profile whose secrets are environment references, never values.
     Init(cli::InitArgs),
     /// Check a profile and the environment without the network or printing values.
@@ -47,8 +45,8 @@ fn main() {
     }));
     let cli = Cli::try_parse().unwrap_or_else(|error| exit_on_usage_error(error));
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
-        Command::Spin(args) => spin_up::run(args),
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Spin(args) => cli::spin_up::run(args),
         Command::Init(args) => cli::init(args),
         Command::Doctor(args) => match cli::doctor::run(args) {
             Ok(true) => Ok(()),

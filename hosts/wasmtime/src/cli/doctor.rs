@@ -3,7 +3,7 @@
 //! printing a value, a path or the name of a secret's variable.
 
 use super::profile::{Profile, DEFAULT_PROFILE};
-use crate::serve::DRY_RUN_SETTINGS;
+use crate::cli::serve::DRY_RUN_SETTINGS;
 use anyhow::Result;
 use clap::Args;
 use std::collections::HashMap;

@@ -3,6 +3,8 @@
 
 pub mod doctor;
 pub mod profile;
+pub mod serve;
+pub mod spin_up;
 pub mod webhook;
 
 use anyhow::{bail, Result};

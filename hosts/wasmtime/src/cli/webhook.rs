@@ -2,7 +2,7 @@
 //! testing a webhook; neither touches the network.
 
 use super::profile::Profile;
-use crate::serve::DRY_RUN_SETTINGS;
+use crate::cli::serve::DRY_RUN_SETTINGS;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use std::io::Read;

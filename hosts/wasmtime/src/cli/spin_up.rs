@@ -3,7 +3,7 @@
 //! from the `WATS_*` environment (`--env-file` as for `wats serve`); Graph
 //! calls are live, to `WATS_GRAPH_BASE_URL`, as they would be under Spin.
 
-use crate::serve::{bind_loopback, env_file_settings, stop_signal, StoreArgs};
+use crate::cli::serve::{bind_loopback, env_file_settings, stop_signal, StoreArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wats_host::kv::Commits;
 use wats_host::services::{Clock, SystemClock};
-use wats_host::spin::{self, SpinKv, SpinRuntime};
+use wats_host::spin_runtime::{self as spin, SpinKv, SpinRuntime};
 
 #[derive(Args)]
 pub struct SpinArgs {

@@ -8,8 +8,8 @@
 //!
 //! Each request gets a fresh instance, as in Spin.
 
+use crate::http_server::host_error;
 use crate::runtime::Level;
-use crate::server::host_error;
 use crate::services::{KvFailure, KvStore, LogSink};
 use crate::sinks::StderrLog;
 use anyhow::{Context as _, Result};
@@ -353,7 +353,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    crate::server::accept(listener, shutdown, move |request| {
+    crate::http_server::accept(listener, shutdown, move |request| {
         let runtime = runtime.clone();
         async move {
             runtime.handle(request).await.unwrap_or_else(|_| {

@@ -112,7 +112,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             runtime.clone(),
             Duration::from_millis(args.drain_every_ms),
         ));
-        let served = wats_host::server::serve(runtime, listener, stop_signal()).await;
+        let served = wats_host::http_server::serve(runtime, listener, stop_signal()).await;
         drainer.abort();
         served?;
         eprintln!("wats: stopped");
