@@ -4,6 +4,7 @@
 mod component;
 mod fuzz;
 mod jco;
+mod leftovers;
 mod schemathesis;
 mod spin;
 mod steps;
@@ -108,7 +109,23 @@ fn serve(args: &[String]) -> Result<()> {
 /// How long `cargo xtask test` runs each fuzz target.
 const FUZZ_SMOKE_SECONDS: u64 = 10;
 
+/// Every check and test, then a look for anything the run left running
+/// (which fails the run, even a passing one).
 fn test() -> Result<()> {
+    leftovers::mark();
+    let result = run_tests();
+    let left = leftovers::sweep();
+    if !left.is_empty() {
+        bail!(
+            "the run left {} processes running (now stopped): {}",
+            left.len(),
+            left.join(", ")
+        );
+    }
+    result
+}
+
+fn run_tests() -> Result<()> {
     let mut steps = Steps::new(21);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;

@@ -176,14 +176,12 @@ async fn download_media<H: Host>(
 ) -> Result<Response, ApiError> {
     let config = graph.config;
     let reply = graph.run(media::media(id)?).await?;
-    let info = media::MediaInfo::from_reply(&reply).map_err(ApiError::Media)?;
-    let request = info
-        .download_request(
-            config.access_token.expose(),
-            MEDIA_MAX_DOWNLOAD_BYTES,
-            &config.graph_base_url,
-        )
-        .map_err(ApiError::Media)?;
+    let info = media::MediaInfo::from_reply(&reply)?;
+    let request = info.download_request(
+        config.access_token.expose(),
+        MEDIA_MAX_DOWNLOAD_BYTES,
+        &config.graph_base_url,
+    )?;
     let response = graph.fetch(EndpointFamily::Media, request).await?;
     if !(200..300).contains(&response.status) {
         let error = GraphError::Rejected {
@@ -194,8 +192,7 @@ async fn download_media<H: Host>(
         graph.record_failure(EndpointFamily::Media, &error);
         return Err(error.into());
     }
-    info.verify(&response.body, MEDIA_MAX_DOWNLOAD_BYTES)
-        .map_err(ApiError::Media)?;
+    info.verify(&response.body, MEDIA_MAX_DOWNLOAD_BYTES)?;
     graph.record_success(EndpointFamily::Media);
     let content_type = info
         .mime_type

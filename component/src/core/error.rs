@@ -190,6 +190,12 @@ impl From<GraphError> for ApiError {
     }
 }
 
+impl From<MediaError> for ApiError {
+    fn from(error: MediaError) -> Self {
+        ApiError::Media(error)
+    }
+}
+
 impl From<ConfigError> for ApiError {
     fn from(error: ConfigError) -> Self {
         ApiError::InvalidConfig(error)

@@ -12,20 +12,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::forwarding::{self, Running};
+use support::process::Group;
 use support::workspace_root;
 
-/// wrangler dev, killed when dropped.
+/// wrangler dev and the workerd it starts: one process group, stopped when
+/// dropped.
 struct Workerd {
-    child: std::process::Child,
+    _group: Group,
     base: String,
     log: std::path::PathBuf,
-}
-
-impl Drop for Workerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn free_port() -> u16 {
@@ -62,7 +57,7 @@ fn start_worker(settings: &HashMap<String, String>, dir: &Path) -> Workerd {
         command.arg("--var").arg(format!("{key}:{value}"));
     }
     let worker = Workerd {
-        child: command.spawn().expect("wrangler starts"),
+        _group: Group::spawn(&mut command).expect("wrangler starts"),
         base: format!("http://127.0.0.1:{port}"),
         log,
     };

@@ -3,6 +3,8 @@
 //! over HTTP): loading the suites, preparing requests (signing webhooks),
 //! matching expectations, and the privacy sweep with canary values.
 
+pub mod process;
+
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;

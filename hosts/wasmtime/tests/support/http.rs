@@ -2,6 +2,7 @@
 //! Graph on loopback (which also collects forwarded updates at `/__events`),
 //! a host started as a child process, and requests sent with reqwest.
 
+use super::process::Group;
 use super::{
     assert_no_canaries, check, component_path, graph_replies, prepare, GraphCall, GraphReply,
     Observed, Suite,
@@ -12,7 +13,7 @@ use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -98,9 +99,10 @@ pub async fn start_fake_graph(script: Arc<Mutex<GraphScript>>) -> SocketAddr {
     address
 }
 
-/// A running `wats serve`; killed when dropped.
+/// A running `wats serve` (or another host), with whatever it started:
+/// stopped as a process group when dropped.
 pub struct Server {
-    pub child: Child,
+    pub group: Group,
     pub base: String,
     stderr: Option<JoinHandle<String>>,
 }
@@ -133,16 +135,16 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
-        let mut child = command.spawn().expect("wats starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut stderr = child.stderr.take().unwrap();
+        let mut group = Group::spawn(&mut command).expect("the server starts");
+        let mut stdout = BufReader::new(group.child().stdout.take().unwrap());
+        let mut stderr = group.child().stderr.take().unwrap();
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = stderr.read_to_string(&mut text);
             text
         });
         let mut server = Server {
-            child,
+            group,
             base: String::new(),
             stderr: Some(stderr),
         };
@@ -167,19 +169,11 @@ impl Server {
 
     /// Stops the server and returns everything it wrote to stderr.
     pub fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.group.stop();
         self.stderr
             .take()
             .map(|h| h.join().unwrap())
             .unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
