@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wats::testing::TestHost;
 use wats::{block_on, drain, handle, Host, OutboundError, Request, Response};
 use wats_suite::{
-    assert_no_canaries, check, graph_replies, load_suites, prepare, run_suites, GraphCall,
-    GraphReply, Observed, Suite,
+    assert_no_canaries, check, drain_limit, graph_replies, load_suites, prepare, run_suites,
+    CaseFaults, DrainCounts, GraphCall, GraphReply, Observed, Suite,
 };
 
 fn host_for(suite: &Suite) -> TestHost {
@@ -45,32 +45,25 @@ fn respond(host: &TestHost, suite: &Suite, case: &Value, clock_offset: &mut u64)
             GraphReply::Timeout => Err(OutboundError::Timeout),
         })
         .collect();
-    let faults = &case["faults"];
-    host.kv_down
-        .set(faults["kvUnavailable"].as_bool().unwrap_or(false));
-    host.kv_absent
-        .set(faults["kvNotConfigured"].as_bool().unwrap_or(false));
-    *clock_offset += case["advanceClockMs"].as_u64().unwrap_or(0);
+    let faults = CaseFaults::of(case);
+    host.kv_down.set(faults.kv_unavailable);
+    host.kv_absent.set(faults.kv_not_configured);
+    *clock_offset += faults.advance_clock_ms;
     host.now.set(real_millis() + *clock_offset);
-    *host.refused_ids.borrow_mut() = faults["dispatchFailsFor"]
-        .as_array()
-        .map(|ids| {
-            ids.iter()
-                .filter_map(Value::as_str)
-                .map(Into::into)
-                .collect()
-        })
-        .unwrap_or_default();
-    let response = if let Some(limit) = case["request"]["drain"].as_u64() {
-        let report = block_on(drain(host, limit as u32));
-        let body = serde_json::json!({
-            "claimed": report.claimed, "sent": report.sent, "retried": report.retried,
-            "failed": report.failed, "stale": report.stale,
-        });
+    *host.refused_ids.borrow_mut() = faults.dispatch_fails_for;
+    let response = if let Some(limit) = drain_limit(case) {
+        let report = block_on(drain(host, limit));
+        let counts = DrainCounts {
+            claimed: report.claimed,
+            sent: report.sent,
+            retried: report.retried,
+            failed: report.failed,
+            stale: report.stale,
+        };
         Response {
             status: 200,
             headers: Vec::new(),
-            body: body.to_string().into_bytes(),
+            body: counts.body(),
         }
     } else {
         let prepared = prepare(case, suite);

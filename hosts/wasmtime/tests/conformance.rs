@@ -9,8 +9,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use support::{
-    assert_no_canaries, check, component_path, graph_replies, load_suites, prepare, run_suites,
-    CapturedLog, GraphCall, GraphReply, Observed, ShiftedClock, Suite,
+    assert_no_canaries, check, component_path, drain_limit, graph_replies, load_suites, prepare,
+    run_suites, CapturedLog, CaseFaults, DrainCounts, GraphCall, GraphReply, Observed,
+    ShiftedClock, Suite,
 };
 use wats_host::kv::MemoryKv;
 use wats_host::runtime::{OutboundError, OutgoingRequest, Request, Response, Runtime, Update};
@@ -179,40 +180,31 @@ impl Fakes {
         case: &Value,
     ) -> Result<(), String> {
         *self.graph.replies.lock().unwrap() = graph_replies(case).into();
-        let faults = &case["faults"];
-        self.kv.down.store(
-            faults["kvUnavailable"].as_bool().unwrap_or(false),
-            Ordering::SeqCst,
-        );
-        self.kv.absent.store(
-            faults["kvNotConfigured"].as_bool().unwrap_or(false),
-            Ordering::SeqCst,
-        );
-        if let Some(advance) = case["advanceClockMs"].as_u64() {
-            self.clock.offset_ms.fetch_add(advance, Ordering::SeqCst);
-        }
-        *self.events.failing_ids.lock().unwrap() = faults["dispatchFailsFor"]
-            .as_array()
-            .map(|ids| {
-                ids.iter()
-                    .map(|id| id.as_str().unwrap().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let response = if let Some(limit) = case["request"]["drain"].as_u64() {
-            // The scheduler export, as a host's timer calls it; its report
-            // is checked as a 200 JSON body.
+        let faults = CaseFaults::of(case);
+        self.kv.down.store(faults.kv_unavailable, Ordering::SeqCst);
+        self.kv
+            .absent
+            .store(faults.kv_not_configured, Ordering::SeqCst);
+        self.clock
+            .offset_ms
+            .fetch_add(faults.advance_clock_ms, Ordering::SeqCst);
+        *self.events.failing_ids.lock().unwrap() = faults.dispatch_fails_for;
+        let response = if let Some(limit) = drain_limit(case) {
+            // The scheduler export, as a host's timer calls it.
             let report = executor
-                .block_on(runtime.drain(limit as u32))
+                .block_on(runtime.drain(limit))
                 .map_err(|error| format!("drain failed: {error:#}"))?;
-            let body = serde_json::json!({
-                "claimed": report.claimed, "sent": report.sent, "retried": report.retried,
-                "failed": report.failed, "stale": report.stale,
-            });
+            let counts = DrainCounts {
+                claimed: report.claimed,
+                sent: report.sent,
+                retried: report.retried,
+                failed: report.failed,
+                stale: report.stale,
+            };
             Response {
                 status: 200,
                 headers: Vec::new(),
-                body: body.to_string().into_bytes(),
+                body: counts.body(),
             }
         } else {
             let prepared = prepare(case, suite);

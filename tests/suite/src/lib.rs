@@ -209,6 +209,62 @@ fn headers_of(message: &Value) -> Vec<(String, String)> {
     headers
 }
 
+/// What a case asks of the host before its request: a failing or absent
+/// store, updates the application refuses, a clock moved forward.
+pub struct CaseFaults {
+    pub kv_unavailable: bool,
+    pub kv_not_configured: bool,
+    /// Ids of the updates whose dispatch fails.
+    pub dispatch_fails_for: Vec<String>,
+    pub advance_clock_ms: u64,
+}
+
+impl CaseFaults {
+    pub fn of(case: &Value) -> CaseFaults {
+        let faults = &case["faults"];
+        CaseFaults {
+            kv_unavailable: faults["kvUnavailable"].as_bool().unwrap_or(false),
+            kv_not_configured: faults["kvNotConfigured"].as_bool().unwrap_or(false),
+            dispatch_fails_for: faults["dispatchFailsFor"]
+                .as_array()
+                .map(|ids| {
+                    ids.iter()
+                        .map(|id| id.as_str().expect("ids are strings").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            advance_clock_ms: case["advanceClockMs"].as_u64().unwrap_or(0),
+        }
+    }
+}
+
+/// The limit of the outbox drain a case runs instead of a request.
+pub fn drain_limit(case: &Value) -> Option<u32> {
+    case["request"]["drain"]
+        .as_u64()
+        .map(|limit| u32::try_from(limit).expect("a drain limit fits u32"))
+}
+
+/// A drain's report, answered to the case as a 200 JSON body.
+pub struct DrainCounts {
+    pub claimed: u32,
+    pub sent: u32,
+    pub retried: u32,
+    pub failed: u32,
+    pub stale: u32,
+}
+
+impl DrainCounts {
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::json!({
+            "claimed": self.claimed, "sent": self.sent, "retried": self.retried,
+            "failed": self.failed, "stale": self.stale,
+        })
+        .to_string()
+        .into_bytes()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum GraphReply {
     Http {
