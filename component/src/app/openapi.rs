@@ -77,10 +77,9 @@ pub fn document(paths: &Paths) -> Value {
             if matches!(op.auth, Auth::Bearer | Auth::Operator) {
                 operation["security"] = json!([{ SECURITY_SCHEME: [] }]);
             }
-            if !op.params.is_empty() {
-                operation["parameters"] = op
-                    .params
-                    .iter()
+            let mut parameters = op.parameters().peekable();
+            if parameters.peek().is_some() {
+                operation["parameters"] = parameters
                     .map(|p| json!({ "name": p.name, "in": p.location, "required": p.required, "schema": schemas::reference(p.schema) }))
                     .collect();
             }

@@ -1,6 +1,7 @@
-//! The route table: each route is declared once here, and this declaration
-//! drives dispatch, the OpenAPI document, the `/status` inventory and the
-//! metric route labels.
+//! Routes as data: what a declaration holds, how a request finds its
+//! route, and the inventory. The declarations themselves are `table.rs`;
+//! each drives dispatch, the OpenAPI document, the `/status` inventory and
+//! the metric route labels.
 
 mod table;
 
@@ -90,6 +91,36 @@ pub(crate) struct Operation {
     /// The body is a file in its own media type, not JSON.
     pub raw_body: bool,
     pub links: &'static [Link],
+}
+
+/// The header of an `.idempotent()` operation.
+const IDEMPOTENCY_KEY: Param = Param {
+    name: "Idempotency-Key",
+    location: "header",
+    required: false,
+    schema: "IdempotencyKey",
+};
+/// The header of an operation that `.sends_async()`.
+const PREFER: Param = Param {
+    name: "Prefer",
+    location: "header",
+    required: false,
+    schema: "Prefer",
+};
+
+impl Operation {
+    /// Its declared parameters, then the headers its flags honour.
+    pub(crate) fn parameters(&self) -> impl Iterator<Item = &Param> {
+        let flagged = [
+            (self.idempotent, &IDEMPOTENCY_KEY),
+            (self.accepts_async, &PREFER),
+        ];
+        self.params.iter().chain(
+            flagged
+                .into_iter()
+                .filter_map(|(flag, param)| flag.then_some(param)),
+        )
+    }
 }
 
 pub(crate) struct Route {
@@ -456,5 +487,22 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), count);
+    }
+
+    #[test]
+    fn flagged_operations_document_their_headers_and_conflicts() {
+        let operations = ROUTES.iter().flat_map(|r| r.operations);
+        let mut idempotent = 0;
+        for op in operations {
+            let names: Vec<_> = op.parameters().map(|p| p.name).collect();
+            assert_eq!(names.contains(&"Idempotency-Key"), op.idempotent);
+            assert_eq!(names.contains(&"Prefer"), op.accepts_async);
+            if op.idempotent {
+                idempotent += 1;
+                // A reused key with another body, or one still in flight.
+                assert!(op.errors.contains(&409), "{}", op.operation_id);
+            }
+        }
+        assert_eq!(idempotent, 2, "the two send routes");
     }
 }

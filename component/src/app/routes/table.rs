@@ -4,20 +4,6 @@ use super::{op, Auth, Base, Handler, Link, Operation, Param, Route};
 use crate::api::{groups, history, manage, messages, operator, webhook};
 use crate::core::limits::{API_MAX_BODY, MEDIA_MAX_UPLOAD_BYTES, WEBHOOK_MAX_BODY};
 
-const SEND_PARAMS: &[Param] = &[
-    Param {
-        name: "Idempotency-Key",
-        location: "header",
-        required: false,
-        schema: "IdempotencyKey",
-    },
-    Param {
-        name: "Prefer",
-        location: "header",
-        required: false,
-        schema: "Prefer",
-    },
-];
 const SEND_ERRORS: &[u16] = &[400, 401, 409, 413, 502, 503];
 /// A send's reply names the message (200) or the outbox item (202).
 const SEND_LINKS: &[Link] = &[
@@ -253,7 +239,6 @@ pub(crate) static ROUTES: &[Route] = &[
             "sendTextMessage",
             "Sends a text message through Graph.",
         )
-        .params(SEND_PARAMS)
         .body("SendText", API_MAX_BODY)
         .sends_async()
         .idempotent()
@@ -275,8 +260,7 @@ pub(crate) static ROUTES: &[Route] = &[
                 "sendMessage",
                 "Sends a Graph-native text body or a composer body (media, location, reaction, contacts, interactive, template; group bodies with group routes on).",
             )
-            .params(SEND_PARAMS)
-            .body("SendMessage", API_MAX_BODY)
+                .body("SendMessage", API_MAX_BODY)
             .sends_async()
             .idempotent()
         .idempotent()
