@@ -106,7 +106,7 @@ fn init_then_doctor_on_a_broken_and_a_good_profile() {
     ] {
         assert!(
             broken.stdout.contains(&format!(
-                "FAIL  {key}: the environment variable its reference names is not set"
+                "FAIL  {key}: the variable its reference names is not set (environment or env file)"
             )),
             "{}",
             broken.stdout
@@ -276,4 +276,138 @@ fn openapi_prints_the_document_of_the_configured_routes() {
         &[("WATS_WEBHOOK_PATH", "canary-path with spaces")],
     );
     assert!(!bad.ok && bad.stderr.contains("WATS_WEBHOOK_PATH"));
+}
+
+/// The profile `wats init` writes, its four secrets referencing variables
+/// named as a deployment might name them (`PROD_CANARY_ENV_…`).
+fn profile_with_prod_references(dir: &Path) -> String {
+    let init = wats(dir, &["init", "--phone-number-id", "100000000000001"], &[]);
+    assert!(init.ok, "{}", init.stderr);
+    let mut profile = std::fs::read_to_string(dir.join("wats.profile.json")).unwrap();
+    for key in [
+        "WATS_ACCESS_TOKEN",
+        "WATS_APP_SECRET",
+        "WATS_VERIFY_TOKEN",
+        "WATS_SERVICE_BEARER_TOKEN",
+    ] {
+        profile = profile.replace(
+            &format!(r#""env": "{key}""#),
+            &format!(r#""env": "PROD_CANARY_ENV_{key}""#),
+        );
+    }
+    profile
+}
+
+#[test]
+fn profile_references_resolve_from_the_env_file_as_the_reference_cli_reads_them() {
+    let dir = temp_dir("env-file");
+    std::fs::write(
+        dir.join("canary-path.json"),
+        profile_with_prod_references(&dir),
+    )
+    .unwrap();
+    // Only in the file, as in a `.env.local`: never in the environment.
+    let env_file = format!(
+        "# secrets\nPROD_CANARY_ENV_WATS_ACCESS_TOKEN={CANARY_TOKEN}\nexport PROD_CANARY_ENV_WATS_APP_SECRET=\"{CANARY_SECRET}\"\nPROD_CANARY_ENV_WATS_VERIFY_TOKEN={CANARY_VERIFY}\nPROD_CANARY_ENV_WATS_SERVICE_BEARER_TOKEN='{CANARY_BEARER}'\n"
+    );
+    std::fs::write(dir.join("canary-path.env"), env_file).unwrap();
+
+    let without = wats(&dir, &["doctor", "--config", "canary-path.json"], &[]);
+    assert_eq!(without.code, Some(1));
+    assert!(
+        without.stdout.contains("4 problem(s)"),
+        "{}",
+        without.stdout
+    );
+    let with = wats(
+        &dir,
+        &[
+            "doctor",
+            "--config",
+            "canary-path.json",
+            "--env-file",
+            "canary-path.env",
+        ],
+        &[],
+    );
+    assert!(with.ok, "{}", with.stdout);
+    assert!(with.stdout.contains("0 problem(s), 0 warning(s); ready"));
+
+    // `wats serve --live` starts only with every secret resolved, and
+    // verifies a delivery with the app secret the file held.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
+    command.current_dir(&dir).args([
+        "serve",
+        "--live",
+        "--yes-live",
+        "--config",
+        "canary-path.json",
+        "--env-file",
+        "canary-path.env",
+        "--memory",
+        "--port",
+        "0",
+        "--component",
+    ]);
+    command.arg(support::component_path());
+    let server = Server::spawn(command, &HashMap::new()).expect("wats serve --live starts");
+    let body = br#"{"object":"whatsapp_business_account","entry":[]}"#.to_vec();
+    let client = reqwest::Client::new();
+    let reply = executor().block_on(send(
+        &client,
+        &server.base,
+        "POST",
+        "/webhooks/whatsapp",
+        &[(
+            "x-hub-signature-256".into(),
+            wats::sign(CANARY_SECRET, &body),
+        )],
+        body,
+    ));
+    assert_eq!(reply.status, 200);
+    let output = server.stop();
+    for canary in [CANARY_TOKEN, CANARY_SECRET, CANARY_VERIFY, CANARY_BEARER] {
+        assert!(!output.contains(canary), "wats serve printed a secret");
+    }
+}
+
+#[test]
+fn serve_takes_the_reference_cli_s_config_and_dry_run_flags() {
+    let dir = temp_dir("config-flag");
+    std::fs::write(
+        dir.join("canary-path.json"),
+        profile_with_prod_references(&dir),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
+    command.current_dir(&dir).args([
+        "serve",
+        "--config",
+        "canary-path.json",
+        "--dry-run",
+        "--memory",
+        "--port",
+        "0",
+        "--component",
+    ]);
+    command.arg(support::component_path());
+    let server = Server::spawn(command, &HashMap::new()).expect("wats serve --dry-run starts");
+    let client = reqwest::Client::new();
+    let status = executor().block_on(send(
+        &client,
+        &server.base,
+        "GET",
+        "/status",
+        &[(
+            "authorization".into(),
+            "Bearer dry-run-service-token".into(),
+        )],
+        Vec::new(),
+    ));
+    assert_eq!(status.status, 200);
+    server.stop();
+    // Dry-run and live exclude each other.
+    let both = wats(&dir, &["serve", "--dry-run", "--live", "--yes-live"], &[]);
+    assert_eq!(both.code, Some(2));
+    assert!(both.stderr.contains("--dry-run"), "{}", both.stderr);
 }

@@ -2,6 +2,7 @@
 //! --live --profile` would read them, without the network and without
 //! printing a value, a path or the name of a secret's variable.
 
+use super::env_file::EnvFile;
 use super::profile::{Profile, DEFAULT_PROFILE};
 use crate::cli::serve::DRY_RUN_SETTINGS;
 use anyhow::Result;
@@ -13,8 +14,12 @@ use wats::config::{ConfigError, KEYS};
 #[derive(Args)]
 pub struct DoctorArgs {
     /// The profile to check [default: ./wats.profile.json if it exists, else only the environment].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, visible_alias = "config", value_name = "PATH")]
     profile: Option<PathBuf>,
+    /// The env file `wats serve --env-file` would read: its WATS_* settings,
+    /// and the variables the profile references.
+    #[arg(long, value_name = "PATH")]
+    env_file: Option<PathBuf>,
 }
 
 /// Shorter shared secrets than this get a warning.
@@ -48,6 +53,13 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
         let default = PathBuf::from(DEFAULT_PROFILE);
         default.is_file().then_some(default)
     });
+    let env_file = match EnvFile::read(args.env_file.as_deref()) {
+        Ok(file) => file,
+        Err(error) => {
+            report.fail(&format!("env file: {error}"));
+            EnvFile::default()
+        }
+    };
     let mut settings = HashMap::new();
     let mut unset_secrets = Vec::new();
     match path.as_deref().map(Profile::read) {
@@ -59,13 +71,15 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
                 profile.settings.len(),
                 profile.secrets.len()
             ));
-            let (resolved, missing) = profile.resolve(|name| std::env::var(name).ok());
+            let (resolved, missing) = profile.resolve(|name| env_file.lookup(name));
             settings = resolved;
             unset_secrets = missing;
         }
     }
-    let from_env: Vec<(String, String)> = std::env::vars()
-        .filter(|(key, _)| key.starts_with("WATS_"))
+    // The env file's settings, then the environment's, as `wats serve` reads them.
+    let from_env: Vec<(String, String)> = env_file
+        .settings()
+        .chain(std::env::vars().filter(|(key, _)| key.starts_with("WATS_")))
         .collect();
     // A reference to the variable of the same name is no override.
     let overrides = from_env
@@ -81,7 +95,7 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
     unset_secrets.retain(|key| !settings.contains_key(*key));
     for key in &unset_secrets {
         report.fail(&format!(
-            "{key}: the environment variable its reference names is not set"
+            "{key}: the variable its reference names is not set (environment or env file)"
         ));
     }
     check_config(&settings, &unset_secrets, &mut report);

@@ -2,6 +2,7 @@
 //! none touches the network, none prints a secret it did not create.
 
 pub mod doctor;
+pub mod env_file;
 pub mod profile;
 pub mod serve;
 pub mod spin_up;

@@ -1,5 +1,6 @@
 //! `wats serve`: settings, secrets and stores for the local host.
 
+use crate::cli::env_file::EnvFile;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use std::collections::HashMap;
@@ -38,13 +39,19 @@ pub struct ServeArgs {
     /// Confirms --live: messages sent are real and cannot be unsent.
     #[arg(long, requires = "live")]
     yes_live: bool,
-    /// Read WATS_* settings from this file (KEY=VALUE lines); the environment wins.
+    /// Read WATS_* settings, and the variables a profile references, from
+    /// this file (KEY=VALUE lines); the environment wins.
     #[arg(long, value_name = "PATH")]
     env_file: Option<PathBuf>,
     /// Read settings from this profile (`wats init`), its secrets from the
-    /// variables it references; --env-file and the environment win.
-    #[arg(long, value_name = "PATH")]
+    /// variables it references (in the environment or the --env-file);
+    /// --env-file and the environment win.
+    #[arg(long, visible_alias = "config", value_name = "PATH")]
     profile: Option<PathBuf>,
+    /// Dry-run, the default, said explicitly: synthetic credentials and a
+    /// Graph stand-in that never touches the network.
+    #[arg(long, conflicts_with = "live")]
+    dry_run: bool,
     #[command(flatten)]
     store: StoreArgs,
     /// Append each dispatched update as a JSON line to this file.
@@ -78,7 +85,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let (kv, store_label) =
         args.store
             .open(".wats/state.sqlite3", clock.clone(), Commits::Grouped)?;
-    let outbound: Arc<dyn Outbound> = if args.live {
+    let outbound: Arc<dyn Outbound> = if live(&args) {
         Arc::new(LiveHttp::new()?)
     } else {
         Arc::new(DryRunGraph::default())
@@ -99,12 +106,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
         check_ready(&runtime).await?;
         let listener = bind_loopback(args.port).await?;
         let bound = listener.local_addr()?;
-        let mode = if args.live { "live" } else { "dry-run" };
+        let mode = if live(&args) { "live" } else { "dry-run" };
         let events = if args.events_out.is_some() { "file" } else { "log" };
         // One write, and a closed stdout is no reason to stop serving (a
         // parent that only wanted the address may close it at once).
         let mut banner = format!("wats: listening on http://{bound} (mode: {mode}, store: {store_label}, events: {events})\n");
-        if !args.live {
+        if !live(&args) {
             banner.push_str("wats: dry-run credentials are synthetic: service bearer token `dry-run-service-token`, verify token `dry-run-verify-token`, app secret `dry-run-app-secret`\n");
         }
         let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
@@ -164,17 +171,23 @@ fn component_path(given: Option<&Path>) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Live only with `--live --yes-live` (which `--dry-run` conflicts with).
+fn live(args: &ServeArgs) -> bool {
+    args.live && !args.dry_run
+}
+
 /// WATS_* settings: in dry-run the synthetic credentials replace any
 /// secrets; in live mode everything comes from the env file and environment.
 fn settings(args: &ServeArgs) -> Result<HashMap<String, String>> {
+    let env_file = EnvFile::read(args.env_file.as_deref())?;
     let mut settings = HashMap::new();
     if let Some(path) = &args.profile {
         let profile = crate::cli::profile::Profile::read(path)?;
-        settings.extend(profile.resolve(|name| std::env::var(name).ok()).0);
+        settings.extend(profile.resolve(|name| env_file.lookup(name)).0);
     }
-    settings.extend(env_file_settings(args.env_file.as_deref())?);
+    settings.extend(env_file.settings());
     settings.extend(std::env::vars().filter(|(key, _)| key.starts_with("WATS_")));
-    if !args.live {
+    if !live(args) {
         // Secrets are always the synthetic ones; ids only where none is set.
         for (key, value) in DRY_RUN_SETTINGS {
             if wats::config::is_secret(key) {
@@ -225,40 +238,6 @@ impl StoreArgs {
     }
 }
 
-/// The settings of `--env-file`, if one was given.
-pub fn env_file_settings(path: Option<&Path>) -> Result<Vec<(String, String)>> {
-    let Some(path) = path else {
-        return Ok(Vec::new());
-    };
-    let text = std::fs::read_to_string(path).map_err(|_| anyhow!("cannot read the --env-file"))?;
-    parse_env_file(&text)
-}
-
-/// `KEY=VALUE` lines; `#` comments, blank lines, `export ` and quotes allowed.
-fn parse_env_file(text: &str) -> Result<Vec<(String, String)>> {
-    let mut pairs = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            bail!("line {} of the env file is not KEY=VALUE", number + 1);
-        };
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        if key.trim().starts_with("WATS_") {
-            pairs.push((key.trim().to_owned(), value.to_owned()));
-        }
-    }
-    Ok(pairs)
-}
-
 /// Refuses to start with a configuration the service rejects, and says
 /// which key is wrong (the component's message names it, never its value).
 async fn check_ready(runtime: &Runtime) -> Result<()> {
@@ -277,28 +256,4 @@ async fn check_ready(runtime: &Runtime) -> Result<()> {
         .as_str()
         .unwrap_or("the configuration is invalid");
     bail!("{message}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_files_accept_common_forms_and_name_bad_lines_by_number() {
-        let pairs =
-            parse_env_file("# c\nexport WATS_A=\"x y\"\nWATS_B='z'\nOTHER=1\n\nWATS_C=plain\n")
-                .unwrap();
-        assert_eq!(
-            pairs,
-            [
-                ("WATS_A".into(), "x y".into()),
-                ("WATS_B".into(), "z".into()),
-                ("WATS_C".into(), "plain".into())
-            ]
-        );
-        let error = parse_env_file("WATS_A=1\nsecret-canary-line\n")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("line 2") && !error.contains("canary"));
-    }
 }

@@ -3,7 +3,8 @@
 //! from the `WATS_*` environment (`--env-file` as for `wats serve`); Graph
 //! calls are live, to `WATS_GRAPH_BASE_URL`, as they would be under Spin.
 
-use crate::cli::serve::{bind_loopback, env_file_settings, stop_signal, StoreArgs};
+use crate::cli::env_file::EnvFile;
+use crate::cli::serve::{bind_loopback, stop_signal, StoreArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -36,7 +37,9 @@ pub fn run(args: SpinArgs) -> Result<()> {
     if !args.component.is_file() {
         bail!("the Spin component was not found; run `cargo xtask spin` or pass --component PATH");
     }
-    let mut settings = env_file_settings(args.env_file.as_deref())?;
+    let mut settings: Vec<(String, String)> = EnvFile::read(args.env_file.as_deref())?
+        .settings()
+        .collect();
     settings.extend(std::env::vars());
     let variables = spin::variables(settings);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
