@@ -26,6 +26,8 @@ enum Command {
     Init(cli::InitArgs),
     /// Check a profile and the environment without the network or printing values.
     Doctor(cli::doctor::DoctorArgs),
+    /// The steps from a profile to a verified webhook, each with its state (no call to Meta).
+    Onboarding(cli::onboarding::OnboardingArgs),
     /// Print the OpenAPI 3.1 document of the service's routes.
     Openapi(cli::OpenApiArgs),
     /// Webhook helpers: a verify token, a payload's signature.
@@ -49,6 +51,11 @@ fn main() {
         Command::Spin(args) => cli::spin_up::run(args),
         Command::Init(args) => cli::init(args),
         Command::Doctor(args) => match cli::doctor::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(error) => Err(error),
+        },
+        Command::Onboarding(args) => match cli::onboarding::run(args) {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),
             Err(error) => Err(error),

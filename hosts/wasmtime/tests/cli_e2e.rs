@@ -411,3 +411,111 @@ fn serve_takes_the_reference_cli_s_config_and_dry_run_flags() {
     assert_eq!(both.code, Some(2));
     assert!(both.stderr.contains("--dry-run"), "{}", both.stderr);
 }
+
+#[test]
+fn onboarding_walks_from_nothing_to_a_verified_test_delivery() {
+    let dir = temp_dir("onboarding");
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = format!("http://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let fresh = wats(&dir, &["onboarding", "--url", &nobody], &[]);
+    assert_eq!(fresh.code, Some(1));
+    assert!(fresh.stdout.contains("1. [todo] profile: run `wats init"));
+    assert!(fresh
+        .stdout
+        .contains("5. [todo] test delivery: set WATS_APP_SECRET"));
+    assert!(
+        fresh.stdout.contains("0 of 4 steps done"),
+        "{}",
+        fresh.stdout
+    );
+
+    // A profile whose references name the canaries' variables.
+    let profile = profile_with_prod_references(&dir);
+    std::fs::write(dir.join("canary-path.json"), &profile).unwrap();
+    let env: Vec<(String, String)> = [
+        ("PROD_CANARY_ENV_WATS_ACCESS_TOKEN", CANARY_TOKEN),
+        ("PROD_CANARY_ENV_WATS_APP_SECRET", CANARY_SECRET),
+        ("PROD_CANARY_ENV_WATS_VERIFY_TOKEN", CANARY_VERIFY),
+        ("PROD_CANARY_ENV_WATS_SERVICE_BEARER_TOKEN", CANARY_BEARER),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let no_server = wats(
+        &dir,
+        &[
+            "onboarding",
+            "--config",
+            "canary-path.json",
+            "--url",
+            &nobody,
+        ],
+        &env_refs,
+    );
+    assert!(
+        no_server.stdout.contains("[done] doctor: no problem"),
+        "{}",
+        no_server.stdout
+    );
+    assert!(no_server
+        .stdout
+        .contains("5. [todo] test delivery: no server answered"));
+    assert!(no_server.stdout.contains("3 of 4 steps done"));
+
+    // The operator's server, live, with the same profile and variables.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
+    command.current_dir(&dir).args([
+        "serve",
+        "--live",
+        "--yes-live",
+        "--config",
+        "canary-path.json",
+        "--memory",
+        "--port",
+        "0",
+        "--component",
+    ]);
+    command.arg(support::component_path());
+    let settings: HashMap<String, String> = env.iter().cloned().collect();
+    let server = Server::spawn(command, &settings).expect("wats serve --live starts");
+    let ready = wats(
+        &dir,
+        &[
+            "onboarding",
+            "--config",
+            "canary-path.json",
+            "--url",
+            &server.base,
+        ],
+        &env_refs,
+    );
+    assert!(ready.ok, "{}", ready.stdout);
+    assert!(ready
+        .stdout
+        .contains("5. [done] test delivery: a signed delivery was verified"));
+    assert!(ready.stdout.contains("4 of 4 steps done"));
+    // Another app secret than the server's: the step says so.
+    let mut wrong = env_refs.clone();
+    wrong[1].1 = "0123456789abcdef0123456789abcdef";
+    let refused = wats(
+        &dir,
+        &[
+            "onboarding",
+            "--config",
+            "canary-path.json",
+            "--url",
+            &server.base,
+        ],
+        &wrong,
+    );
+    assert_eq!(refused.code, Some(1));
+    assert!(refused
+        .stdout
+        .contains("[FAIL] test delivery: the server at --url refused the signature"));
+    let output = server.stop();
+    for canary in [CANARY_TOKEN, CANARY_SECRET, CANARY_VERIFY, CANARY_BEARER] {
+        assert!(!output.contains(canary), "wats serve printed a secret");
+    }
+}

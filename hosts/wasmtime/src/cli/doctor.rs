@@ -8,7 +8,7 @@ use crate::cli::serve::DRY_RUN_SETTINGS;
 use anyhow::Result;
 use clap::Args;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wats::config::{ConfigError, KEYS};
 
 #[derive(Args)]
@@ -25,35 +25,65 @@ pub struct DoctorArgs {
 /// Shorter shared secrets than this get a warning.
 const STRONG_SECRET_CHARS: usize = 24;
 
+/// What the checks found: their lines (`ok` / `warn` / `FAIL` / `--`, never
+/// a value), the counts, and the settings as `wats serve --live` would read
+/// them.
 #[derive(Default)]
-struct Report {
-    problems: usize,
-    warnings: usize,
+pub struct Report {
+    pub lines: Vec<String>,
+    pub problems: usize,
+    pub warnings: usize,
+    /// Whether a profile was given or found, and read.
+    pub profile_read: bool,
+    pub settings: HashMap<String, String>,
 }
 
 impl Report {
+    fn note(&mut self, text: &str) {
+        self.lines.push(format!("  --    {text}"));
+    }
     fn ok(&mut self, text: &str) {
-        println!("  ok    {text}");
+        self.lines.push(format!("  ok    {text}"));
     }
     fn warn(&mut self, text: &str) {
         self.warnings += 1;
-        println!("  warn  {text}");
+        self.lines.push(format!("  warn  {text}"));
     }
     fn fail(&mut self, text: &str) {
         self.problems += 1;
-        println!("  FAIL  {text}");
+        self.lines.push(format!("  FAIL  {text}"));
     }
 }
 
 /// Prints the checks; Ok(false) when a problem was found.
 pub fn run(args: DoctorArgs) -> Result<bool> {
-    let mut report = Report::default();
     println!("wats doctor: checking the configuration `wats serve --live` would use (no network)");
-    let path = args.profile.clone().or_else(|| {
+    let report = check(args.profile, args.env_file.as_deref());
+    for line in &report.lines {
+        println!("{line}");
+    }
+    println!(
+        "wats doctor: {} problem(s), {} warning(s){}",
+        report.problems,
+        report.warnings,
+        if report.problems == 0 {
+            "; ready for `wats serve --live --yes-live`"
+        } else {
+            ""
+        }
+    );
+    Ok(report.problems == 0)
+}
+
+/// Runs every check of the profile (given, else `./wats.profile.json` if
+/// present) and the environment, printing nothing.
+pub fn check(profile: Option<PathBuf>, env_file: Option<&Path>) -> Report {
+    let mut report = Report::default();
+    let path = profile.or_else(|| {
         let default = PathBuf::from(DEFAULT_PROFILE);
         default.is_file().then_some(default)
     });
-    let env_file = match EnvFile::read(args.env_file.as_deref()) {
+    let env_file = match EnvFile::read(env_file) {
         Ok(file) => file,
         Err(error) => {
             report.fail(&format!("env file: {error}"));
@@ -63,9 +93,10 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
     let mut settings = HashMap::new();
     let mut unset_secrets = Vec::new();
     match path.as_deref().map(Profile::read) {
-        None => println!("  --    no profile given or found; checking WATS_* in the environment"),
+        None => report.note("no profile given or found; checking WATS_* in the environment"),
         Some(Err(error)) => report.fail(&format!("profile: {error}")),
         Some(Ok(profile)) => {
+            report.profile_read = true;
             report.ok(&format!(
                 "profile: {} settings, {} secret references, no secret values",
                 profile.settings.len(),
@@ -87,9 +118,9 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
         .filter(|(key, value)| settings.get(key).is_some_and(|v| v != value))
         .count();
     if overrides > 0 {
-        println!(
-            "  --    {overrides} setting(s) of the environment take precedence over the profile"
-        );
+        report.note(&format!(
+            "{overrides} setting(s) of the environment take precedence over the profile"
+        ));
     }
     settings.extend(from_env);
     unset_secrets.retain(|key| !settings.contains_key(*key));
@@ -100,17 +131,8 @@ pub fn run(args: DoctorArgs) -> Result<bool> {
     }
     check_config(&settings, &unset_secrets, &mut report);
     check_secrets(&settings, &mut report);
-    println!(
-        "wats doctor: {} problem(s), {} warning(s){}",
-        report.problems,
-        report.warnings,
-        if report.problems == 0 {
-            "; ready for `wats serve --live --yes-live`"
-        } else {
-            ""
-        }
-    );
-    Ok(report.problems == 0)
+    report.settings = settings;
+    report
 }
 
 /// Runs the service's own validation, and keeps going past each bad key
