@@ -1,5 +1,5 @@
-//! The live campaign of ../shared/spec/live-testing-campaign.txt as a
-//! harness: off unless `WATS_LIVE_ENABLE=1`, every side-effecting phase
+//! The reference service's live testing campaign (docs/live-testing.md) as
+//! a harness: off unless `WATS_LIVE_ENABLE=1`, every side-effecting phase
 //! behind its own opt-in, a manifest outside the repository before any
 //! mutation, cleanup of exactly what the run created, redacted output.
 //! With [`Target::Fake`] the same phases run against [`fake::FakeGraph`]
