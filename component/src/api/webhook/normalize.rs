@@ -535,7 +535,8 @@ fn item_update<'a>(
         change,
         raw: Raw::Item(raw),
         id: head.id,
-        from: head.from,
+        // A username-only user's message may carry `"from": ""`.
+        from: head.from.filter(|from| !from.is_empty()),
         status,
         log_detail,
         dedupe_key,
@@ -576,6 +577,11 @@ struct Metadata<'a> {
 struct Contact<'a> {
     #[serde(default, borrow)]
     wa_id: Option<JsonStr<'a>>,
+    /// The business-scoped user id (BSUID), since April 2026.
+    #[serde(default, borrow)]
+    user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    parent_user_id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     profile: Option<Profile<'a>>,
 }
@@ -584,6 +590,8 @@ struct Contact<'a> {
 struct Profile<'a> {
     #[serde(default, borrow)]
     name: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    username: Option<JsonStr<'a>>,
 }
 
 /// The fields of a message, status, call or echo that its update shows.
@@ -592,9 +600,17 @@ struct Item<'a> {
     #[serde(default, borrow)]
     from: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
+    from_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    from_parent_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
     to: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     recipient_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    recipient_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    parent_recipient_user_id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     timestamp: Option<&'a RawValue>,
     #[serde(default, rename = "type", borrow)]
@@ -693,6 +709,18 @@ struct UpdateJson<'a> {
     from: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<&'a str>,
+    /// The sender's business-scoped user id, and its parent's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    /// A status's recipient by business-scoped user id, and its parent's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_recipient_user_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     contact_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -743,8 +771,13 @@ impl Delivery<'_> {
             display_phone_number: metadata.display_phone_number.as_deref(),
             id: update.id(),
             timestamp: item.timestamp.and_then(parse_timestamp),
-            from: item.from.as_deref(),
-            to: item.to.as_deref(),
+            from: present(&item.from),
+            to: present(&item.to),
+            user_id: None,
+            parent_user_id: None,
+            username: None,
+            recipient_user_id: None,
+            parent_recipient_user_id: None,
             contact_name: None,
             message_type: None,
             text: None,
@@ -763,7 +796,9 @@ impl Delivery<'_> {
         match update.kind {
             "message" | "message_echo" => fill_message(&mut json, &item, &contacts),
             "status" | "call" | "call_status" => {
-                json.to = item.recipient_id.as_deref().or(json.to);
+                json.to = present(&item.recipient_id).or(json.to);
+                json.recipient_user_id = present(&item.recipient_user_id);
+                json.parent_recipient_user_id = present(&item.parent_recipient_user_id);
             }
             "message_error" => json.error_codes = item.code.into_iter().collect(),
             _ => {}
@@ -780,7 +815,10 @@ impl Delivery<'_> {
             return None;
         }
         let item: Item = serde_json::from_str(raw.get()).ok()?;
-        Some((item.from?.to_string(), item.text?.body?.to_string()))
+        Some((
+            present(&item.from)?.to_owned(),
+            item.text?.body?.to_string(),
+        ))
     }
 }
 
@@ -795,17 +833,34 @@ fn parse_or_default<'a, T: Deserialize<'a> + Default>(raw: Option<&'a RawValue>)
         .unwrap_or_default()
 }
 
+/// A text field, unless absent or empty (Meta sends `""` where a
+/// username-only user has no phone number).
+fn present<'a>(text: &'a Option<JsonStr<'a>>) -> Option<&'a str> {
+    text.as_deref().filter(|text| !text.is_empty())
+}
+
 fn fill_message<'a>(json: &mut UpdateJson<'a>, item: &'a Item<'a>, contacts: &'a [Contact<'a>]) {
-    json.contact_name = contacts
+    let (from, from_user_id) = (present(&item.from), present(&item.from_user_id));
+    // The sender's contact: by phone number, else by user id, else the only one.
+    let contact = contacts
         .iter()
-        .find(|c| c.wa_id.is_some() && c.wa_id == item.from)
+        .find(|c| from.is_some() && present(&c.wa_id) == from)
+        .or_else(|| {
+            contacts
+                .iter()
+                .find(|c| from_user_id.is_some() && present(&c.user_id) == from_user_id)
+        })
         .or(if contacts.len() == 1 {
             contacts.first()
         } else {
             None
-        })
-        .and_then(|c| c.profile.as_ref())
-        .and_then(|p| p.name.as_deref());
+        });
+    let profile = contact.and_then(|c| c.profile.as_ref());
+    json.contact_name = profile.and_then(|p| present(&p.name));
+    json.username = profile.and_then(|p| present(&p.username));
+    json.user_id = from_user_id.or_else(|| contact.and_then(|c| present(&c.user_id)));
+    json.parent_user_id = present(&item.from_parent_user_id)
+        .or_else(|| contact.and_then(|c| present(&c.parent_user_id)));
     json.message_type = item.kind.as_deref();
     json.text = item.text.as_ref().and_then(|t| t.body.as_deref());
     json.reply_to = item.context.as_ref().and_then(|c| c.id.as_deref());
