@@ -115,14 +115,19 @@ fn test() -> Result<()> {
     leftovers::mark();
     let result = run_tests();
     let left = leftovers::sweep();
-    if !left.is_empty() {
-        bail!(
-            "the run left {} processes running (now stopped): {}",
-            left.len(),
-            left.join(", ")
-        );
+    if left.is_empty() {
+        return result;
     }
-    result
+    let leftover = format!(
+        "the run left {} processes running (now stopped): {}",
+        left.len(),
+        left.join(", ")
+    );
+    // A failed step keeps its own error; the leftovers are said beside it.
+    Err(match result {
+        Ok(()) => anyhow::anyhow!(leftover),
+        Err(error) => error.context(leftover),
+    })
 }
 
 fn run_tests() -> Result<()> {

@@ -52,10 +52,7 @@ pub async fn handle<H: Host>(host: &H, request: Request) -> Response {
             Resolution::NotFound => (UNMATCHED_ROUTE.to_owned(), Err(ApiError::NotFound)),
         },
     };
-    let response = result.unwrap_or_else(|error| {
-        ctx.recorder.error(error.code());
-        error.into_response()
-    });
+    let response = respond(&ctx, result);
     let seconds = host.monotonic_nanos().saturating_sub(started) as f64 / 1e9;
     ctx.recorder
         .http_request(&route_label, &request.method, response.status, seconds);
@@ -83,16 +80,21 @@ async fn run<H: Host>(
         idempotency::Begin::NotRequested => call(ctx, operation.handler, params, request).await,
         idempotency::Begin::Replay(response) => Ok(response),
         idempotency::Begin::Claimed(claim) => {
-            let response = call(ctx, operation.handler, params, request)
-                .await
-                .unwrap_or_else(|error| {
-                    ctx.recorder.error(error.code());
-                    error.into_response()
-                });
+            let result = call(ctx, operation.handler, params, request).await;
+            // What the claim stores (or releases) is the answer as sent.
+            let response = respond(ctx, result);
             idempotency::finish(ctx, claim, &response).await;
             Ok(response)
         }
     }
+}
+
+/// The answer to a result: an error is counted and becomes its envelope.
+fn respond<H: Host>(ctx: &Context<'_, H>, result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|error| {
+        ctx.recorder.error(error.code());
+        error.into_response()
+    })
 }
 
 /// Hands the operation to its surface.
