@@ -24,7 +24,7 @@ const DRAIN_AFTER_QUEUE = 10;
 const MAX_IDLE_INSTANCES = 8;
 const MAX_CALLS_PER_INSTANCE = 1000;
 // What a request gets when the component itself fails (a trap): the
-// service's envelope for `internal_error` (component/src/error.rs).
+// service's envelope for `internal_error` (component/src/core/error.rs).
 const INTERNAL_ERROR = JSON.stringify({
   error: {
     code: "internal_error",

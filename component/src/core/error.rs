@@ -138,7 +138,7 @@ impl ApiError {
             ApiError::Internal => "The service failed to handle the request.".into(),
             ApiError::BodyTimeout => "The request body did not arrive in time.".into(),
             ApiError::UriTooLong => "The request path and query are longer than 2048 bytes.".into(),
-            // The figures are `wats::limits`' (a unit test keeps them equal).
+            // The figures are `core::limits`' (a unit test keeps them equal).
             ApiError::HeadersTooLarge => {
                 "The request has more than 100 headers or more than 16384 bytes of them.".into()
             }

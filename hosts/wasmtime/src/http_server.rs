@@ -158,7 +158,7 @@ fn to_hyper(
 }
 
 /// What the host answers when the component cannot: the service's own
-/// envelope for the error (mapped in `wats::error`).
+/// envelope for the error (mapped by `wats::ApiError`).
 pub fn host_error(error: ApiError) -> hyper::Response<Full<Bytes>> {
     let response = error.into_response();
     // The service's own envelope always builds; no loop back to here.
