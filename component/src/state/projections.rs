@@ -45,6 +45,12 @@ struct StoredRecord {
     direction: String,
     from_phone: Option<String>,
     to_phone: Option<String>,
+    /// Business-scoped user ids beside the numbers (records made before
+    /// them read as null).
+    #[serde(default)]
+    from_user_id: Option<String>,
+    #[serde(default)]
+    to_user_id: Option<String>,
     #[serde(rename = "type")]
     kind: String,
     graph_message_id: Option<String>,
@@ -57,6 +63,9 @@ struct StoredStatus {
     at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<i64>,
+    /// Who received it, by business-scoped user id, as the status said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recipient_user_id: Option<String>,
 }
 
 /// A message to record.
@@ -65,6 +74,8 @@ pub(crate) struct NewMessage<'a> {
     pub outbound: bool,
     pub from_phone: Option<&'a str>,
     pub to_phone: Option<&'a str>,
+    pub from_user_id: Option<&'a str>,
+    pub to_user_id: Option<&'a str>,
     pub kind: &'a str,
     /// Orders records made in the same millisecond (a batch's items).
     pub sequence: u16,
@@ -100,6 +111,8 @@ pub(crate) async fn record<H: Host>(
         .into(),
         from_phone: message.from_phone.map(str::to_owned),
         to_phone: message.to_phone.map(str::to_owned),
+        from_user_id: message.from_user_id.map(str::to_owned),
+        to_user_id: message.to_user_id.map(str::to_owned),
         kind: message.kind.to_owned(),
         graph_message_id: message.outbound.then(|| message.wamid.to_owned()),
         created_at: iso8601(now),
@@ -124,7 +137,7 @@ pub(crate) async fn record<H: Host>(
         )?;
     }
     let first = if message.outbound { "sent" } else { "received" };
-    add_status(ctx, message.wamid, first, None).await
+    add_status(ctx, message.wamid, first, None, None).await
 }
 
 /// Adds a status to a recorded message. Unknown statuses are ignored, and
@@ -134,6 +147,7 @@ pub(crate) async fn add_status<H: Host>(
     wamid: &str,
     status: &str,
     error_code: Option<i64>,
+    recipient_user_id: Option<&str>,
 ) -> Result<(), ApiError> {
     if rank(status).is_none() {
         return Ok(());
@@ -142,6 +156,7 @@ pub(crate) async fn add_status<H: Host>(
     let stored = StoredStatus {
         at: iso8601(ctx.host.now_millis()),
         error_code,
+        recipient_user_id: recipient_user_id.map(str::to_owned),
     };
     let value = serde_json::to_vec(&stored).unwrap_or_default();
     // First write wins: a redelivered status keeps its first time.
@@ -191,6 +206,15 @@ pub(crate) async fn load<H: Host>(
         .unwrap_or(stored.created_at.clone()));
     if let Some((_, entry)) = statuses.iter().find(|(status, _)| *status == "failed") {
         record["errorCode"] = json!(entry.error_code);
+    }
+    // A send's recipient by user id, as its statuses name it (Meta's, when
+    // the send went to a phone number).
+    if stored.to_user_id.is_none() {
+        let named = statuses
+            .iter()
+            .rev()
+            .find_map(|(_, entry)| entry.recipient_user_id.as_deref());
+        record["toUserId"] = json!(named);
     }
     record["statuses"] = statuses
         .iter()
@@ -289,6 +313,8 @@ mod tests {
                 outbound: false,
                 from_phone: Some("15551230000"),
                 to_phone: None,
+                from_user_id: None,
+                to_user_id: None,
                 kind: "text",
                 sequence,
             };

@@ -76,6 +76,8 @@ pub(crate) async fn record_sent<H: Host>(
         outbound: true,
         from_phone: None,
         to_phone: Some(&composed.to),
+        from_user_id: None,
+        to_user_id: None,
         kind: composed.kind,
         sequence: 0,
     };

@@ -124,6 +124,8 @@ async fn project<H: Host>(
                 outbound: false,
                 from_phone: update.from(),
                 to_phone: None,
+                from_user_id: update.user_id(),
+                to_user_id: None,
                 kind: update.log_detail,
                 sequence,
             };
@@ -134,7 +136,7 @@ async fn project<H: Host>(
                 .then(|| serde_json::from_str::<serde_json::Value>(json).ok())
                 .flatten()
                 .and_then(|update| update["errorCodes"][0].as_i64());
-            projections::add_status(ctx, wamid, status, error_code).await
+            projections::add_status(ctx, wamid, status, error_code, update.user_id()).await
         }
         _ => Ok(()),
     }

@@ -171,6 +171,9 @@ pub struct NormalizedUpdate<'a> {
     raw: Raw<'a>,
     id: Option<JsonStr<'a>>,
     from: Option<JsonStr<'a>>,
+    /// The other party's business-scoped user id: a message's sender, a
+    /// status's recipient.
+    user_id: Option<JsonStr<'a>>,
     status: Option<JsonStr<'a>>,
     /// Detail safe to log: a clamped message type or status, never content.
     pub log_detail: &'static str,
@@ -197,6 +200,12 @@ impl NormalizedUpdate<'_> {
     /// The sender of a message (or call), when it has one.
     pub fn from(&self) -> Option<&str> {
         self.from.as_deref()
+    }
+
+    /// A message's sender, or a status's recipient, by business-scoped
+    /// user id (as the item itself says).
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
     }
 
     fn raw(&self) -> &RawValue {
@@ -402,6 +411,10 @@ struct ItemHead<'a> {
     #[serde(default, borrow)]
     from: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
+    from_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    recipient_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
     status: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     event: Option<JsonStr<'a>>,
@@ -477,6 +490,7 @@ fn change_update<'a>(change: usize, field: &str, whole: Box<RawValue>) -> Normal
         raw: Raw::Change(whole),
         id: None,
         from: None,
+        user_id: None,
         status: None,
         log_detail: "unknown",
         dedupe_key,
@@ -537,6 +551,10 @@ fn item_update<'a>(
         id: head.id,
         // A username-only user's message may carry `"from": ""`.
         from: head.from.filter(|from| !from.is_empty()),
+        user_id: head
+            .from_user_id
+            .or(head.recipient_user_id)
+            .filter(|id| !id.is_empty()),
         status,
         log_detail,
         dedupe_key,
