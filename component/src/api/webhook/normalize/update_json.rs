@@ -1,0 +1,350 @@
+//! The JSON an application receives for one update: the typed fields read
+//! from the item and its change (sender, contact, identities, text,
+//! reactions, interactive replies, statuses, error codes) beside the raw
+//! item, built on demand from a classified update.
+
+use super::{Delivery, JsonStr, NormalizedUpdate, Raw};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+#[derive(Deserialize, Default)]
+struct Metadata<'a> {
+    #[serde(default, borrow)]
+    display_phone_number: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    phone_number_id: Option<JsonStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Contact<'a> {
+    #[serde(default, borrow)]
+    wa_id: Option<JsonStr<'a>>,
+    /// The business-scoped user id (BSUID), since April 2026.
+    #[serde(default, borrow)]
+    user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    parent_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    profile: Option<Profile<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Profile<'a> {
+    #[serde(default, borrow)]
+    name: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    username: Option<JsonStr<'a>>,
+}
+
+/// The fields of a message, status, call or echo that its update shows.
+#[derive(Deserialize, Default)]
+struct Item<'a> {
+    #[serde(default, borrow)]
+    from: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    from_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    from_parent_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    to: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    recipient_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    recipient_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    parent_recipient_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    context: Option<Context<'a>>,
+    #[serde(default, borrow)]
+    text: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    reaction: Option<Reaction<'a>>,
+    #[serde(default, borrow)]
+    interactive: Option<Interactive<'a>>,
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+    #[serde(default)]
+    code: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Context<'a> {
+    #[serde(default, borrow)]
+    id: Option<JsonStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Text<'a> {
+    #[serde(default, borrow)]
+    body: Option<JsonStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Reaction<'a> {
+    #[serde(default, borrow)]
+    message_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    emoji: Option<JsonStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Interactive<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    button_reply: Option<Reply<'a>>,
+    #[serde(default, borrow)]
+    list_reply: Option<Reply<'a>>,
+    #[serde(default, borrow)]
+    nfm_reply: Option<FlowReply<'a>>,
+    #[serde(default, borrow)]
+    call_permission_reply: Option<PermissionReply<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Reply<'a> {
+    #[serde(default, borrow)]
+    id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    title: Option<JsonStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FlowReply<'a> {
+    #[serde(default, borrow)]
+    response_json: Option<JsonStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PermissionReply<'a> {
+    #[serde(default, borrow)]
+    response: Option<JsonStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    code: Option<i64>,
+}
+
+/// The JSON handed to the application for one update.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateJson<'a> {
+    kind: &'a str,
+    field: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waba_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone_number_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_phone_number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    /// The sender's business-scoped user id, and its parent's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    /// A status's recipient by business-scoped user id, and its parent's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_recipient_user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reacted_message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emoji: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reaction_removed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interactive_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow_response: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    error_codes: Vec<i64>,
+    raw: &'a RawValue,
+}
+
+impl Delivery<'_> {
+    /// The update as the application receives it: typed fields and raw JSON.
+    pub fn update_json(&self, update: &NormalizedUpdate) -> String {
+        let source = &self.changes[update.change];
+        let metadata: Metadata = parse_or_default(source.metadata);
+        let contacts: Vec<Contact> = source
+            .contacts
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default();
+        let item: Item = match &update.raw {
+            Raw::Item(raw) => serde_json::from_str(raw.get()).unwrap_or_default(),
+            Raw::Change(_) => Item::default(),
+        };
+        let mut json = UpdateJson {
+            kind: update.kind,
+            field: &source.field,
+            waba_id: source.waba_id.as_deref(),
+            phone_number_id: metadata.phone_number_id.as_deref(),
+            display_phone_number: metadata.display_phone_number.as_deref(),
+            id: update.id(),
+            timestamp: item.timestamp.and_then(parse_timestamp),
+            from: present(&item.from),
+            to: present(&item.to),
+            user_id: None,
+            parent_user_id: None,
+            username: None,
+            recipient_user_id: None,
+            parent_recipient_user_id: None,
+            contact_name: None,
+            message_type: None,
+            text: None,
+            reply_to: None,
+            reacted_message_id: None,
+            emoji: None,
+            reaction_removed: None,
+            interactive_type: None,
+            reply_id: None,
+            reply_title: None,
+            flow_response: None,
+            status: update.status(),
+            error_codes: item.errors.iter().filter_map(|e| e.code).collect(),
+            raw: update.raw(),
+        };
+        match update.kind {
+            "message" | "message_echo" => fill_message(&mut json, &item, &contacts),
+            "status" | "call" | "call_status" => {
+                json.to = present(&item.recipient_id).or(json.to);
+                json.recipient_user_id = present(&item.recipient_user_id);
+                json.parent_recipient_user_id = present(&item.parent_recipient_user_id);
+            }
+            "message_error" => json.error_codes = item.code.into_iter().collect(),
+            _ => {}
+        }
+        serde_json::to_string(&json).unwrap_or_default()
+    }
+
+    /// The sender and body of an inbound text message, for the echo demo.
+    pub fn inbound_text(&self, update: &NormalizedUpdate) -> Option<(String, String)> {
+        let Raw::Item(raw) = &update.raw else {
+            return None;
+        };
+        if update.kind != "message" || update.log_detail != "text" {
+            return None;
+        }
+        let item: Item = serde_json::from_str(raw.get()).ok()?;
+        Some((
+            present(&item.from)?.to_owned(),
+            item.text?.body?.to_string(),
+        ))
+    }
+}
+
+impl std::fmt::Display for JsonStr<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+fn parse_or_default<'a, T: Deserialize<'a> + Default>(raw: Option<&'a RawValue>) -> T {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default()
+}
+
+/// A text field, unless absent or empty (Meta sends `""` where a
+/// username-only user has no phone number).
+fn present<'a>(text: &'a Option<JsonStr<'a>>) -> Option<&'a str> {
+    text.as_deref().filter(|text| !text.is_empty())
+}
+
+fn fill_message<'a>(json: &mut UpdateJson<'a>, item: &'a Item<'a>, contacts: &'a [Contact<'a>]) {
+    let (from, from_user_id) = (present(&item.from), present(&item.from_user_id));
+    // The sender's contact: by phone number, else by user id, else the only one.
+    let contact = contacts
+        .iter()
+        .find(|c| from.is_some() && present(&c.wa_id) == from)
+        .or_else(|| {
+            contacts
+                .iter()
+                .find(|c| from_user_id.is_some() && present(&c.user_id) == from_user_id)
+        })
+        .or(if contacts.len() == 1 {
+            contacts.first()
+        } else {
+            None
+        });
+    let profile = contact.and_then(|c| c.profile.as_ref());
+    json.contact_name = profile.and_then(|p| present(&p.name));
+    json.username = profile.and_then(|p| present(&p.username));
+    json.user_id = from_user_id.or_else(|| contact.and_then(|c| present(&c.user_id)));
+    json.parent_user_id = present(&item.from_parent_user_id)
+        .or_else(|| contact.and_then(|c| present(&c.parent_user_id)));
+    json.message_type = item.kind.as_deref();
+    json.text = item.text.as_ref().and_then(|t| t.body.as_deref());
+    json.reply_to = item.context.as_ref().and_then(|c| c.id.as_deref());
+    if let Some(reaction) = &item.reaction {
+        json.reacted_message_id = reaction.message_id.as_deref();
+        let emoji = reaction.emoji.as_deref().filter(|e| !e.is_empty());
+        json.emoji = emoji;
+        json.reaction_removed = Some(emoji.is_none());
+    }
+    if let Some(interactive) = &item.interactive {
+        json.interactive_type = interactive.kind.as_deref();
+        let reply = interactive
+            .button_reply
+            .as_ref()
+            .or(interactive.list_reply.as_ref());
+        json.reply_id = reply.and_then(|r| r.id.as_deref());
+        json.reply_title = reply.and_then(|r| r.title.as_deref());
+        json.flow_response = interactive
+            .nfm_reply
+            .as_ref()
+            .and_then(|r| r.response_json.as_deref())
+            .and_then(|text| serde_json::from_str::<Box<RawValue>>(text).ok());
+        if let Some(permission) = &interactive.call_permission_reply {
+            json.reply_id = permission.response.as_deref();
+        }
+    }
+}
+
+/// Timestamps come as strings in messages and statuses, numbers elsewhere.
+fn parse_timestamp(raw: &RawValue) -> Option<u64> {
+    raw.get().trim_matches('"').parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_from_strings_and_numbers() {
+        let raw: Box<RawValue> = serde_json::from_str("\"1700000000\"").unwrap();
+        assert_eq!(parse_timestamp(&raw), Some(1_700_000_000));
+        let raw: Box<RawValue> = serde_json::from_str("1700000001").unwrap();
+        assert_eq!(parse_timestamp(&raw), Some(1_700_000_001));
+    }
+}
