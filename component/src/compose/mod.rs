@@ -10,7 +10,7 @@ mod media;
 mod template;
 
 use crate::core::error::ApiError;
-use crate::core::ids::{is_phone_number, is_safe_wamid};
+use crate::core::ids::{is_opaque_token, is_phone_number, is_safe_wamid};
 use fields::{invalid, Fields, Limit};
 use serde_json::{json, Map, Value};
 
@@ -273,7 +273,7 @@ fn reaction(fields: &Fields, remove: bool) -> Result<Composed, ApiError> {
 /// A group id as the Groups API returns it (base64url-like).
 fn group_id<'a>(fields: &Fields<'a>) -> Result<&'a str, ApiError> {
     let id = fields.required_text("groupId", Limit::line(200))?;
-    if !crate::core::ids::is_opaque_token(id) {
+    if !is_opaque_token(id) {
         return Err(invalid("groupId", "must be a group id from the Groups API"));
     }
     Ok(id)

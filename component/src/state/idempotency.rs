@@ -8,6 +8,7 @@
 use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Request, Response};
+use crate::core::http::{text_response, JSON};
 use crate::state::store::counted;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -98,11 +99,7 @@ pub(crate) async fn begin<H: Host>(
             response: Some(stored),
             ..
         }) => {
-            let mut response = crate::core::http::text_response(
-                stored.status,
-                crate::core::http::JSON,
-                stored.body,
-            );
+            let mut response = text_response(stored.status, JSON, stored.body);
             response.headers.extend(stored.headers);
             response
                 .headers

@@ -45,12 +45,10 @@ struct StoredRecord {
     direction: String,
     from_phone: Option<String>,
     to_phone: Option<String>,
-    /// Business-scoped user ids beside the numbers (records made before
-    /// them read as null).
+    /// The sender's business-scoped user id beside the number (records
+    /// made before it read as null). The recipient's comes from statuses.
     #[serde(default)]
     from_user_id: Option<String>,
-    #[serde(default)]
-    to_user_id: Option<String>,
     #[serde(rename = "type")]
     kind: String,
     graph_message_id: Option<String>,
@@ -75,7 +73,6 @@ pub(crate) struct NewMessage<'a> {
     pub from_phone: Option<&'a str>,
     pub to_phone: Option<&'a str>,
     pub from_user_id: Option<&'a str>,
-    pub to_user_id: Option<&'a str>,
     pub kind: &'a str,
     /// Orders records made in the same millisecond (a batch's items).
     pub sequence: u16,
@@ -112,7 +109,6 @@ pub(crate) async fn record<H: Host>(
         from_phone: message.from_phone.map(str::to_owned),
         to_phone: message.to_phone.map(str::to_owned),
         from_user_id: message.from_user_id.map(str::to_owned),
-        to_user_id: message.to_user_id.map(str::to_owned),
         kind: message.kind.to_owned(),
         graph_message_id: message.outbound.then(|| message.wamid.to_owned()),
         created_at: iso8601(now),
@@ -207,15 +203,11 @@ pub(crate) async fn load<H: Host>(
     if let Some((_, entry)) = statuses.iter().find(|(status, _)| *status == "failed") {
         record["errorCode"] = json!(entry.error_code);
     }
-    // A send's recipient by user id, as its statuses name it (Meta's, when
-    // the send went to a phone number).
-    if stored.to_user_id.is_none() {
-        let named = statuses
-            .iter()
-            .rev()
-            .find_map(|(_, entry)| entry.recipient_user_id.as_deref());
-        record["toUserId"] = json!(named);
-    }
+    // A send's recipient by user id, as its latest status names it.
+    record["toUserId"] = json!(statuses
+        .iter()
+        .rev()
+        .find_map(|(_, entry)| entry.recipient_user_id.as_deref()));
     record["statuses"] = statuses
         .iter()
         .map(|(status, entry)| json!({ "status": status, "at": entry.at }))
@@ -314,7 +306,6 @@ mod tests {
                 from_phone: Some("15551230000"),
                 to_phone: None,
                 from_user_id: None,
-                to_user_id: None,
                 kind: "text",
                 sequence,
             };

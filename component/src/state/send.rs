@@ -77,7 +77,6 @@ pub(crate) async fn record_sent<H: Host>(
         from_phone: None,
         to_phone: Some(&composed.to),
         from_user_id: None,
-        to_user_id: None,
         kind: composed.kind,
         sequence: 0,
     };

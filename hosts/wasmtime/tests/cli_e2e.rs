@@ -278,6 +278,27 @@ fn openapi_prints_the_document_of_the_configured_routes() {
     assert!(!bad.ok && bad.stderr.contains("WATS_WEBHOOK_PATH"));
 }
 
+/// The variables `profile_with_prod_references` names, holding the canaries.
+const PROD_SECRET_ENV: &[(&str, &str)] = &[
+    ("PROD_CANARY_ENV_WATS_ACCESS_TOKEN", CANARY_TOKEN),
+    ("PROD_CANARY_ENV_WATS_APP_SECRET", CANARY_SECRET),
+    ("PROD_CANARY_ENV_WATS_VERIFY_TOKEN", CANARY_VERIFY),
+    ("PROD_CANARY_ENV_WATS_SERVICE_BEARER_TOKEN", CANARY_BEARER),
+];
+
+/// A file of the test's directory, as an argument.
+fn path_in(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+/// Stops a server and checks that nothing it wrote holds a secret.
+fn stop_without_secrets(server: Server) {
+    let output = server.stop();
+    for canary in [CANARY_TOKEN, CANARY_SECRET, CANARY_VERIFY, CANARY_BEARER] {
+        assert!(!output.contains(canary), "wats serve printed a secret");
+    }
+}
+
 /// The profile `wats init` writes, its four secrets referencing variables
 /// named as a deployment might name them (`PROD_CANARY_ENV_…`).
 fn profile_with_prod_references(dir: &Path) -> String {
@@ -335,22 +356,20 @@ fn profile_references_resolve_from_the_env_file_as_the_reference_cli_reads_them(
 
     // `wats serve --live` starts only with every secret resolved, and
     // verifies a delivery with the app secret the file held.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
-    command.current_dir(&dir).args([
-        "serve",
+    let (profile, env_file) = (
+        path_in(&dir, "canary-path.json"),
+        path_in(&dir, "canary-path.env"),
+    );
+    let args = [
         "--live",
         "--yes-live",
-        "--config",
-        "canary-path.json",
-        "--env-file",
-        "canary-path.env",
         "--memory",
-        "--port",
-        "0",
-        "--component",
-    ]);
-    command.arg(support::component_path());
-    let server = Server::spawn(command, &HashMap::new()).expect("wats serve --live starts");
+        "--config",
+        &profile,
+        "--env-file",
+        &env_file,
+    ];
+    let server = Server::start(&args, &HashMap::new()).expect("wats serve --live starts");
     let body = br#"{"object":"whatsapp_business_account","entry":[]}"#.to_vec();
     let client = reqwest::Client::new();
     let reply = executor().block_on(send(
@@ -365,10 +384,7 @@ fn profile_references_resolve_from_the_env_file_as_the_reference_cli_reads_them(
         body,
     ));
     assert_eq!(reply.status, 200);
-    let output = server.stop();
-    for canary in [CANARY_TOKEN, CANARY_SECRET, CANARY_VERIFY, CANARY_BEARER] {
-        assert!(!output.contains(canary), "wats serve printed a secret");
-    }
+    stop_without_secrets(server);
 }
 
 #[test]
@@ -379,19 +395,12 @@ fn serve_takes_the_reference_cli_s_config_and_dry_run_flags() {
         profile_with_prod_references(&dir),
     )
     .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
-    command.current_dir(&dir).args([
-        "serve",
-        "--config",
-        "canary-path.json",
-        "--dry-run",
-        "--memory",
-        "--port",
-        "0",
-        "--component",
-    ]);
-    command.arg(support::component_path());
-    let server = Server::spawn(command, &HashMap::new()).expect("wats serve --dry-run starts");
+    let profile = path_in(&dir, "canary-path.json");
+    let server = Server::start(
+        &["--config", &profile, "--dry-run", "--memory"],
+        &HashMap::new(),
+    )
+    .expect("wats serve --dry-run starts");
     let client = reqwest::Client::new();
     let status = executor().block_on(send(
         &client,
@@ -433,16 +442,7 @@ fn onboarding_walks_from_nothing_to_a_verified_test_delivery() {
     // A profile whose references name the canaries' variables.
     let profile = profile_with_prod_references(&dir);
     std::fs::write(dir.join("canary-path.json"), &profile).unwrap();
-    let env: Vec<(String, String)> = [
-        ("PROD_CANARY_ENV_WATS_ACCESS_TOKEN", CANARY_TOKEN),
-        ("PROD_CANARY_ENV_WATS_APP_SECRET", CANARY_SECRET),
-        ("PROD_CANARY_ENV_WATS_VERIFY_TOKEN", CANARY_VERIFY),
-        ("PROD_CANARY_ENV_WATS_SERVICE_BEARER_TOKEN", CANARY_BEARER),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env_refs = PROD_SECRET_ENV.to_vec();
     let no_server = wats(
         &dir,
         &[
@@ -465,21 +465,16 @@ fn onboarding_walks_from_nothing_to_a_verified_test_delivery() {
     assert!(no_server.stdout.contains("3 of 4 steps done"));
 
     // The operator's server, live, with the same profile and variables.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wats"));
-    command.current_dir(&dir).args([
-        "serve",
-        "--live",
-        "--yes-live",
-        "--config",
-        "canary-path.json",
-        "--memory",
-        "--port",
-        "0",
-        "--component",
-    ]);
-    command.arg(support::component_path());
-    let settings: HashMap<String, String> = env.iter().cloned().collect();
-    let server = Server::spawn(command, &settings).expect("wats serve --live starts");
+    let settings: HashMap<String, String> = PROD_SECRET_ENV
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect();
+    let profile = path_in(&dir, "canary-path.json");
+    let server = Server::start(
+        &["--live", "--yes-live", "--memory", "--config", &profile],
+        &settings,
+    )
+    .expect("wats serve --live starts");
     let ready = wats(
         &dir,
         &[
@@ -514,8 +509,5 @@ fn onboarding_walks_from_nothing_to_a_verified_test_delivery() {
     assert!(refused
         .stdout
         .contains("[FAIL] test delivery: the server at --url refused the signature"));
-    let output = server.stop();
-    for canary in [CANARY_TOKEN, CANARY_SECRET, CANARY_VERIFY, CANARY_BEARER] {
-        assert!(!output.contains(canary), "wats serve printed a secret");
-    }
+    stop_without_secrets(server);
 }

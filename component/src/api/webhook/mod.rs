@@ -125,7 +125,6 @@ async fn project<H: Host>(
                 from_phone: update.from(),
                 to_phone: None,
                 from_user_id: update.user_id(),
-                to_user_id: None,
                 kind: update.log_detail,
                 sequence,
             };

@@ -4,7 +4,7 @@
 
 use super::env_file::EnvFile;
 use super::profile::{Profile, DEFAULT_PROFILE};
-use crate::cli::serve::DRY_RUN_SETTINGS;
+use crate::cli::serve::{is_dry_run_secret, DRY_RUN_SETTINGS};
 use anyhow::Result;
 use clap::Args;
 use std::collections::HashMap;
@@ -191,11 +191,10 @@ fn stand_in(key: &str) -> &'static str {
 /// Checks a validator cannot: public dry-run values, weak shared secrets,
 /// an app secret that does not look like Meta's.
 fn check_secrets(settings: &HashMap<String, String>, report: &mut Report) {
-    for (key, dry_run_value) in DRY_RUN_SETTINGS {
+    for (key, _) in DRY_RUN_SETTINGS {
         if settings
             .get(*key)
-            .is_some_and(|value| value == dry_run_value)
-            && wats::config::is_secret(key)
+            .is_some_and(|value| is_dry_run_secret(key, value))
         {
             report.fail(&format!(
                 "{key}: is the public dry-run value; use a secret of your own"

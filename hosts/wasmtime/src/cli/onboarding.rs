@@ -5,7 +5,7 @@
 //! calls Meta, and prints no value, path or URL.
 
 use super::doctor;
-use crate::cli::serve::DRY_RUN_SETTINGS;
+use crate::cli::serve::is_dry_run_secret;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -57,11 +57,6 @@ pub fn run(args: OnboardingArgs) -> Result<bool> {
     let webhook_path = wats::config::Paths::from_settings(&|key| setting(key).cloned())
         .map(|paths| paths.webhook)
         .unwrap_or_else(|_| wats::config::DEFAULT_WEBHOOK_PATH.to_owned());
-    let is_dry_run_value = |key: &str| {
-        DRY_RUN_SETTINGS
-            .iter()
-            .any(|(name, value)| *name == key && setting(key).is_some_and(|v| v == value))
-    };
 
     let steps = [
         (
@@ -88,7 +83,9 @@ pub fn run(args: OnboardingArgs) -> Result<bool> {
         ),
         (
             "verify token",
-            if setting("WATS_VERIFY_TOKEN").is_some() && !is_dry_run_value("WATS_VERIFY_TOKEN") {
+            if setting("WATS_VERIFY_TOKEN")
+                .is_some_and(|token| !is_dry_run_secret("WATS_VERIFY_TOKEN", token))
+            {
                 Step::Done("set; enter the same value as the Verify token in Meta's dashboard".into())
             } else {
                 Step::Todo(

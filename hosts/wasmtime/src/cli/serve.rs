@@ -25,6 +25,15 @@ pub const DRY_RUN_SETTINGS: &[(&str, &str)] = &[
     ("WATS_WABA_ID", "200000000000001"),
 ];
 
+/// Whether `value` is the public dry-run value of the secret `key`: known
+/// to everyone, so never a secret of one's own.
+pub fn is_dry_run_secret(key: &str, value: &str) -> bool {
+    wats::config::is_secret(key)
+        && DRY_RUN_SETTINGS
+            .iter()
+            .any(|(name, dry_run)| *name == key && *dry_run == value)
+}
+
 #[derive(Args)]
 pub struct ServeArgs {
     /// Port on 127.0.0.1 (0 picks a free one and prints it).
