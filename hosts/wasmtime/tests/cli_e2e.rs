@@ -278,7 +278,7 @@ fn openapi_prints_the_document_of_the_configured_routes() {
     assert!(!bad.ok && bad.stderr.contains("WATS_WEBHOOK_PATH"));
 }
 
-/// The variables `profile_with_prod_references` names, holding the canaries.
+/// The variables `write_prod_profile` references, holding the canaries.
 const PROD_SECRET_ENV: &[(&str, &str)] = &[
     ("PROD_CANARY_ENV_WATS_ACCESS_TOKEN", CANARY_TOKEN),
     ("PROD_CANARY_ENV_WATS_APP_SECRET", CANARY_SECRET),
@@ -299,9 +299,10 @@ fn stop_without_secrets(server: Server) {
     }
 }
 
-/// The profile `wats init` writes, its four secrets referencing variables
-/// named as a deployment might name them (`PROD_CANARY_ENV_…`).
-fn profile_with_prod_references(dir: &Path) -> String {
+/// Writes `canary-path.json` in `dir`: the profile `wats init` writes, its
+/// four secrets referencing variables named as a deployment might name them
+/// (`PROD_CANARY_ENV_…`). Returns its path, as an argument.
+fn write_prod_profile(dir: &Path) -> String {
     let init = wats(dir, &["init", "--phone-number-id", "100000000000001"], &[]);
     assert!(init.ok, "{}", init.stderr);
     let mut profile = std::fs::read_to_string(dir.join("wats.profile.json")).unwrap();
@@ -316,17 +317,14 @@ fn profile_with_prod_references(dir: &Path) -> String {
             &format!(r#""env": "PROD_CANARY_ENV_{key}""#),
         );
     }
-    profile
+    std::fs::write(dir.join("canary-path.json"), profile).unwrap();
+    path_in(dir, "canary-path.json")
 }
 
 #[test]
 fn profile_references_resolve_from_the_env_file_as_the_reference_cli_reads_them() {
     let dir = temp_dir("env-file");
-    std::fs::write(
-        dir.join("canary-path.json"),
-        profile_with_prod_references(&dir),
-    )
-    .unwrap();
+    let profile = write_prod_profile(&dir);
     // Only in the file, as in a `.env.local`: never in the environment.
     let env_file = format!(
         "# secrets\nPROD_CANARY_ENV_WATS_ACCESS_TOKEN={CANARY_TOKEN}\nexport PROD_CANARY_ENV_WATS_APP_SECRET=\"{CANARY_SECRET}\"\nPROD_CANARY_ENV_WATS_VERIFY_TOKEN={CANARY_VERIFY}\nPROD_CANARY_ENV_WATS_SERVICE_BEARER_TOKEN='{CANARY_BEARER}'\n"
@@ -356,10 +354,7 @@ fn profile_references_resolve_from_the_env_file_as_the_reference_cli_reads_them(
 
     // `wats serve --live` starts only with every secret resolved, and
     // verifies a delivery with the app secret the file held.
-    let (profile, env_file) = (
-        path_in(&dir, "canary-path.json"),
-        path_in(&dir, "canary-path.env"),
-    );
+    let env_file = path_in(&dir, "canary-path.env");
     let args = [
         "--live",
         "--yes-live",
@@ -390,12 +385,7 @@ fn profile_references_resolve_from_the_env_file_as_the_reference_cli_reads_them(
 #[test]
 fn serve_takes_the_reference_cli_s_config_and_dry_run_flags() {
     let dir = temp_dir("config-flag");
-    std::fs::write(
-        dir.join("canary-path.json"),
-        profile_with_prod_references(&dir),
-    )
-    .unwrap();
-    let profile = path_in(&dir, "canary-path.json");
+    let profile = write_prod_profile(&dir);
     let server = Server::start(
         &["--config", &profile, "--dry-run", "--memory"],
         &HashMap::new(),
@@ -440,8 +430,7 @@ fn onboarding_walks_from_nothing_to_a_verified_test_delivery() {
     );
 
     // A profile whose references name the canaries' variables.
-    let profile = profile_with_prod_references(&dir);
-    std::fs::write(dir.join("canary-path.json"), &profile).unwrap();
+    let profile = write_prod_profile(&dir);
     let env_refs = PROD_SECRET_ENV.to_vec();
     let no_server = wats(
         &dir,
@@ -469,7 +458,6 @@ fn onboarding_walks_from_nothing_to_a_verified_test_delivery() {
         .iter()
         .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
         .collect();
-    let profile = path_in(&dir, "canary-path.json");
     let server = Server::start(
         &["--live", "--yes-live", "--memory", "--config", &profile],
         &settings,
