@@ -4,7 +4,8 @@
 
 use crate::block_on;
 use crate::core::host::{
-    self, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
+    self, Host, KvEntry, KvError, KvOp, KvPage, Level, OutboundError, OutgoingRequest, Response,
+    Sample, Update,
 };
 
 wit_bindgen::generate!({ world: "service", path: "../wit" });
@@ -40,6 +41,7 @@ impl exports::wats::service::scheduler::Guest for Component {
             retried: report.retried,
             failed: report.failed,
             stale: report.stale,
+            next_due_millis: report.next_due_millis,
         }
     }
 }
@@ -81,30 +83,22 @@ impl Host for ImportedHost {
         }
     }
 
-    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        kv::get(key).map_err(kv_error)
-    }
-
-    async fn kv_set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_seconds: Option<u32>,
-    ) -> Result<(), KvError> {
-        kv::set(key, value, ttl_seconds).map_err(kv_error)
-    }
-
-    async fn kv_set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_seconds: Option<u32>,
-    ) -> Result<bool, KvError> {
-        kv::set_if_absent(key, value, ttl_seconds).map_err(kv_error)
-    }
-
-    async fn kv_remove(&self, key: &str) -> Result<(), KvError> {
-        kv::remove(key).map_err(kv_error)
+    async fn kv_batch(&self, ops: Vec<KvOp>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let entry = |entry: KvEntry| kv::Entry {
+            key: entry.key,
+            value: entry.value,
+            ttl_seconds: entry.ttl_seconds,
+        };
+        let ops: Vec<kv::Op> = ops
+            .into_iter()
+            .map(|op| match op {
+                KvOp::Get(key) => kv::Op::Get(key),
+                KvOp::Set(e) => kv::Op::Set(entry(e)),
+                KvOp::SetIfAbsent(e) => kv::Op::SetIfAbsent(entry(e)),
+                KvOp::Remove(key) => kv::Op::Remove(key),
+            })
+            .collect();
+        kv::batch(&ops).map_err(kv_error)
     }
 
     async fn kv_list(

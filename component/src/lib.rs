@@ -39,7 +39,7 @@ pub use app::openapi::document as openapi_document;
 pub use core::auth::{sign, signature_valid};
 pub use core::error::ApiError;
 pub use core::host::{
-    block_on, forward_update, log_line, Host, KvError, KvPage, Level, OutboundError,
+    block_on, forward_update, log_line, Host, KvEntry, KvError, KvOp, KvPage, Level, OutboundError,
     OutgoingRequest, Request, Response, Sample, Update, FORWARD_URL_KEY,
 };
 pub use core::http::percent_decode;

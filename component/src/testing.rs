@@ -5,8 +5,8 @@
 //! fuzz targets use it.
 
 use crate::core::host::{
-    log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample,
-    Update,
+    log_line, Host, KvEntry, KvError, KvOp, KvPage, Level, OutboundError, OutgoingRequest,
+    Response, Sample, Update,
 };
 use crate::core::metrics::Totals;
 use std::cell::{Cell, RefCell};
@@ -99,8 +99,13 @@ impl TestHost {
             .then(|| value.clone())
     }
 
-    fn expiry(&self, ttl_seconds: Option<u32>) -> Option<u64> {
-        ttl_seconds.map(|ttl| self.now.get() + u64::from(ttl) * 1000)
+    fn write(&self, entry: KvEntry) {
+        let expiry = entry
+            .ttl_seconds
+            .map(|ttl| self.now.get() + u64::from(ttl) * 1000);
+        self.kv
+            .borrow_mut()
+            .insert(entry.key, (entry.value, expiry));
     }
 }
 
@@ -112,35 +117,30 @@ impl Host for TestHost {
             .pop_front()
             .unwrap_or(Err(OutboundError::Other("no reply scripted".into())))
     }
-    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    async fn kv_batch(&self, ops: Vec<KvOp>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         self.store()?;
-        Ok(self.live(key))
-    }
-    async fn kv_set(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
-        self.store()?;
-        let expiry = self.expiry(ttl);
-        self.kv
-            .borrow_mut()
-            .insert(key.into(), (value.to_vec(), expiry));
-        Ok(())
-    }
-    async fn kv_set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<u32>,
-    ) -> Result<bool, KvError> {
-        self.store()?;
-        if self.live(key).is_some() {
-            return Ok(false);
+        let mut found = Vec::with_capacity(ops.len());
+        for op in ops {
+            found.push(match op {
+                KvOp::Get(key) => self.live(&key),
+                KvOp::Set(entry) => {
+                    self.write(entry);
+                    None
+                }
+                KvOp::SetIfAbsent(entry) => match self.live(&entry.key) {
+                    Some(value) => Some(value),
+                    None => {
+                        self.write(entry);
+                        None
+                    }
+                },
+                KvOp::Remove(key) => {
+                    self.kv.borrow_mut().remove(&key);
+                    None
+                }
+            });
         }
-        self.kv_set(key, value, ttl).await?;
-        Ok(true)
-    }
-    async fn kv_remove(&self, key: &str) -> Result<(), KvError> {
-        self.store()?;
-        self.kv.borrow_mut().remove(key);
-        Ok(())
+        Ok(found)
     }
     async fn kv_list(
         &self,

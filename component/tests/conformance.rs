@@ -9,7 +9,7 @@ use wats::testing::TestHost;
 use wats::{block_on, drain, handle, Host, OutboundError, Request, Response};
 use wats_suite::{
     assert_no_canaries, check, drain_limit, graph_replies, load_suites, prepare, run_suites,
-    CaseFaults, DrainCounts, GraphCall, GraphReply, Observed, Suite,
+    CaseFaults, DrainCounts, GraphCall, GraphReply, Observed, Suite, STATE_CALLS_METRIC,
 };
 
 fn host_for(suite: &Suite) -> TestHost {
@@ -120,7 +120,14 @@ fn observe(host: &TestHost, suite: &Suite, response: Response) -> Result<Observe
         graph_calls,
         updates,
         logs: Some(logs),
+        state_calls: None,
     })
+}
+
+fn state_calls(host: &TestHost) -> u64 {
+    let snapshot = host.metrics_snapshot();
+    let calls = snapshot.iter().filter(|s| s.name == STATE_CALLS_METRIC);
+    calls.map(|s| s.value).sum::<f64>() as u64
 }
 
 #[test]
@@ -133,6 +140,7 @@ fn conformance_suite_natively() {
         let mut results = Vec::new();
         for case in cases {
             let name = case["name"].as_str().unwrap_or("unnamed").to_owned();
+            let calls_before = state_calls(&host);
             let response = respond(&host, suite, case, &mut clock_offset);
             let text = format!(
                 "{:?} {}",
@@ -144,8 +152,10 @@ fn conformance_suite_natively() {
                 &text,
                 &suite.secret_values(),
             );
-            let result =
-                observe(&host, suite, response).and_then(|observed| check(case, suite, &observed));
+            let result = observe(&host, suite, response).and_then(|mut observed| {
+                observed.state_calls = Some(state_calls(&host) - calls_before);
+                check(case, suite, &observed)
+            });
             suite_logs.extend(host.logs.take());
             results.push((name, result));
         }

@@ -33,7 +33,23 @@ export interface Kv {
   setIfAbsent(key: string, value: Uint8Array, ttlSeconds: number | undefined): Promise<boolean>;
   remove(key: string): Promise<void>;
   listKeys(prefix: string, cursor: string | undefined, limit: number): Promise<KvPage>;
+  /**
+   * Optional, and what the service calls when present: runs the ops in
+   * order as one unit (one transaction, one round trip) and answers one
+   * entry per op: the value a `get` read; for `setIfAbsent` the live value
+   * that kept it from storing (undefined: it stored); undefined for `set`
+   * and `remove`. Without it, the service's few batches per request run op
+   * by op through the methods above.
+   */
+  batch?(ops: KvOp[]): Promise<(Uint8Array | undefined)[]>;
 }
+
+/** One op of a `Kv.batch`. */
+export type KvOp =
+  | { op: "get"; key: string }
+  | { op: "set"; key: string; value: Uint8Array; ttlSeconds: number | undefined }
+  | { op: "setIfAbsent"; key: string; value: Uint8Array; ttlSeconds: number | undefined }
+  | { op: "remove"; key: string };
 
 export interface WatsOptions {
   /**

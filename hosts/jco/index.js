@@ -72,6 +72,29 @@ export function memoryKv({ now = Date.now } = {}) {
     async remove(key) {
       entries.delete(key);
     },
+    // Atomic: the whole batch runs without an await.
+    async batch(ops) {
+      return ops.map((op) => {
+        switch (op.op) {
+          case "get":
+            return live(op.key)?.value;
+          case "set":
+            entries.set(op.key, { value: op.value.slice(), expiresAt: expiry(op.ttlSeconds) });
+            return undefined;
+          case "setIfAbsent": {
+            const held = live(op.key);
+            if (held) return held.value;
+            entries.set(op.key, { value: op.value.slice(), expiresAt: expiry(op.ttlSeconds) });
+            return undefined;
+          }
+          case "remove":
+            entries.delete(op.key);
+            return undefined;
+          default:
+            throw new TypeError(`unknown kv op ${op.op}`);
+        }
+      });
+    },
     async listKeys(prefix, cursor, limit) {
       const keys = [...entries.keys()]
         .filter((key) => key.startsWith(prefix) && (cursor === undefined || key > cursor) && live(key))
@@ -81,6 +104,61 @@ export function memoryKv({ now = Date.now } = {}) {
       return { keys: page, cursor: page[page.length - 1] };
     },
   };
+}
+
+// A batch op of the component (`kv.batch`) in the shape a JS kv takes.
+function fromComponentOp({ tag, val }) {
+  switch (tag) {
+    case "get":
+    case "remove":
+      return { op: tag, key: val };
+    case "set":
+    case "set-if-absent":
+      return {
+        op: tag === "set" ? "set" : "setIfAbsent",
+        key: val.key,
+        value: val.value,
+        ttlSeconds: val.ttlSeconds,
+      };
+    default:
+      throw new TypeError(`unknown kv op ${tag}`);
+  }
+}
+
+// One call into a kv with `batch`; op by op into one without (each op then
+// atomic for its key only, as that kv makes it).
+async function applyBatch(kv, ops) {
+  if (typeof kv.batch === "function") {
+    const answers = await kv.batch(ops);
+    if (!Array.isArray(answers) || answers.length !== ops.length) {
+      throw { tag: "other", val: "the kv's batch answered a different number of ops" };
+    }
+    return answers.map((answer) => answer ?? undefined);
+  }
+  const answers = [];
+  for (const op of ops) {
+    switch (op.op) {
+      case "get":
+        answers.push((await kv.get(op.key)) ?? undefined);
+        break;
+      case "set":
+        await kv.set(op.key, op.value, op.ttlSeconds);
+        answers.push(undefined);
+        break;
+      case "setIfAbsent":
+        answers.push(
+          (await kv.setIfAbsent(op.key, op.value, op.ttlSeconds))
+            ? undefined
+            : ((await kv.get(op.key)) ?? new Uint8Array()),
+        );
+        break;
+      case "remove":
+        await kv.remove(op.key);
+        answers.push(undefined);
+        break;
+    }
+  }
+  return answers;
 }
 
 // Metric totals across requests, as the `metrics` import asks.
@@ -180,30 +258,9 @@ export function createWats(options = {}) {
       },
     },
     [`${IFACE}/kv`]: {
-      async get(key) {
+      async batch(ops) {
         try {
-          return await store().get(key);
-        } catch (error) {
-          throw kvError(error);
-        }
-      },
-      async set(key, value, ttlSeconds) {
-        try {
-          await store().set(key, value, ttlSeconds);
-        } catch (error) {
-          throw kvError(error);
-        }
-      },
-      async setIfAbsent(key, value, ttlSeconds) {
-        try {
-          return Boolean(await store().setIfAbsent(key, value, ttlSeconds));
-        } catch (error) {
-          throw kvError(error);
-        }
-      },
-      async remove(key) {
-        try {
-          await store().remove(key);
+          return await applyBatch(store(), ops.map(fromComponentOp));
         } catch (error) {
           throw kvError(error);
         }

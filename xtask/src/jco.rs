@@ -13,10 +13,7 @@ use std::process::{Command, Stdio};
 /// The imports whose JS implementations return promises, and the exports
 /// that may wait on them: the component suspends there (JSPI).
 const ASYNC_IMPORTS: &[&str] = &[
-    "wats:service/kv@0.1.0#get",
-    "wats:service/kv@0.1.0#set",
-    "wats:service/kv@0.1.0#set-if-absent",
-    "wats:service/kv@0.1.0#remove",
+    "wats:service/kv@0.1.0#batch",
     "wats:service/kv@0.1.0#list-keys",
     "wats:service/outbound-http@0.1.0#send",
     "wats:service/events@0.1.0#dispatch",

@@ -8,7 +8,7 @@ use crate::core::error::ApiError;
 use crate::core::host::{Host, Response, Sample};
 use crate::core::http::{json_response, text_response};
 use crate::core::metrics;
-use crate::state::store::counted;
+use crate::state::store;
 use serde_json::{json, Map, Value};
 
 pub(crate) const SERVICE: &str = "wats";
@@ -84,7 +84,7 @@ fn counted_outcomes(snapshot: &[Sample], family: &str, outcome: &str) -> u64 {
 /// Store health, or null when the host runs without a store: a real read,
 /// the backend the host names, the failures and outbox outcomes so far.
 async fn persistence_summary<H: Host>(ctx: &Context<'_, H>) -> Value {
-    let probe = counted(ctx, ctx.host.kv_get(HEALTH_PROBE_KEY).await);
+    let probe = store::get(ctx, HEALTH_PROBE_KEY).await;
     if probe == Err(ApiError::PersistenceNotConfigured) {
         return Value::Null;
     }

@@ -59,6 +59,57 @@ pub enum KvError {
     Other(String),
 }
 
+/// One operation of a kv batch (`Host::kv_batch`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum KvOp {
+    Get(String),
+    Set(KvEntry),
+    /// Stores the entry only when its key holds no live value.
+    SetIfAbsent(KvEntry),
+    Remove(String),
+}
+
+/// A value to store; a ttl of none keeps it until it is removed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KvEntry {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub ttl_seconds: Option<u32>,
+}
+
+impl KvOp {
+    pub fn set(
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+        ttl_seconds: Option<u32>,
+    ) -> KvOp {
+        KvOp::Set(KvEntry {
+            key: key.into(),
+            value: value.into(),
+            ttl_seconds,
+        })
+    }
+
+    pub fn set_if_absent(
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+        ttl_seconds: Option<u32>,
+    ) -> KvOp {
+        KvOp::SetIfAbsent(KvEntry {
+            key: key.into(),
+            value: value.into(),
+            ttl_seconds,
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        match self {
+            KvOp::Get(key) | KvOp::Remove(key) => key,
+            KvOp::Set(entry) | KvOp::SetIfAbsent(entry) => &entry.key,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct KvPage {
     pub keys: Vec<String>,
@@ -163,20 +214,11 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 pub trait Host {
     async fn send(&self, request: OutgoingRequest) -> Result<Response, OutboundError>;
 
-    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
-    async fn kv_set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_seconds: Option<u32>,
-    ) -> Result<(), KvError>;
-    async fn kv_set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_seconds: Option<u32>,
-    ) -> Result<bool, KvError>;
-    async fn kv_remove(&self, key: &str) -> Result<(), KvError>;
+    /// Runs `ops` in order as one unit (docs/kv-schema.md says how atomic
+    /// each host makes it) and answers one entry per op: what a `Get` read,
+    /// the live value that kept a `SetIfAbsent` from storing (none: it
+    /// stored), none for `Set` and `Remove`. A failure fails the whole batch.
+    async fn kv_batch(&self, ops: Vec<KvOp>) -> Result<Vec<Option<Vec<u8>>>, KvError>;
     async fn kv_list(
         &self,
         prefix: &str,

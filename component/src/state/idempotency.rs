@@ -7,9 +7,9 @@
 
 use crate::context::Context;
 use crate::core::error::ApiError;
-use crate::core::host::{Host, Request, Response};
+use crate::core::host::{Host, KvOp, Request, Response};
 use crate::core::http::{text_response, JSON};
-use crate::state::store::counted;
+use crate::state::store;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -82,17 +82,14 @@ pub(crate) async fn begin<H: Host>(
         response: None,
     })
     .unwrap_or_default();
-    let claimed = ctx
-        .host
-        .kv_set_if_absent(&kv_key, &pending, Some(CLAIM_TTL_SECONDS))
-        .await;
+    // One call: the claim answers with the entry that holds the key, if any.
     // Without a store the key cannot be honoured: refusing (503
     // persistence_not_configured) beats a silent risk of sending twice.
-    if counted(ctx, claimed)? {
+    let claim = KvOp::set_if_absent(kv_key.clone(), pending, Some(CLAIM_TTL_SECONDS));
+    let Some(held) = store::batch(ctx, vec![claim]).await?.pop().flatten() else {
         return Ok(Begin::Claimed(Claim { kv_key, body_hash }));
-    }
-    let entry = counted(ctx, ctx.host.kv_get(&kv_key).await)?
-        .and_then(|bytes| serde_json::from_slice::<Entry>(&bytes).ok());
+    };
+    let entry = serde_json::from_slice::<Entry>(&held).ok();
     match entry {
         Some(entry) if entry.body_hash != body_hash => Err(ApiError::IdempotencyConflict),
         Some(Entry {
@@ -106,15 +103,14 @@ pub(crate) async fn begin<H: Host>(
                 .push(("idempotent-replayed".into(), "true".into()));
             Ok(Begin::Replay(response))
         }
-        // In flight, or expired between the two calls: either way the
-        // first request answers for this key now.
+        // In flight (or unreadable): the first request answers for it.
         _ => Err(ApiError::IdempotencyInProgress),
     }
 }
 
 /// Stores a success for replay, or releases the key after a failure.
 pub(crate) async fn finish<H: Host>(ctx: &Context<'_, H>, claim: Claim, response: &Response) {
-    let result = if (200..300).contains(&response.status) {
+    let op = if (200..300).contains(&response.status) {
         let entry = Entry {
             body_hash: claim.body_hash,
             response: Some(StoredResponse {
@@ -131,12 +127,10 @@ pub(crate) async fn finish<H: Host>(ctx: &Context<'_, H>, claim: Claim, response
             }),
         };
         let value = serde_json::to_vec(&entry).unwrap_or_default();
-        ctx.host
-            .kv_set(&claim.kv_key, &value, Some(DONE_TTL_SECONDS))
-            .await
+        KvOp::set(claim.kv_key, value, Some(DONE_TTL_SECONDS))
     } else {
-        ctx.host.kv_remove(&claim.kv_key).await
+        KvOp::Remove(claim.kv_key)
     };
     // A failure here leaves the claim to expire: the send itself stands.
-    let _ = counted(ctx, result);
+    let _ = store::write(ctx, vec![op]).await;
 }

@@ -12,11 +12,11 @@
 //! `outbox:lease:<id>` holds the current lease id.
 
 use super::send;
-use super::store::counted;
+use super::store;
 use crate::compose::Composed;
 use crate::context::Context;
 use crate::core::error::ApiError;
-use crate::core::host::{Host, Level};
+use crate::core::host::{Host, KvOp, Level};
 use crate::core::time::iso8601;
 use crate::core::upstream::GraphError;
 use serde::{Deserialize, Serialize};
@@ -178,11 +178,7 @@ pub(crate) async fn enqueue<H: Host>(
             let bytes = serde_json::to_vec(&item).unwrap_or_default();
             // The item first: a due key without its item is dropped by
             // `claim`, an item without its due key would never be sent.
-            let created = ctx
-                .host
-                .kv_set_if_absent(&item_key(&item.id), &bytes, None)
-                .await;
-            if !counted(ctx, created)? {
+            if !store::set_if_absent(ctx, &item_key(&item.id), &bytes, None).await? {
                 // Written by a concurrent try: that one completes it.
                 return Ok(Queued::of(&item));
             }
@@ -191,7 +187,7 @@ pub(crate) async fn enqueue<H: Host>(
     };
     if item.state == State::Queued {
         // The same key each time: `next_attempt_at` is stored in the item.
-        counted(ctx, ctx.host.kv_set(&item.due_key(), b"", None).await)?;
+        store::write(ctx, vec![KvOp::set(item.due_key(), b"", None)]).await?;
     }
     ctx.recorder.outbox("queued");
     Ok(Queued::of(&item))
@@ -202,8 +198,11 @@ pub(crate) async fn load<H: Host>(
     ctx: &Context<'_, H>,
     id: &str,
 ) -> Result<Option<Item>, ApiError> {
-    let bytes = counted(ctx, ctx.host.kv_get(&item_key(id)).await)?;
-    Ok(bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    Ok(parse_item(store::get(ctx, &item_key(id)).await?))
+}
+
+fn parse_item(bytes: Option<Vec<u8>>) -> Option<Item> {
+    bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok())
 }
 
 /// Whether `id` is an outbox id this service could have issued.
@@ -228,12 +227,7 @@ pub(crate) async fn claim<H: Host>(
     let mut claimed = Vec::new();
     let mut cursor: Option<String> = None;
     'pages: loop {
-        let page = counted(
-            ctx,
-            ctx.host
-                .kv_list(DUE_PREFIX, cursor.as_deref(), limit.max(1) * 2)
-                .await,
-        )?;
+        let page = store::list(ctx, DUE_PREFIX, cursor.as_deref(), limit.max(1) * 2).await?;
         for due_key in &page.keys {
             let Some((due, id)) = due_key[DUE_PREFIX.len()..].split_once(':') else {
                 continue;
@@ -242,23 +236,27 @@ pub(crate) async fn claim<H: Host>(
                 break 'pages; // keys are in due order: the rest is later
             }
             let lease_id = unique_hex(ctx.host, id.as_bytes());
-            let lease = ctx
-                .host
-                .kv_set_if_absent(&lease_key(id), lease_id.as_bytes(), Some(LEASE_SECONDS))
-                .await;
-            if !counted(ctx, lease)? {
+            // The lease and the item in one call; the item read is wasted
+            // only when another worker holds the lease.
+            let lease =
+                KvOp::set_if_absent(lease_key(id), lease_id.as_bytes(), Some(LEASE_SECONDS));
+            let found = store::batch(ctx, vec![lease, KvOp::Get(item_key(id))]).await?;
+            let [held, item] =
+                <[Option<Vec<u8>>; 2]>::try_from(found).map_err(|_| ApiError::StoreUnavailable)?;
+            if held.is_some() {
                 continue; // another worker holds it
             }
-            match load(ctx, id).await? {
+            let cleanup = vec![KvOp::Remove(due_key.clone()), KvOp::Remove(lease_key(id))];
+            match parse_item(item) {
                 // A due key left behind by a finished or rescheduled item.
                 Some(item) if item.state != State::Queued || item.due_key() != *due_key => {
+                    let mut ops = cleanup;
                     if item.state == State::Queued {
                         // Rescheduled, but its new due key may not have
                         // landed: without one it would never be sent.
-                        counted(ctx, ctx.host.kv_set(&item.due_key(), b"", None).await)?;
+                        ops.insert(0, KvOp::set(item.due_key(), b"", None));
                     }
-                    counted(ctx, ctx.host.kv_remove(due_key).await)?;
-                    counted(ctx, ctx.host.kv_remove(&lease_key(id)).await)?;
+                    store::write(ctx, ops).await?;
                 }
                 Some(item) => {
                     claimed.push(Claimed { item, lease_id });
@@ -266,10 +264,7 @@ pub(crate) async fn claim<H: Host>(
                         break 'pages;
                     }
                 }
-                None => {
-                    counted(ctx, ctx.host.kv_remove(due_key).await)?;
-                    counted(ctx, ctx.host.kv_remove(&lease_key(id)).await)?;
-                }
+                None => store::write(ctx, cleanup).await?,
             }
         }
         match page.cursor {
@@ -302,18 +297,14 @@ async fn still_holds<H: Host>(
     lease_id: &str,
 ) -> Result<bool, ApiError> {
     let key = lease_key(&item.id);
-    let lease = counted(ctx, ctx.host.kv_get(&key).await)?;
+    let lease = store::get(ctx, &key).await?;
     if lease.as_deref() == Some(lease_id.as_bytes()) {
         return Ok(true);
     }
     if lease.is_some() {
         return Ok(false); // another claim holds it now
     }
-    let retaken = ctx
-        .host
-        .kv_set_if_absent(&key, lease_id.as_bytes(), Some(LEASE_SECONDS))
-        .await;
-    if !counted(ctx, retaken)? {
+    if !store::set_if_absent(ctx, &key, lease_id.as_bytes(), Some(LEASE_SECONDS)).await? {
         return Ok(false);
     }
     let unchanged = load(ctx, &item.id)
@@ -321,7 +312,7 @@ async fn still_holds<H: Host>(
         .is_some_and(|stored| stored.state == State::Queued && stored.attempts == item.attempts);
     if !unchanged {
         // Another claim came and went: let the lease go, the item is theirs.
-        counted(ctx, ctx.host.kv_remove(&key).await)?;
+        store::write(ctx, vec![KvOp::Remove(key)]).await?;
     }
     Ok(unchanged)
 }
@@ -376,12 +367,16 @@ pub(crate) async fn mark<H: Host>(
     };
     let ttl = (item.state != State::Queued).then_some(FINISHED_TTL_SECONDS);
     let bytes = serde_json::to_vec(&item).unwrap_or_default();
-    counted(ctx, ctx.host.kv_set(&item_key(&item.id), &bytes, ttl).await)?;
+    let mut ops = vec![KvOp::set(item_key(&item.id), bytes, ttl)];
     if item.state == State::Queued {
-        counted(ctx, ctx.host.kv_set(&item.due_key(), b"", None).await)?;
+        ops.push(KvOp::set(item.due_key(), b"", None));
     }
-    counted(ctx, ctx.host.kv_remove(&old_due_key).await)?;
-    counted(ctx, ctx.host.kv_remove(&lease_key(&item.id)).await)?;
+    // After the new due key: it may be the same key (a retry due at once).
+    if old_due_key != item.due_key() || item.state != State::Queued {
+        ops.push(KvOp::Remove(old_due_key));
+    }
+    ops.push(KvOp::Remove(lease_key(&item.id)));
+    store::write(ctx, ops).await?;
     ctx.recorder.outbox(outcome);
     Ok(item)
 }
@@ -417,7 +412,15 @@ pub struct DrainReport {
     pub retried: u32,
     pub failed: u32,
     pub stale: u32,
+    /// When the earliest queued item is due (milliseconds since the epoch),
+    /// if one is: a host may sleep until then.
+    pub next_due_millis: Option<u64>,
 }
+
+/// How soon, at the earliest, a drain asks to be called again: an item due
+/// now but leased by a send in flight cannot be claimed before its lease
+/// ends, and a host should not spin on it.
+const MIN_REDRAIN_MILLIS: u64 = 1_000;
 
 impl DrainReport {
     /// The report as log fields: counts only.
@@ -448,7 +451,7 @@ pub(crate) async fn drain<H: Host>(
         let sent_key = format!("{SENT_PREFIX}{}", claimed.item.id);
         // Sent by an earlier claim whose record or mark did not land: that
         // send stands, and this claim finishes it without sending again.
-        let fact = counted(ctx, ctx.host.kv_get(&sent_key).await)?;
+        let fact = store::get(ctx, &sent_key).await?;
         let attempt = match fact {
             Some(wamid) => Attempt::Sent {
                 wa_message_id: String::from_utf8(wamid).ok().filter(|id| !id.is_empty()),
@@ -459,8 +462,8 @@ pub(crate) async fn drain<H: Host>(
                     let fact = wa_message_id.clone().unwrap_or_default();
                     for _ in 0..SENT_FACT_ATTEMPTS {
                         let ttl = Some(FINISHED_TTL_SECONDS);
-                        let written = ctx.host.kv_set(&sent_key, fact.as_bytes(), ttl).await;
-                        if counted(ctx, written).is_ok() {
+                        let written = KvOp::set(sent_key.clone(), fact.as_bytes(), ttl);
+                        if store::write(ctx, vec![written]).await.is_ok() {
                             break;
                         }
                     }
@@ -510,7 +513,20 @@ pub(crate) async fn drain<H: Host>(
         let item = mark(ctx, claimed, attempt).await;
         tally(&mut report, ctx, item)?;
     }
+    report.next_due_millis = next_due(ctx).await?;
     Ok(report)
+}
+
+/// When the first item in the due index is due, not sooner than
+/// `MIN_REDRAIN_MILLIS` from now.
+async fn next_due<H: Host>(ctx: &Context<'_, H>) -> Result<Option<u64>, ApiError> {
+    let page = store::list(ctx, DUE_PREFIX, None, 1).await?;
+    let due = page.keys.first().and_then(|key| {
+        let (due, _) = key[DUE_PREFIX.len()..].split_once(':')?;
+        due.parse::<u64>().ok()
+    });
+    let soonest = ctx.host.now_millis() + MIN_REDRAIN_MILLIS;
+    Ok(due.map(|due| due.max(soonest)))
 }
 
 /// Counts a marked item in the drain's report.

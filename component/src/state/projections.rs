@@ -9,9 +9,9 @@
 
 use crate::context::Context;
 use crate::core::error::ApiError;
-use crate::core::host::Host;
+use crate::core::host::{Host, KvOp};
 use crate::core::time::iso8601;
-use crate::state::store::counted as kv;
+use crate::state::store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -78,12 +78,25 @@ pub(crate) struct NewMessage<'a> {
     pub sequence: u16,
 }
 
-/// Records a message with its first status (`sent` or `received`). A
-/// message recorded before keeps its record (redeliveries do not duplicate).
-pub(crate) async fn record<H: Host>(
+/// The key of a message's record, for a caller that reads it in its own
+/// batch before `record_ops`.
+pub(crate) fn record_key(wamid: &str) -> String {
+    format!("{RECORD_PREFIX}{}", message_hash(wamid))
+}
+
+/// The writes that record a message with its first status (`sent` or
+/// `received`). A message `recorded` before keeps its record, so that
+/// redeliveries do not duplicate it; only the status is written again.
+pub(crate) fn record_ops<H: Host>(
     ctx: &Context<'_, H>,
-    message: NewMessage<'_>,
-) -> Result<(), ApiError> {
+    message: &NewMessage<'_>,
+    recorded: bool,
+) -> Vec<KvOp> {
+    let first = if message.outbound { "sent" } else { "received" };
+    let status = status_op(ctx, message.wamid, first, None, None);
+    if recorded {
+        return status.into_iter().collect();
+    }
     let now = ctx.host.now_millis();
     let hash = message_hash(message.wamid);
     // Newest first in key order: inverted microseconds on one timeline (the
@@ -114,55 +127,47 @@ pub(crate) async fn record<H: Host>(
         created_at: iso8601(now),
     };
     let value = serde_json::to_vec(&stored).unwrap_or_default();
-    // The row first, then the record naming it: a failure between the two
-    // leaves a row whose record names another (or none), which listing
-    // skips, and a retry writes both again. The other order could leave a
-    // record that no row lists.
-    let record_key = format!("{RECORD_PREFIX}{hash}");
-    if kv(ctx, ctx.host.kv_get(&record_key).await)?.is_none() {
-        let row_key = format!("{ROW_PREFIX}{row_id}");
-        kv(
-            ctx,
-            ctx.host
-                .kv_set(&row_key, message.wamid.as_bytes(), None)
-                .await,
-        )?;
-        kv(
-            ctx,
-            ctx.host.kv_set_if_absent(&record_key, &value, None).await,
-        )?;
-    }
-    let first = if message.outbound { "sent" } else { "received" };
-    add_status(ctx, message.wamid, first, None, None).await
+    // The row first, then the record naming it: on a host whose batches
+    // are not atomic, a failure between the two leaves a row whose record
+    // names another (or none), which listing skips, and a retry writes both
+    // again. The other order could leave a record that no row lists.
+    let mut ops = vec![
+        KvOp::set(format!("{ROW_PREFIX}{row_id}"), message.wamid, None),
+        KvOp::set_if_absent(format!("{RECORD_PREFIX}{hash}"), value, None),
+    ];
+    ops.extend(status);
+    ops
 }
 
-/// Adds a status to a recorded message. Unknown statuses are ignored, and
-/// so are statuses of messages this service never recorded.
-pub(crate) async fn add_status<H: Host>(
+/// Records a message this service has just sent, in one batch: its WAMID
+/// is new, so there is no record to look for first.
+pub(crate) async fn record<H: Host>(
+    ctx: &Context<'_, H>,
+    message: NewMessage<'_>,
+) -> Result<(), ApiError> {
+    store::write(ctx, record_ops(ctx, &message, false)).await
+}
+
+/// The write that adds a status to a message. Unknown statuses are
+/// ignored (none); so, when read, are statuses of messages this service
+/// never recorded. First write wins: a redelivered status keeps its
+/// first time.
+pub(crate) fn status_op<H: Host>(
     ctx: &Context<'_, H>,
     wamid: &str,
     status: &str,
     error_code: Option<i64>,
     recipient_user_id: Option<&str>,
-) -> Result<(), ApiError> {
-    if rank(status).is_none() {
-        return Ok(());
-    }
-    let hash = message_hash(wamid);
+) -> Option<KvOp> {
+    rank(status)?;
     let stored = StoredStatus {
         at: iso8601(ctx.host.now_millis()),
         error_code,
         recipient_user_id: recipient_user_id.map(str::to_owned),
     };
     let value = serde_json::to_vec(&stored).unwrap_or_default();
-    // First write wins: a redelivered status keeps its first time.
-    kv(
-        ctx,
-        ctx.host
-            .kv_set_if_absent(&format!("{STATUS_PREFIX}{hash}:{status}"), &value, None)
-            .await,
-    )?;
-    Ok(())
+    let key = format!("{STATUS_PREFIX}{}:{status}", message_hash(wamid));
+    Some(KvOp::set_if_absent(key, value, None))
 }
 
 /// The microseconds that invert timestamps into newest-first key order
@@ -174,26 +179,40 @@ pub(crate) async fn load<H: Host>(
     ctx: &Context<'_, H>,
     wamid: &str,
 ) -> Result<Option<serde_json::Value>, ApiError> {
-    let hash = message_hash(wamid);
-    let Some(bytes) = kv(
-        ctx,
-        ctx.host.kv_get(&format!("{RECORD_PREFIX}{hash}")).await,
-    )?
-    else {
-        return Ok(None);
-    };
-    let Ok(stored) = serde_json::from_slice::<StoredRecord>(&bytes) else {
-        return Ok(None);
-    };
-    let mut statuses = Vec::new();
-    for status in STATUS_RANKS {
-        let key = format!("{STATUS_PREFIX}{hash}:{status}");
-        if let Some(bytes) = kv(ctx, ctx.host.kv_get(&key).await)? {
-            if let Ok(entry) = serde_json::from_slice::<StoredStatus>(&bytes) {
-                statuses.push((*status, entry));
-            }
+    let mut records = load_many(ctx, &[wamid.to_owned()]).await?;
+    Ok(records.pop().flatten())
+}
+
+/// The records of several messages with their statuses, in one batch.
+async fn load_many<H: Host>(
+    ctx: &Context<'_, H>,
+    wamids: &[String],
+) -> Result<Vec<Option<serde_json::Value>>, ApiError> {
+    let keys_per_message = 1 + STATUS_RANKS.len();
+    let mut ops = Vec::with_capacity(wamids.len() * keys_per_message);
+    for wamid in wamids {
+        let hash = message_hash(wamid);
+        ops.push(KvOp::Get(format!("{RECORD_PREFIX}{hash}")));
+        for status in STATUS_RANKS {
+            ops.push(KvOp::Get(format!("{STATUS_PREFIX}{hash}:{status}")));
         }
     }
+    let found = store::batch(ctx, ops).await?;
+    Ok(found.chunks(keys_per_message).map(assemble).collect())
+}
+
+/// A record as read: its stored value, then each status's in rank order.
+fn assemble(values: &[Option<Vec<u8>>]) -> Option<serde_json::Value> {
+    let (record, statuses) = values.split_first()?;
+    let stored = serde_json::from_slice::<StoredRecord>(record.as_deref()?).ok()?;
+    let statuses: Vec<(&str, StoredStatus)> = STATUS_RANKS
+        .iter()
+        .zip(statuses)
+        .filter_map(|(status, value)| {
+            let entry = serde_json::from_slice::<StoredStatus>(value.as_deref()?).ok()?;
+            Some((*status, entry))
+        })
+        .collect();
     let current = statuses.last();
     let mut record = serde_json::to_value(&stored).unwrap_or_default();
     record["status"] = json!(current.map(|(status, _)| *status));
@@ -212,7 +231,7 @@ pub(crate) async fn load<H: Host>(
         .iter()
         .map(|(status, entry)| json!({ "status": status, "at": entry.at }))
         .collect();
-    Ok(Some(record))
+    Some(record)
 }
 
 /// A page of records, newest first, and the cursor of the next page.
@@ -244,15 +263,8 @@ pub(crate) async fn list<H: Host>(
     // few listings: a page is short only where orphans crowd together.
     for _ in 0..LISTINGS_PER_PAGE {
         let wanted = limit - items.len() as u32;
-        let page = kv(
-            ctx,
-            ctx.host.kv_list(ROW_PREFIX, after.as_deref(), wanted).await,
-        )?;
-        for key in &page.keys {
-            if let Some(record) = listed_record(ctx, key).await? {
-                items.push(record);
-            }
-        }
+        let page = store::list(ctx, ROW_PREFIX, after.as_deref(), wanted).await?;
+        items.extend(listed_records(ctx, &page.keys).await?);
         more = page.cursor.is_some();
         after = page.keys.last().cloned().or(after);
         if !more || items.len() as u32 == limit {
@@ -265,17 +277,29 @@ pub(crate) async fn list<H: Host>(
     Ok(Page { items, next_cursor })
 }
 
-/// The record a row lists, unless the record names another row.
-async fn listed_record<H: Host>(
+/// The records rows list, less those whose record names another row: two
+/// batches, the rows' WAMIDs and then their records.
+async fn listed_records<H: Host>(
     ctx: &Context<'_, H>,
-    row_key: &str,
-) -> Result<Option<serde_json::Value>, ApiError> {
-    let Some(wamid) = kv(ctx, ctx.host.kv_get(row_key).await)? else {
-        return Ok(None);
-    };
-    let row_id = row_key.strip_prefix(ROW_PREFIX).unwrap_or_default();
-    let record = load(ctx, &String::from_utf8_lossy(&wamid)).await?;
-    Ok(record.filter(|record| record["rowId"] == row_id))
+    row_keys: &[String],
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let ops = row_keys.iter().map(|key| KvOp::Get(key.clone())).collect();
+    let wamids = store::batch(ctx, ops).await?;
+    let listed: Vec<(&str, String)> = row_keys
+        .iter()
+        .zip(wamids)
+        .filter_map(|(key, wamid)| {
+            let row_id = key.strip_prefix(ROW_PREFIX).unwrap_or_default();
+            Some((row_id, String::from_utf8_lossy(&wamid?).into_owned()))
+        })
+        .collect();
+    let wamids: Vec<String> = listed.iter().map(|(_, wamid)| wamid.clone()).collect();
+    let records = load_many(ctx, &wamids).await?;
+    Ok(listed
+        .iter()
+        .zip(records)
+        .filter_map(|((row_id, _), record)| record.filter(|record| record["rowId"] == *row_id))
+        .collect())
 }
 
 fn is_row_id(text: &str) -> bool {

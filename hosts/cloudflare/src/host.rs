@@ -1,10 +1,10 @@
 //! The service's host interface over the Workers runtime.
 
-use crate::store::StateClient;
+use crate::store::SqlKv;
 use std::cell::{Cell, RefCell};
 use wats::Totals;
 use wats::{
-    log_line, Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample,
+    log_line, Host, KvError, KvOp, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample,
     Update,
 };
 use worker::{js_sys, Date, Env, Fetch, Headers, Method, Request, RequestInit};
@@ -13,8 +13,9 @@ use worker::{js_sys, Date, Env, Fetch, Headers, Method, Request, RequestInit};
 pub const STATE_BINDING: &str = "WATS_STATE";
 
 thread_local! {
-    /// Metric totals of this isolate (a Worker's unit of memory): scrape
-    /// them as per-process metrics.
+    /// Metric totals of this isolate. With the Durable Object binding every
+    /// request is served in the phone number's object, so these are that
+    /// object's totals since it started.
     static METRICS: RefCell<Totals> = RefCell::new(Totals::default());
     /// When this isolate served its first request.
     static STARTED: Cell<u64> = const { Cell::new(0) };
@@ -22,12 +23,14 @@ thread_local! {
 
 pub struct WorkerHost {
     env: Env,
-    store: Option<StateClient>,
+    /// None in a Worker without the Durable Object binding: the service then
+    /// runs without a store (`persistence_not_configured` where it needs one).
+    store: Option<SqlKv>,
     started: u64,
 }
 
 impl WorkerHost {
-    pub fn new(env: Env) -> WorkerHost {
+    pub fn new(env: Env, store: Option<SqlKv>) -> WorkerHost {
         let now = Date::now().as_millis();
         let started = STARTED.with(|started| {
             if started.get() == 0 {
@@ -35,10 +38,6 @@ impl WorkerHost {
             }
             started.get()
         });
-        // One Durable Object per phone number: its requests are serialized,
-        // which is what makes set-if-absent atomic.
-        let name = setting(&env, "WATS_PHONE_NUMBER_ID").unwrap_or_else(|| "default".into());
-        let store = StateClient::connect(&env, STATE_BINDING, &name);
         WorkerHost {
             env,
             store,
@@ -46,13 +45,13 @@ impl WorkerHost {
         }
     }
 
-    fn store(&self) -> Result<&StateClient, KvError> {
+    fn store(&self) -> Result<&SqlKv, KvError> {
         self.store.as_ref().ok_or(KvError::NotConfigured)
     }
 }
 
 /// A var or a secret, whichever the Worker has under this name.
-fn setting(env: &Env, key: &str) -> Option<String> {
+pub fn setting(env: &Env, key: &str) -> Option<String> {
     env.var(key)
         .map(|var| var.to_string())
         .or_else(|_| env.secret(key).map(|secret| secret.to_string()))
@@ -93,25 +92,8 @@ impl Host for WorkerHost {
         })
     }
 
-    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        self.store()?.get(key).await
-    }
-
-    async fn kv_set(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
-        self.store()?.set(key, value, ttl).await
-    }
-
-    async fn kv_set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<u32>,
-    ) -> Result<bool, KvError> {
-        self.store()?.set_if_absent(key, value, ttl).await
-    }
-
-    async fn kv_remove(&self, key: &str) -> Result<(), KvError> {
-        self.store()?.remove(key).await
+    async fn kv_batch(&self, ops: Vec<KvOp>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.store()?.batch(ops)
     }
 
     async fn kv_list(
@@ -120,7 +102,7 @@ impl Host for WorkerHost {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<KvPage, KvError> {
-        self.store()?.list(prefix, cursor, limit).await
+        self.store()?.list(prefix, cursor, limit)
     }
 
     fn now_millis(&self) -> u64 {

@@ -2,49 +2,53 @@
 //! crate (`component/`) natively and implements its host interface over the
 //! Workers runtime; it holds no service logic of its own.
 //!
-//! - HTTP: the Worker's `fetch` event, converted to the service's request.
+//! - Requests: the Worker forwards each one, in one hop, to the phone
+//!   number's Durable Object (`store.rs`), and the service answers it there
+//!   over the object's SQL storage. Without the binding the Worker answers
+//!   itself, with no store.
 //! - Outbound HTTP: `Fetch`.
-//! - kv: a Durable Object with SQLite storage (`store.rs`), one per phone
-//!   number id, so set-if-absent is atomic and listing is ordered.
 //! - Configuration: Worker vars and secrets.
 //! - Events: a PII-free log line, or POSTed to `WATS_EVENTS_FORWARD_URL`.
-//! - Metrics: totals per isolate.
-//! - The outbox: drained by the cron trigger (`scheduled` event), and once
-//!   right after a request that queued a send.
+//! - Metrics: the totals of the isolate that serves (the object's).
+//! - The outbox: drained by the object's alarm, set to when the next queued
+//!   send is due.
 
 mod host;
 mod store;
 
 pub use store::WatsState;
 
-use host::WorkerHost;
-use worker::{event, Context, Env, Headers, Request, Response, ScheduleContext, ScheduledEvent};
-
-/// Outbox items one cron run sends at most.
-const DRAIN_BATCH: u32 = 50;
+use host::{setting, WorkerHost, STATE_BINDING};
+use worker::{event, Context, Env, Headers, Request, Response};
 
 #[event(fetch)]
-async fn fetch(request: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    // Never the runtime's exception page: a request the runtime cannot hand
-    // over (or a response it cannot build) gets the service's envelope.
-    match serve(request, env.clone()).await {
-        Ok(response) => {
-            // A send was queued (202): drain once after answering, rather
-            // than leave it for the next cron run up to a minute away.
-            if response.status_code() == 202 {
-                ctx.wait_until(async move {
-                    let host = WorkerHost::new(env);
-                    wats::drain(&host, DRAIN_BATCH).await;
-                });
-            }
-            Ok(response)
-        }
-        Err(_) => to_worker(wats::ApiError::Internal.into_response()),
+async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    // One Durable Object per phone number: it holds the number's state and
+    // serializes what touches it.
+    if let Ok(namespace) = env.durable_object(STATE_BINDING) {
+        let name = setting(&env, "WATS_PHONE_NUMBER_ID").unwrap_or_else(|| "default".into());
+        let forwarded = match namespace.id_from_name(&name).and_then(|id| id.get_stub()) {
+            Ok(stub) => stub.fetch_with_request(request).await,
+            Err(error) => Err(error),
+        };
+        // Never the runtime's exception page: the service's envelope.
+        return forwarded.or_else(|_| to_worker(wats::ApiError::StoreUnavailable.into_response()));
     }
+    serve(&WorkerHost::new(env, None), request).await
 }
 
-async fn serve(mut request: Request, env: Env) -> worker::Result<Response> {
-    let host = WorkerHost::new(env);
+/// Answers a request with the service, over `host`.
+pub(crate) async fn serve(host: &WorkerHost, mut request: Request) -> worker::Result<Response> {
+    // Never the runtime's exception page: a request the runtime cannot hand
+    // over (or a response it cannot build) gets the service's envelope.
+    let response = match to_wats(&mut request).await {
+        Ok(request) => wats::handle(host, request).await,
+        Err(_) => wats::ApiError::Internal.into_response(),
+    };
+    to_worker(response).or_else(|_| to_worker(wats::ApiError::Internal.into_response()))
+}
+
+async fn to_wats(request: &mut Request) -> worker::Result<wats::Request> {
     let url = request.url()?;
     let path_with_query = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
@@ -54,13 +58,12 @@ async fn serve(mut request: Request, env: Env) -> worker::Result<Response> {
     // (413) from their length: it needs no more than that plus one byte.
     let mut body = request.bytes().await.unwrap_or_default();
     body.truncate(wats::MAX_BODY_BYTES + 1);
-    let request = wats::Request {
+    Ok(wats::Request {
         method: request.method().to_string(),
         path_with_query,
         headers: request.headers().entries().collect(),
         body,
-    };
-    to_worker(wats::handle(&host, request).await)
+    })
 }
 
 fn to_worker(response: wats::Response) -> worker::Result<Response> {
@@ -71,10 +74,4 @@ fn to_worker(response: wats::Response) -> worker::Result<Response> {
     Ok(Response::from_bytes(response.body)?
         .with_status(response.status)
         .with_headers(headers))
-}
-
-#[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let host = WorkerHost::new(env);
-    wats::drain(&host, DRAIN_BATCH).await;
 }

@@ -1,285 +1,243 @@
-//! The service's kv on a Durable Object with SQLite storage.
+//! The service's state: a Durable Object with SQLite storage, one per phone
+//! number id, inside which the service itself runs.
 //!
 //! Workers KV is eventually consistent, has no compare-and-swap and lists
 //! only forwards from opaque cursors: webhook dedupe, Idempotency-Key,
 //! message statuses and outbox leases all need an atomic set-if-absent, and
-//! paging needs ordered listing after a key. A Durable Object runs one
-//! request at a time and its SQLite calls are synchronous, so each operation
-//! below is atomic and every read sees every earlier write. Keys are the
-//! service's ASCII keys (docs/kv-schema.md); expired rows are invisible at
-//! once and deleted by an alarm.
+//! paging needs ordered listing after a key. The Worker therefore forwards
+//! each request to the object in one hop, and `wats::handle` runs there
+//! over the object's synchronous SQL storage: a kv batch is one
+//! `transactionSync` (atomic, rolled back whole on failure) with no round
+//! trip, and every read sees every earlier write. Keys are the service's
+//! ASCII keys (docs/kv-schema.md); expired rows are invisible at once and
+//! deleted by the alarm, which also drains the outbox when a send is due.
 
-use wats::{KvError, KvPage};
+use crate::host::WorkerHost;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wats::{KvError, KvOp, KvPage};
 use worker::{
-    durable_object, js_sys, Date, DurableObject, Env, Headers, Method, Request, RequestInit,
-    Response, SqlStorageValue, State, Stub,
+    durable_object, js_sys, Date, DurableObject, Env, Request, Response, SqlStorage,
+    SqlStorageValue, State, Storage,
 };
 
-/// How often the alarm deletes expired rows.
+/// How often, at most, the alarm comes back to delete expired rows.
 const SWEEP_MILLIS: u64 = 60 * 60 * 1000;
+/// Outbox items one alarm sends at most; more due items re-arm it at once.
+const DRAIN_BATCH: u32 = 50;
 
-/// The Worker's side: one stub per request.
-pub struct StateClient {
-    stub: Stub,
+/// The object's SQL storage as the service's kv.
+pub struct SqlKv {
+    storage: Storage,
 }
 
-impl StateClient {
-    /// None when the Worker has no such binding: the service then runs
-    /// without a store (`persistence_not_configured` where it needs one).
-    pub fn connect(env: &Env, binding: &str, name: &str) -> Option<StateClient> {
-        let namespace = env.durable_object(binding).ok()?;
-        let stub = namespace.id_from_name(name).ok()?.get_stub().ok()?;
-        Some(StateClient { stub })
-    }
+fn now() -> i64 {
+    Date::now().as_millis() as i64
+}
 
-    async fn call(
-        &self,
-        op: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Result<(u16, Vec<u8>), KvError> {
-        let unavailable = || KvError::Unavailable("durable object call failed".into());
-        let request_headers = Headers::new();
-        for (name, value) in headers {
-            request_headers
-                .set(name, value)
-                .map_err(|_| unavailable())?;
+/// An alarm time as workers-rs takes it: milliseconds from now (an `i64`
+/// is an offset there, not a time).
+fn offset(at: u64) -> i64 {
+    (at as i64 - now()).max(0)
+}
+
+fn expiry(ttl_seconds: Option<u32>) -> SqlStorageValue {
+    match ttl_seconds {
+        Some(seconds) => SqlStorageValue::Integer(now() + i64::from(seconds) * 1000),
+        None => SqlStorageValue::Null,
+    }
+}
+
+/// The live value of a key.
+fn read(sql: &SqlStorage, key: &str) -> worker::Result<Option<Vec<u8>>> {
+    let rows = sql.exec(
+        "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+        vec![key.into(), now().into()],
+    )?;
+    let value = rows.raw().next().transpose()?;
+    Ok(value.map(|row| match row.into_iter().next() {
+        Some(SqlStorageValue::Blob(value)) => value,
+        _ => Vec::new(),
+    }))
+}
+
+fn run_op(sql: &SqlStorage, op: KvOp) -> worker::Result<Option<Vec<u8>>> {
+    match op {
+        KvOp::Get(key) => read(sql, &key),
+        KvOp::Set(entry) => {
+            sql.exec(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                vec![entry.key.into(), entry.value.into(), expiry(entry.ttl_seconds)],
+            )?;
+            Ok(None)
         }
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_headers(request_headers);
-        if let Some(body) = body {
-            init.with_body(Some(js_sys::Uint8Array::from(body).into()));
+        KvOp::SetIfAbsent(entry) => {
+            if let Some(held) = read(sql, &entry.key)? {
+                return Ok(Some(held));
+            }
+            // Absent or expired: an expired row is replaced.
+            sql.exec(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                vec![entry.key.into(), entry.value.into(), expiry(entry.ttl_seconds)],
+            )?;
+            Ok(None)
         }
-        let request = Request::new_with_init(&format!("https://wats-state/{op}"), &init)
-            .map_err(|_| unavailable())?;
-        let mut response = self
-            .stub
-            .fetch_with_request(request)
-            .await
-            .map_err(|_| unavailable())?;
-        let bytes = response.bytes().await.map_err(|_| unavailable())?;
-        match response.status_code() {
-            500.. => Err(unavailable()),
-            status => Ok((status, bytes)),
+        KvOp::Remove(key) => {
+            sql.exec("DELETE FROM kv WHERE key = ?", vec![key.into()])?;
+            Ok(None)
         }
     }
+}
 
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let (status, body) = self.call("get", &[("x-key", key)], None).await?;
-        Ok((status == 200).then_some(body))
-    }
-
-    pub async fn set(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
-        let ttl = ttl.map(|t| t.to_string()).unwrap_or_default();
-        self.call("set", &[("x-key", key), ("x-ttl", &ttl)], Some(value))
-            .await
-            .map(|_| ())
-    }
-
-    pub async fn set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<u32>,
-    ) -> Result<bool, KvError> {
-        let ttl = ttl.map(|t| t.to_string()).unwrap_or_default();
-        let (_, body) = self
-            .call(
-                "set-if-absent",
-                &[("x-key", key), ("x-ttl", &ttl)],
-                Some(value),
-            )
-            .await?;
-        Ok(body == b"1")
-    }
-
-    pub async fn remove(&self, key: &str) -> Result<(), KvError> {
-        self.call("remove", &[("x-key", key)], None)
-            .await
-            .map(|_| ())
-    }
-
-    pub async fn list(
-        &self,
-        prefix: &str,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<KvPage, KvError> {
-        let limit = limit.to_string();
-        let mut headers = vec![("x-prefix", prefix), ("x-limit", limit.as_str())];
-        if let Some(cursor) = cursor {
-            headers.push(("x-cursor", cursor));
+/// Runs `work` inside `storage.transactionSync`: its writes commit together
+/// or, when it fails, not at all. workers-rs binds only the asynchronous
+/// `transaction`, whose callback may await; this one cannot, which is what
+/// keeps every other request out of the middle of a batch.
+fn transaction_sync<T: 'static>(
+    storage: &Storage,
+    work: impl FnOnce(&SqlStorage) -> worker::Result<T> + 'static,
+) -> worker::Result<T> {
+    let raw: &JsValue = storage.as_raw().as_ref();
+    let run: js_sys::Function = js_sys::Reflect::get(raw, &"transactionSync".into())?
+        .dyn_into()
+        .map_err(|_| worker::Error::from("transactionSync is missing"))?;
+    let sql = storage.sql();
+    let outcome: Rc<RefCell<Option<worker::Result<T>>>> = Rc::default();
+    let slot = outcome.clone();
+    let body = Closure::once_into_js(move || -> Result<(), JsValue> {
+        let result = work(&sql);
+        let failed = result.is_err();
+        *slot.borrow_mut() = Some(result);
+        // Throwing is what rolls the transaction back.
+        if failed {
+            Err(JsValue::from_str("kv batch failed"))
+        } else {
+            Ok(())
         }
-        let (_, body) = self.call("list", &headers, None).await?;
-        let page: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| KvError::Other("unreadable page".into()))?;
-        let keys = page["keys"]
-            .as_array()
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| k.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(KvPage {
-            keys,
-            cursor: page["cursor"].as_str().map(str::to_owned),
+    });
+    let called = run.call1(raw, &body);
+    let result = outcome.borrow_mut().take();
+    match (result, called) {
+        (Some(result), _) => result,
+        (None, _) => Err(worker::Error::from("the transaction did not run")),
+    }
+}
+
+impl SqlKv {
+    pub fn batch(&self, ops: Vec<KvOp>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        transaction_sync(&self.storage, move |sql| {
+            ops.into_iter().map(|op| run_op(sql, op)).collect()
         })
+        // Never the error's text: it may quote a key.
+        .map_err(|_| KvError::Unavailable("durable object storage failed".into()))
+    }
+
+    pub fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<KvPage, KvError> {
+        let failed = |_| KvError::Unavailable("durable object storage failed".into());
+        // Keys are ASCII: every key with the prefix sorts below prefix + DEL.
+        let end = format!("{prefix}\u{7f}");
+        let rows = self
+            .storage
+            .sql()
+            .exec(
+                "SELECT key FROM kv WHERE key >= ? AND key < ? AND key > ? \
+                 AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?",
+                vec![
+                    prefix.into(),
+                    end.into(),
+                    cursor.unwrap_or_default().into(),
+                    now().into(),
+                    (i64::from(limit) + 1).into(),
+                ],
+            )
+            .map_err(failed)?;
+        let mut keys = Vec::new();
+        for row in rows.raw() {
+            if let Some(SqlStorageValue::String(key)) = row.map_err(failed)?.into_iter().next() {
+                keys.push(key);
+            }
+        }
+        let more = keys.len() > limit as usize;
+        keys.truncate(limit as usize);
+        let cursor = if more { keys.last().cloned() } else { None };
+        Ok(KvPage { keys, cursor })
     }
 }
 
-/// The Durable Object: the rows of one phone number's state.
+/// The Durable Object: one phone number's state, and the service over it.
 #[durable_object]
 pub struct WatsState {
     state: State,
+    env: Env,
+    /// Whether this start of the object has made sure its alarm is set
+    /// (for the sweep of expired rows): checked once, not per request.
+    alarm_checked: Cell<bool>,
 }
 
 impl WatsState {
-    fn sql(&self) -> worker::SqlStorage {
-        self.state.storage().sql()
+    fn host(&self) -> WorkerHost {
+        let kv = SqlKv {
+            storage: self.state.storage(),
+        };
+        WorkerHost::new(self.env.clone(), Some(kv))
     }
 
-    fn now() -> i64 {
-        Date::now().as_millis() as i64
-    }
-
-    fn expiry(ttl: Option<String>) -> SqlStorageValue {
-        match ttl.and_then(|t| t.parse::<i64>().ok()) {
-            Some(seconds) => SqlStorageValue::Integer(Self::now() + seconds * 1000),
-            None => SqlStorageValue::Null,
-        }
-    }
-
-    async fn arm_sweep(&self) -> worker::Result<()> {
+    /// Brings the alarm forward to `at` (milliseconds) if it is unset or
+    /// later.
+    async fn arm(&self, at: u64) -> worker::Result<()> {
         let storage = self.state.storage();
-        if storage.get_alarm().await?.is_none() {
-            storage.set_alarm(SWEEP_MILLIS as i64).await?;
+        let scheduled = storage.get_alarm().await?;
+        if scheduled.is_none_or(|scheduled| scheduled as u64 > at) {
+            storage.set_alarm(offset(at)).await?;
         }
         Ok(())
-    }
-
-    async fn serve(&self, mut request: Request) -> worker::Result<Response> {
-        let header = |name: &str| request.headers().get(name).ok().flatten();
-        let key = header("x-key").unwrap_or_default();
-        let ttl = header("x-ttl").filter(|t| !t.is_empty());
-        let op = request.path();
-        let sql = self.sql();
-        let now = SqlStorageValue::Integer(Self::now());
-        match op.as_str() {
-            "/get" => {
-                let rows = sql.exec(
-                    "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
-                    vec![key.into(), now],
-                )?;
-                match rows.raw().next() {
-                    Some(row) => match row?.into_iter().next() {
-                        Some(SqlStorageValue::Blob(value)) => Response::from_bytes(value),
-                        _ => Response::from_bytes(Vec::new()),
-                    },
-                    None => Ok(Response::empty()?.with_status(404)),
-                }
-            }
-            "/set" | "/set-if-absent" => {
-                let has_ttl = ttl.is_some();
-                let value = request.bytes().await?;
-                let expires = Self::expiry(ttl);
-                let written = if op == "/set" {
-                    sql.exec(
-                        "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) \
-                         ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-                        vec![key.into(), value.into(), expires],
-                    )?;
-                    true
-                } else {
-                    // Both statements run before this request yields: no
-                    // other request can come between them.
-                    sql.exec(
-                        "DELETE FROM kv WHERE key = ? AND expires_at IS NOT NULL AND expires_at <= ?",
-                        vec![key.clone().into(), now],
-                    )?;
-                    let cursor = sql.exec(
-                        "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING",
-                        vec![key.into(), value.into(), expires],
-                    )?;
-                    cursor.rows_written() > 0
-                };
-                if has_ttl {
-                    self.arm_sweep().await?;
-                }
-                Response::ok(if written { "1" } else { "0" })
-            }
-            "/remove" => {
-                sql.exec("DELETE FROM kv WHERE key = ?", vec![key.into()])?;
-                Response::empty()
-            }
-            "/list" => {
-                let prefix = header("x-prefix").unwrap_or_default();
-                let cursor = header("x-cursor").unwrap_or_default();
-                let limit: i64 = header("x-limit")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(100);
-                // Keys are ASCII: every key with the prefix sorts below
-                // prefix + DEL.
-                let end = format!("{prefix}\u{7f}");
-                let rows = sql.exec(
-                    "SELECT key FROM kv WHERE key >= ? AND key < ? AND key > ? \
-                     AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?",
-                    vec![
-                        prefix.into(),
-                        end.into(),
-                        cursor.into(),
-                        now,
-                        (limit + 1).into(),
-                    ],
-                )?;
-                let mut keys = Vec::new();
-                for row in rows.raw() {
-                    if let Some(SqlStorageValue::String(key)) = row?.into_iter().next() {
-                        keys.push(key);
-                    }
-                }
-                let more = keys.len() as i64 > limit;
-                keys.truncate(limit as usize);
-                let cursor = if more { keys.last().cloned() } else { None };
-                Response::from_json(&serde_json::json!({ "keys": keys, "cursor": cursor }))
-            }
-            _ => Ok(Response::empty()?.with_status(404)),
-        }
     }
 }
 
 impl DurableObject for WatsState {
-    fn new(state: State, _env: Env) -> Self {
-        let store = WatsState { state };
+    fn new(state: State, env: Env) -> Self {
         // Runs once per object start; cheap when the table exists.
-        let _ = store.sql().exec(
+        let _ = state.storage().sql().exec(
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at INTEGER)",
             None,
         );
-        store
+        WatsState {
+            state,
+            env,
+            alarm_checked: Cell::new(false),
+        }
     }
 
+    /// A request the Worker forwarded: the service answers it here.
     async fn fetch(&self, request: Request) -> worker::Result<Response> {
-        match self.serve(request).await {
-            Ok(response) => Ok(response),
-            // Never the error's text: it may quote a key.
-            Err(_) => Ok(Response::error("store failure", 500)?),
+        let response = crate::serve(&self.host(), request).await?;
+        let now = now() as u64;
+        // A send was queued (202): the alarm sends it now, not a minute later.
+        if response.status_code() == 202 {
+            self.arm(now).await?;
+        } else if !self.alarm_checked.get() {
+            self.arm(now + SWEEP_MILLIS).await?;
         }
+        self.alarm_checked.set(true);
+        Ok(response)
     }
 
+    /// Sends due outbox items, deletes expired rows, and comes back when
+    /// the next item is due (or for the next sweep).
     async fn alarm(&self) -> worker::Result<Response> {
-        let now = SqlStorageValue::Integer(Self::now());
-        self.sql().exec(
+        let report = wats::drain(&self.host(), DRAIN_BATCH).await;
+        let sql = self.state.storage().sql();
+        sql.exec(
             "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?",
-            vec![now],
+            vec![now().into()],
         )?;
-        let rows = self.sql().exec(
-            "SELECT 1 FROM kv WHERE expires_at IS NOT NULL LIMIT 1",
-            None,
-        )?;
-        if rows.raw().next().is_some() {
-            self.state.storage().set_alarm(SWEEP_MILLIS as i64).await?;
-        }
-        Response::ok("swept")
+        let sweep = now() as u64 + SWEEP_MILLIS;
+        let next = report.next_due_millis.map_or(sweep, |due| due.min(sweep));
+        self.state.storage().set_alarm(offset(next)).await?;
+        Response::ok("done")
     }
 }

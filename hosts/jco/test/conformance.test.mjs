@@ -185,7 +185,7 @@ function harness(suite) {
     return memory[method](...args);
   };
   const kv = { name: "memory" };
-  for (const method of ["get", "set", "setIfAbsent", "remove", "listKeys"]) kv[method] = switchable(method);
+  for (const method of ["get", "set", "setIfAbsent", "remove", "listKeys", "batch"]) kv[method] = switchable(method);
   const graphBase = suite.settings.WATS_GRAPH_BASE_URL;
   const fakeGraph = async (url, init) => {
     const body = init.body ? Buffer.from(init.body).toString("utf8") : "";

@@ -37,6 +37,27 @@ test("concurrent copies of a delivery dispatch each update once", async () => {
   assert.equal(new Set(updates).size, received, "no update twice");
 });
 
+test("a kv with batch is called once per phase of a delivery", async () => {
+  const memory = memoryKv();
+  const calls = [];
+  const counting = { name: "memory", listKeys: memory.listKeys };
+  for (const method of ["get", "set", "setIfAbsent", "remove", "batch"]) {
+    counting[method] = (...args) => {
+      calls.push(method);
+      return memory[method](...args);
+    };
+  }
+  const wats = createWats({ config: settings, kv: counting, onUpdate: () => {} });
+  const first = await (await wats.handle(signed(delivery))).json();
+  assert.ok(first.dispatched > 1, JSON.stringify(first));
+  // Claims (with the records' reads), projections, done marks.
+  assert.deepEqual(calls, ["batch", "batch", "batch"]);
+  calls.length = 0;
+  const retry = await (await wats.handle(signed(delivery))).json();
+  assert.equal(retry.duplicates, first.dispatched);
+  assert.deepEqual(calls, ["batch"], "a redelivery is one call: its claims");
+});
+
 test("a store that throws is answered 503, never 500, and its message stays out", async () => {
   const failing = { name: "broken" };
   for (const method of ["get", "set", "setIfAbsent", "remove", "listKeys"]) {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use wasip2::clocks::wall_clock;
 use wats::Totals;
 use wats::{
-    Host, KvError, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
+    Host, KvError, KvOp, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample, Update,
 };
 
 /// The metric totals of every instance, as one JSON record (kv-schema.md).
@@ -86,25 +86,8 @@ impl Host for SpinHost {
         http::send(&request)
     }
 
-    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        self.store()?.get(key, now_millis())
-    }
-
-    async fn kv_set(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
-        self.store()?.set(key, value, ttl, now_millis())
-    }
-
-    async fn kv_set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<u32>,
-    ) -> Result<bool, KvError> {
-        self.store()?.set_if_absent(key, value, ttl, now_millis())
-    }
-
-    async fn kv_remove(&self, key: &str) -> Result<(), KvError> {
-        self.store()?.remove(key)
+    async fn kv_batch(&self, ops: Vec<KvOp>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.store()?.apply(ops, now_millis())
     }
 
     async fn kv_list(

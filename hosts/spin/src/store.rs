@@ -11,7 +11,7 @@
 
 use crate::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
 use crate::bindings::wasi::keyvalue::store::{self, Bucket};
-use wats::{KvError, KvPage};
+use wats::{KvError, KvOp, KvPage};
 
 /// The store the component asks for: Spin's default one.
 pub const STORE_LABEL: &str = "default";
@@ -69,22 +69,23 @@ impl SpinStore {
         self.bucket.set(key, &stored).map_err(failure)
     }
 
+    /// Stores the value unless the key holds a live one; answers that one.
     pub fn set_if_absent(
         &self,
         key: &str,
         value: &[u8],
         ttl: Option<u32>,
         now: u64,
-    ) -> Result<bool, KvError> {
+    ) -> Result<Option<Vec<u8>>, KvError> {
         let cas = Cas::new(&self.bucket, key).map_err(failure)?;
         let current = cas.current().map_err(failure)?;
-        if current.and_then(|stored| decode(stored, now)).is_some() {
-            return Ok(false);
+        if let Some(held) = current.and_then(|stored| decode(stored, now)) {
+            return Ok(Some(held));
         }
         match atomics::swap(cas, &encode(value, expiry(now, ttl))) {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(None),
             // Another instance wrote the key since: it is not absent.
-            Err(CasError::CasFailed(_)) => Ok(false),
+            Err(CasError::CasFailed(_)) => Ok(Some(self.get(key, now)?.unwrap_or_default())),
             Err(CasError::StoreError(error)) => Err(failure(error)),
         }
     }
@@ -108,6 +109,30 @@ impl SpinStore {
             }
         }
         Err(KvError::Unavailable("the key is contended".into()))
+    }
+
+    /// A batch, op by op: each op is atomic for its key (set-if-absent by
+    /// compare-and-swap), but a batch is not one unit, since Spin's store
+    /// has no transactions (docs/kv-schema.md).
+    pub fn apply(&self, ops: Vec<KvOp>, now: u64) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let mut answers = Vec::with_capacity(ops.len());
+        for op in ops {
+            answers.push(match op {
+                KvOp::Get(key) => self.get(&key, now)?,
+                KvOp::Set(entry) => {
+                    self.set(&entry.key, &entry.value, entry.ttl_seconds, now)?;
+                    None
+                }
+                KvOp::SetIfAbsent(entry) => {
+                    self.set_if_absent(&entry.key, &entry.value, entry.ttl_seconds, now)?
+                }
+                KvOp::Remove(key) => {
+                    self.remove(&key)?;
+                    None
+                }
+            });
+        }
+        Ok(answers)
     }
 
     pub fn remove(&self, key: &str) -> Result<(), KvError> {

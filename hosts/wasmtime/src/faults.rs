@@ -9,6 +9,7 @@ use crate::runtime::{OutboundError, OutgoingRequest, Response, Update};
 use crate::services::{BoxFuture, EventSink, KvFailure, KvStore, Outbound};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use wats::KvOp;
 
 fn per_mille(share: f64) -> u32 {
     (share.clamp(0.0, 1.0) * 1000.0).round() as u32
@@ -134,6 +135,11 @@ impl KvStore for FaultyKv {
         limit: u32,
     ) -> Result<(Vec<String>, Option<String>), KvFailure> {
         self.call(|kv| kv.list(prefix, cursor, limit))
+    }
+
+    /// One fault decision for the whole batch, as for one call.
+    fn apply(&self, ops: &[KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
+        self.call(|kv| kv.apply(ops))
     }
 
     fn batch(&self) -> u64 {

@@ -284,30 +284,25 @@ fn kv_error(failure: KvFailure) -> kv::KvError {
 }
 
 impl kv::Host for State {
-    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
-        self.services.kv.get(&key).map_err(kv_error)
-    }
-
-    async fn set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl: Option<u32>,
-    ) -> Result<(), kv::KvError> {
-        self.write(|kv| kv.set(&key, &value, ttl))
-    }
-
-    async fn set_if_absent(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl: Option<u32>,
-    ) -> Result<bool, kv::KvError> {
-        self.write(|kv| kv.set_if_absent(&key, &value, ttl))
-    }
-
-    async fn remove(&mut self, key: String) -> Result<(), kv::KvError> {
-        self.write(|kv| kv.remove(&key))
+    async fn batch(&mut self, ops: Vec<kv::Op>) -> Result<Vec<Option<Vec<u8>>>, kv::KvError> {
+        let entry = |entry: kv::Entry| ::wats::KvEntry {
+            key: entry.key,
+            value: entry.value,
+            ttl_seconds: entry.ttl_seconds,
+        };
+        let ops: Vec<::wats::KvOp> = ops
+            .into_iter()
+            .map(|op| match op {
+                kv::Op::Get(key) => ::wats::KvOp::Get(key),
+                kv::Op::Set(e) => ::wats::KvOp::Set(entry(e)),
+                kv::Op::SetIfAbsent(e) => ::wats::KvOp::SetIfAbsent(entry(e)),
+                kv::Op::Remove(key) => ::wats::KvOp::Remove(key),
+            })
+            .collect();
+        if ops.iter().all(|op| matches!(op, ::wats::KvOp::Get(_))) {
+            return self.services.kv.apply(&ops).map_err(kv_error);
+        }
+        self.write(|kv| kv.apply(&ops))
     }
 
     async fn list_keys(

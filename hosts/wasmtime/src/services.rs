@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use wats::KvOp;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -39,6 +40,13 @@ pub trait KvStore: Send + Sync {
         limit: u32,
     ) -> Result<(Vec<String>, Option<String>), KvFailure>;
 
+    /// Runs a batch of ops in order (the `kv.batch` import): one answer per
+    /// op, as the WIT says. This default runs them one by one, atomic per
+    /// key only; a store that can do better overrides it.
+    fn apply(&self, ops: &[KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
+        ops.iter().map(|op| apply_one(self, op)).collect()
+    }
+
     /// The batch a write made now joins. A store that commits each write
     /// at once has one batch forever.
     fn batch(&self) -> u64 {
@@ -51,6 +59,24 @@ pub trait KvStore: Send + Sync {
     fn commit(&self, batches: std::ops::RangeInclusive<u64>) -> Result<(), KvFailure> {
         let _ = batches;
         Ok(())
+    }
+}
+
+/// One op of a batch on a store without batches of its own.
+fn apply_one<S: KvStore + ?Sized>(store: &S, op: &KvOp) -> Result<Option<Vec<u8>>, KvFailure> {
+    match op {
+        KvOp::Get(key) => store.get(key),
+        KvOp::Set(entry) => store
+            .set(&entry.key, &entry.value, entry.ttl_seconds)
+            .map(|()| None),
+        KvOp::SetIfAbsent(entry) => {
+            if store.set_if_absent(&entry.key, &entry.value, entry.ttl_seconds)? {
+                return Ok(None);
+            }
+            // Held: say by what (an empty value if it expired meanwhile).
+            Ok(Some(store.get(&entry.key)?.unwrap_or_default()))
+        }
+        KvOp::Remove(key) => store.remove(key).map(|()| None),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use support::{
     assert_no_canaries, check, component_path, drain_limit, graph_replies, load_suites, prepare,
     run_suites, CapturedLog, CaseFaults, DrainCounts, GraphCall, GraphReply, Observed,
-    ShiftedClock, Suite,
+    ShiftedClock, Suite, STATE_CALLS_METRIC,
 };
 use wats_host::kv::MemoryKv;
 use wats_host::runtime::{OutboundError, OutgoingRequest, Request, Response, Runtime, Update};
@@ -120,6 +120,10 @@ impl KvStore for SwitchableKv {
         self.check()?;
         self.inner.remove(key)
     }
+    fn apply(&self, ops: &[wats::KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
+        self.check()?;
+        self.inner.apply(ops)
+    }
     fn list(
         &self,
         prefix: &str,
@@ -189,6 +193,8 @@ impl Fakes {
             .offset_ms
             .fetch_add(faults.advance_clock_ms, Ordering::SeqCst);
         *self.events.failing_ids.lock().unwrap() = faults.dispatch_fails_for;
+        let state_calls = || state_calls(&runtime.services().metrics.snapshot());
+        let calls_before = state_calls();
         let response = if let Some(limit) = drain_limit(case) {
             // The scheduler export, as a host's timer calls it.
             let report = executor
@@ -245,10 +251,16 @@ impl Fakes {
                     .map(|line| serde_json::from_str(line).expect("log lines are JSON"))
                     .collect(),
             ),
+            state_calls: Some(state_calls() - calls_before),
         };
         self.suite_logs.lock().unwrap().extend(lines);
         check(case, suite, &observed)
     }
+}
+
+fn state_calls(snapshot: &[wats_host::runtime::Sample]) -> u64 {
+    let calls = snapshot.iter().filter(|s| s.name == STATE_CALLS_METRIC);
+    calls.map(|s| s.value).sum::<f64>() as u64
 }
 
 #[test]

@@ -320,7 +320,13 @@ pub struct Observed {
     pub updates: Vec<Value>,
     /// Log lines as JSON objects, where the runner can attribute them to the case.
     pub logs: Option<Vec<Value>>,
+    /// The calls the service made to its state store during the case (its
+    /// `persistence_operations_total`), where the runner counts them.
+    pub state_calls: Option<u64>,
 }
+
+/// The metric that counts each call to the state store.
+pub const STATE_CALLS_METRIC: &str = "persistence_operations_total";
 
 const ABSENT: &str = "<absent>";
 const ANY: &str = "<any>";
@@ -465,6 +471,11 @@ fn check_expectations(case: &Value, observed: &Observed) -> Result<(), String> {
         "updates",
     ) {
         return Err(problem);
+    }
+    if let (Some(want), Some(made)) = (expect["stateCalls"].as_u64(), observed.state_calls) {
+        if want != made {
+            return Err(format!("{made} state calls, expected {want}"));
+        }
     }
     if let (Some(want_logs), Some(logs)) = (expect["logs"].as_array(), &observed.logs) {
         for want in want_logs {

@@ -9,13 +9,13 @@ use crate::compose;
 use crate::context::Context;
 use crate::core::auth::secrets_equal;
 use crate::core::error::ApiError;
-use crate::core::host::{Host, Level, Request, Response, Update};
+use crate::core::host::{Host, KvOp, Level, Request, Response, Update};
 use crate::core::http::{json_response, text_response};
 use crate::core::ids::is_safe_wamid;
 use crate::core::limits::{MAX_UPDATES_PER_DELIVERY, TOO_MANY_UPDATES};
 use crate::state::projections::{self, NewMessage};
 use crate::state::send::send;
-use crate::state::store::counted;
+use crate::state::store;
 use normalize::{normalize, Delivery, NormalizedUpdate};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -92,8 +92,8 @@ async fn receive<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Res
     // update: a host that commits before each effect commits twice.
     let claimed = claim_all(ctx, &delivery, &mut handled).await;
     let projected = project_all(ctx, &delivery, claimed, &mut handled).await;
-    let dispatched = dispatch_all(ctx, projected, &mut handled).await;
-    mark_done(ctx, &dispatched).await;
+    let (dispatched, refused) = dispatch_all(ctx, projected, &mut handled).await;
+    settle(ctx, &dispatched, &refused).await;
     after_dispatch(ctx, &delivery, &dispatched).await?;
     if handled.store_failed {
         return Err(ApiError::StoreUnavailable);
@@ -107,15 +107,12 @@ async fn receive<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Res
     ))
 }
 
-/// Records inbound messages and advances sent ones by their statuses.
-async fn project<H: Host>(
-    ctx: &Context<'_, H>,
-    update: &NormalizedUpdate<'_>,
-    json: &str,
-    sequence: u16,
-) -> Result<(), ApiError> {
+/// The writes that record an inbound message or advance a sent one by
+/// its status.
+fn projection_ops<H: Host>(ctx: &Context<'_, H>, claim: &Claimed<'_, '_>, json: &str) -> Vec<KvOp> {
+    let update = claim.update;
     let Some(wamid) = update.id().filter(|id| is_safe_wamid(id)) else {
-        return Ok(());
+        return Vec::new();
     };
     match (update.kind, update.status()) {
         ("message", _) => {
@@ -126,19 +123,28 @@ async fn project<H: Host>(
                 to_phone: None,
                 from_user_id: update.user_id(),
                 kind: update.log_detail,
-                sequence,
+                sequence: claim.sequence,
             };
-            projections::record(ctx, message).await
+            projections::record_ops(ctx, &message, claim.recorded)
         }
         ("status", Some(status)) => {
             let error_code = (status == "failed")
                 .then(|| serde_json::from_str::<serde_json::Value>(json).ok())
                 .flatten()
                 .and_then(|update| update["errorCodes"][0].as_i64());
-            projections::add_status(ctx, wamid, status, error_code, update.user_id()).await
+            let op = projections::status_op(ctx, wamid, status, error_code, update.user_id());
+            op.into_iter().collect()
         }
-        _ => Ok(()),
+        _ => Vec::new(),
     }
+}
+
+/// The WAMID of an inbound message whose record the claim batch reads.
+fn message_id<'u>(update: &'u NormalizedUpdate<'_>) -> Option<&'u str> {
+    (update.kind == "message")
+        .then(|| update.id())
+        .flatten()
+        .filter(|id| is_safe_wamid(id))
 }
 
 fn seen_key(update: &NormalizedUpdate) -> String {
@@ -175,175 +181,203 @@ struct Claimed<'d, 'a> {
     /// None without a store: no dedupe, as the spec's service without
     /// persistence dispatched every delivery.
     key: Option<String>,
+    /// An inbound message already in the history (a redelivery whose
+    /// earlier dispatch failed): its record is kept as it is.
+    recorded: bool,
 }
 
-/// Claims each update not dispatched before and not being dispatched by a
-/// concurrent delivery right now.
+/// Claims, in one batch, each update not dispatched before and not being
+/// dispatched by a concurrent delivery right now. The batch also reads
+/// whether each inbound message is recorded already, for `project_all`.
 async fn claim_all<'d, 'a, H: Host>(
     ctx: &Context<'_, H>,
     delivery: &'d Delivery<'a>,
     handled: &mut Handled,
 ) -> Vec<Claimed<'d, 'a>> {
-    let host = ctx.host;
-    let mut claimed: Vec<Claimed> = Vec::with_capacity(delivery.updates.len());
+    let mut candidates: Vec<Claimed> = Vec::with_capacity(delivery.updates.len());
+    let mut ops = Vec::with_capacity(delivery.updates.len() * 2);
     for (sequence, update) in delivery.updates.iter().enumerate() {
-        let sequence = u16::try_from(sequence).unwrap_or(u16::MAX);
         let key = seen_key(update);
         // The same update twice in one delivery: the second is a duplicate
         // of the first (whose claim is not done yet, so the store would
         // call it in flight).
-        if claimed.iter().any(|c| c.key.as_ref() == Some(&key)) {
+        if candidates.iter().any(|c| c.key.as_ref() == Some(&key)) {
             ctx.recorder.webhook_update(update.kind, "duplicate");
             handled.duplicates += 1;
             continue;
         }
-        let claim = host
-            .kv_set_if_absent(&key, CLAIMED, Some(CLAIM_TTL_SECONDS))
-            .await;
-        let claimed_key = match counted(ctx, claim) {
-            Ok(true) => Ok(Some(key)),
-            // A host without a store gets no dedupe.
-            Err(ApiError::PersistenceNotConfigured) => Ok(None),
-            // Done before: a duplicate. Claimed but not done: a delivery in
-            // flight, or one that failed after claiming (its claim expires
-            // after CLAIM_TTL_SECONDS). Acknowledging that would lose the
-            // update if the claimer failed, so Meta is asked to retry.
-            Ok(false) => match counted(ctx, host.kv_get(&key).await) {
-                Ok(mark) if mark.as_deref() == Some(DONE) => {
-                    ctx.recorder.webhook_update(update.kind, "duplicate");
-                    handled.duplicates += 1;
-                    continue;
-                }
-                Ok(_) => {
-                    ctx.recorder.webhook_update(update.kind, "in_flight");
-                    Err(ApiError::UpdateInFlight)
-                }
-                Err(error) => Err(error),
-            },
-            Err(error) => Err(error),
-        };
-        let refusal = match claimed_key {
-            Ok(key) => {
-                claimed.push(Claimed {
-                    update,
-                    sequence,
-                    key,
-                });
-                continue;
-            }
-            Err(refusal) => refusal,
-        };
-        if refusal != ApiError::UpdateInFlight {
-            ctx.recorder.webhook_update(update.kind, "failed");
+        ops.push(KvOp::set_if_absent(
+            key.clone(),
+            CLAIMED,
+            Some(CLAIM_TTL_SECONDS),
+        ));
+        if let Some(wamid) = message_id(update) {
+            ops.push(KvOp::Get(projections::record_key(wamid)));
         }
-        handled.refuse(refusal);
-        // A failing store would fail every remaining update too, each
-        // perhaps only after a timeout: claiming stops here, and what was
-        // claimed is released unprojected (`project_all`) for Meta's retry.
-        if handled.store_failed {
-            break;
+        candidates.push(Claimed {
+            update,
+            sequence: u16::try_from(sequence).unwrap_or(u16::MAX),
+            key: Some(key),
+            recorded: false,
+        });
+    }
+    let found = match store::batch(ctx, ops).await {
+        Ok(found) => found,
+        // A host without a store gets no dedupe.
+        Err(ApiError::PersistenceNotConfigured) => {
+            for candidate in &mut candidates {
+                candidate.key = None;
+            }
+            return candidates;
+        }
+        // Nothing was claimed: Meta's retry delivers every update again.
+        Err(error) => {
+            for candidate in &candidates {
+                ctx.recorder.webhook_update(candidate.update.kind, "failed");
+            }
+            handled.refuse(error);
+            return Vec::new();
+        }
+    };
+    let mut answers = found.into_iter();
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for mut candidate in candidates {
+        let claim = answers.next().flatten();
+        if message_id(candidate.update).is_some() {
+            candidate.recorded = answers.next().flatten().is_some();
+        }
+        match claim.as_deref() {
+            None => claimed.push(candidate),
+            Some(DONE) => {
+                ctx.recorder
+                    .webhook_update(candidate.update.kind, "duplicate");
+                handled.duplicates += 1;
+            }
+            // Claimed but not done: a delivery in flight, or one that
+            // failed after claiming (its claim expires after
+            // CLAIM_TTL_SECONDS). Acknowledging that would lose the update
+            // if the claimer failed, so Meta is asked to retry.
+            Some(_) => {
+                ctx.recorder
+                    .webhook_update(candidate.update.kind, "in_flight");
+                handled.refuse(ApiError::UpdateInFlight);
+            }
         }
     }
     claimed
 }
 
-/// Lets Meta's retry dispatch an update: its claim is removed (if even
-/// that fails, it expires after CLAIM_TTL_SECONDS).
-async fn release<H: Host>(ctx: &Context<'_, H>, claimed: &Claimed<'_, '_>) {
-    ctx.recorder.webhook_update(claimed.update.kind, "failed");
-    if let Some(key) = &claimed.key {
-        let _ = ctx.host.kv_remove(key).await;
+/// Lets Meta's retry dispatch these updates: their claims are removed, in
+/// one batch (if even that fails, they expire after CLAIM_TTL_SECONDS).
+async fn release<H: Host>(ctx: &Context<'_, H>, claims: &[&Claimed<'_, '_>]) {
+    for claim in claims {
+        ctx.recorder.webhook_update(claim.update.kind, "failed");
     }
+    let ops = claims
+        .iter()
+        .filter_map(|claim| claim.key.clone().map(KvOp::Remove))
+        .collect();
+    let _ = store::write(ctx, ops).await;
 }
 
-/// Projects every claimed update before any is dispatched: a projection
-/// that fails fails its update (released for Meta's retry) instead of
-/// leaving history without it. Projections are idempotent, so a retry may
-/// redo them.
+/// Projects every claimed update, in one batch, before any is dispatched:
+/// if the projections fail, every claimed update is released for Meta's
+/// retry instead of leaving history without it. Projections are
+/// idempotent, so a retry may redo them.
 async fn project_all<'d, 'a, H: Host>(
     ctx: &Context<'_, H>,
     delivery: &Delivery<'a>,
     claimed: Vec<Claimed<'d, 'a>>,
     handled: &mut Handled,
 ) -> Vec<(Claimed<'d, 'a>, Update)> {
-    let mut projected = Vec::with_capacity(claimed.len());
-    for claim in claimed {
-        // Once the store has failed, the rest are released unprojected.
-        if handled.store_failed {
-            release(ctx, &claim).await;
-            continue;
-        }
-        let update = claim.update;
-        let handed = Update {
-            kind: update.kind,
-            id: update.id().map(str::to_owned),
-            status: update.status().map(str::to_owned),
-            json: delivery.update_json(update),
-        };
-        let result = match claim.key {
-            Some(_) => project(ctx, update, &handed.json, claim.sequence).await,
-            None => Ok(()),
-        };
-        match result {
-            Ok(()) => projected.push((claim, handed)),
-            Err(error) => {
-                release(ctx, &claim).await;
-                handled.refuse(error);
-            }
-        }
+    let handed: Vec<(Claimed, Update)> = claimed
+        .into_iter()
+        .map(|claim| {
+            let update = claim.update;
+            let handed = Update {
+                kind: update.kind,
+                id: update.id().map(str::to_owned),
+                status: update.status().map(str::to_owned),
+                json: delivery.update_json(update),
+            };
+            (claim, handed)
+        })
+        .collect();
+    let ops = handed
+        .iter()
+        .filter(|(claim, _)| claim.key.is_some())
+        .flat_map(|(claim, update)| projection_ops(ctx, claim, &update.json))
+        .collect();
+    if let Err(error) = store::write(ctx, ops).await {
+        let claims: Vec<&Claimed> = handed.iter().map(|(claim, _)| claim).collect();
+        release(ctx, &claims).await;
+        handled.refuse(error);
+        return Vec::new();
     }
-    projected
+    handed
 }
 
-/// Dispatches in delivery order; returns what was dispatched.
+/// Dispatches in delivery order; returns what was dispatched and what
+/// the application refused.
 async fn dispatch_all<'d, 'a, H: Host>(
     ctx: &Context<'_, H>,
     projected: Vec<(Claimed<'d, 'a>, Update)>,
     handled: &mut Handled,
-) -> Vec<Claimed<'d, 'a>> {
+) -> (Vec<Claimed<'d, 'a>>, Vec<Claimed<'d, 'a>>) {
     let mut dispatched = Vec::with_capacity(projected.len());
+    let mut refused = Vec::new();
     for (claim, handed) in projected {
         let kind = claim.update.kind;
         if ctx.host.dispatch(&handed).await.is_err() {
-            release(ctx, &claim).await;
+            ctx.recorder.webhook_update(kind, "failed");
             ctx.host.log(
                 Level::Warn,
                 "wats.webhook.dispatch_failed",
                 &[("kind", kind.into())],
             );
             handled.refuse(ApiError::DispatchFailed);
+            refused.push(claim);
             continue;
         }
         ctx.recorder.webhook_update(kind, "dispatched");
         dispatched.push(claim);
     }
-    dispatched
+    (dispatched, refused)
 }
 
-/// Marks dispatched updates done. A dispatch stands whatever happens to its
-/// mark; each is tried a few times, because a claim that expires unmarked
-/// is dispatched again by a later redelivery. A mark that never lands is
-/// logged: it is the one way an update can reach the application twice.
-async fn mark_done<H: Host>(ctx: &Context<'_, H>, dispatched: &[Claimed<'_, '_>]) {
+/// In one batch, marks dispatched updates done and releases the claims of
+/// refused ones for Meta's retry. A dispatch stands whatever happens to
+/// its mark; the batch is tried a few times, because a claim that expires
+/// unmarked is dispatched again by a later redelivery. A mark that never
+/// lands is logged: it is the one way an update can reach the application
+/// twice.
+async fn settle<H: Host>(
+    ctx: &Context<'_, H>,
+    dispatched: &[Claimed<'_, '_>],
+    refused: &[Claimed<'_, '_>],
+) {
+    let marks = dispatched.iter().filter_map(|claim| {
+        let key = claim.key.clone()?;
+        Some(KvOp::set(key, DONE, Some(SEEN_TTL_SECONDS)))
+    });
+    let releases = refused
+        .iter()
+        .filter_map(|claim| claim.key.clone().map(KvOp::Remove));
+    let ops: Vec<KvOp> = marks.chain(releases).collect();
+    if ops.is_empty() {
+        return;
+    }
+    for _ in 0..DONE_MARK_ATTEMPTS {
+        if store::write(ctx, ops.clone()).await.is_ok() {
+            return;
+        }
+    }
     for claim in dispatched {
-        let Some(key) = &claim.key else {
-            continue;
-        };
-        let mut marked = false;
-        for _ in 0..DONE_MARK_ATTEMPTS {
-            let mark = ctx.host.kv_set(key, DONE, Some(SEEN_TTL_SECONDS)).await;
-            if counted(ctx, mark).is_ok() {
-                marked = true;
-                break;
-            }
-        }
-        if !marked {
-            ctx.host.log(
-                Level::Warn,
-                "wats.webhook.done_mark_failed",
-                &[("kind", claim.update.kind.into())],
-            );
-        }
+        ctx.host.log(
+            Level::Warn,
+            "wats.webhook.done_mark_failed",
+            &[("kind", claim.update.kind.into())],
+        );
     }
 }
 

@@ -5,6 +5,7 @@ use super::{check_size, expiry, list_start, live, page, SWEEP_EVERY_MILLIS};
 use crate::services::{Clock, KvFailure, KvStore};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use wats::KvOp;
 
 /// Key to value and expiry (milliseconds since the epoch).
 type Entries = BTreeMap<String, (Vec<u8>, Option<u64>)>;
@@ -89,6 +90,42 @@ impl KvStore for MemoryKv {
     fn remove(&self, key: &str) -> Result<(), KvFailure> {
         self.entries().0.entries.remove(key);
         Ok(())
+    }
+
+    /// Atomic: the whole batch runs under the lock.
+    fn apply(&self, ops: &[KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
+        for op in ops {
+            if let KvOp::Set(entry) | KvOp::SetIfAbsent(entry) = op {
+                check_size(&entry.value)?;
+            }
+        }
+        let (mut state, now) = self.entries();
+        let entries = &mut state.entries;
+        let found = |entries: &Entries, key: &str| {
+            let (value, expires) = entries.get(key)?;
+            live(*expires, now).then(|| value.clone())
+        };
+        let mut answers = Vec::with_capacity(ops.len());
+        for op in ops {
+            answers.push(match op {
+                KvOp::Get(key) => found(entries, key),
+                KvOp::Set(entry) => {
+                    let expires = expiry(&*self.clock, entry.ttl_seconds);
+                    entries.insert(entry.key.clone(), (entry.value.clone(), expires));
+                    None
+                }
+                KvOp::SetIfAbsent(entry) => found(entries, &entry.key).or_else(|| {
+                    let expires = expiry(&*self.clock, entry.ttl_seconds);
+                    entries.insert(entry.key.clone(), (entry.value.clone(), expires));
+                    None
+                }),
+                KvOp::Remove(key) => {
+                    entries.remove(key);
+                    None
+                }
+            });
+        }
+        Ok(answers)
     }
 
     fn list(

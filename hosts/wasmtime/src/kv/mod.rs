@@ -97,6 +97,55 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_batch_runs_in_order_and_answers_per_op() {
+        use wats::KvOp;
+        for (store, clock) in stores() {
+            store.set("held", b"first", Some(1)).unwrap();
+            let answers = store
+                .apply(&[
+                    KvOp::set_if_absent("held", b"second".to_vec(), None),
+                    KvOp::set_if_absent("new", b"n".to_vec(), None),
+                    KvOp::Get("new".into()),
+                    KvOp::set("other", b"o".to_vec(), None),
+                    KvOp::Remove("other".into()),
+                    KvOp::Get("other".into()),
+                ])
+                .unwrap();
+            assert_eq!(
+                answers,
+                [
+                    Some(b"first".to_vec()),
+                    None,
+                    Some(b"n".to_vec()),
+                    None,
+                    None,
+                    None
+                ]
+            );
+            // An expired value does not hold its key.
+            clock.0.fetch_add(1_000, Ordering::SeqCst);
+            let answers = store
+                .apply(&[KvOp::set_if_absent("held", b"third".to_vec(), None)])
+                .unwrap();
+            assert_eq!(answers, [None]);
+            assert_eq!(store.get("held").unwrap().as_deref(), Some(&b"third"[..]));
+        }
+    }
+
+    #[test]
+    fn a_batch_with_an_oversized_value_writes_nothing() {
+        use wats::KvOp;
+        for (store, _) in stores() {
+            let ops = [
+                KvOp::set("a", b"1".to_vec(), None),
+                KvOp::set("b", vec![0; MAX_VALUE_BYTES + 1], None),
+            ];
+            assert_eq!(store.apply(&ops), Err(KvFailure::TooLarge));
+            assert_eq!(store.get("a").unwrap(), None);
+        }
+    }
+
+    #[test]
     fn listing_pages_in_key_order() {
         for (store, _) in stores() {
             for key in ["p:3", "p:1", "q:1", "p:2"] {

@@ -10,6 +10,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use wats::KvOp;
 
 pub struct SqliteKv {
     state: Mutex<Sqlite>,
@@ -161,6 +162,54 @@ impl SqliteKv {
     }
 }
 
+const GET: &str = "SELECT value FROM kv WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
+const SET: &str = "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
+/// One statement: it replaces an expired row and leaves a live one.
+const SET_IF_ABSENT: &str = "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+     WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?4";
+const REMOVE: &str = "DELETE FROM kv WHERE key = ?1";
+
+/// Runs one op of a batch on the connection.
+fn run_op(
+    connection: &Connection,
+    op: &KvOp,
+    now: i64,
+    expiry: impl Fn(Option<u32>) -> Option<i64>,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    let read = |key: &str| {
+        connection
+            .prepare_cached(GET)?
+            .query_row(params![key, now], |row| row.get(0))
+            .optional()
+    };
+    match op {
+        KvOp::Get(key) => read(key),
+        KvOp::Set(entry) => {
+            let expires = expiry(entry.ttl_seconds);
+            let mut statement = connection.prepare_cached(SET)?;
+            statement.execute(params![entry.key, entry.value, expires])?;
+            Ok(None)
+        }
+        KvOp::SetIfAbsent(entry) => {
+            let expires = expiry(entry.ttl_seconds);
+            let mut statement = connection.prepare_cached(SET_IF_ABSENT)?;
+            let changed = statement.execute(params![entry.key, entry.value, expires, now])?;
+            // Not stored: in the same transaction, the live value holding it.
+            if changed == 1 {
+                Ok(None)
+            } else {
+                Ok(Some(read(&entry.key)?.unwrap_or_default()))
+            }
+        }
+        KvOp::Remove(key) => {
+            connection.prepare_cached(REMOVE)?.execute(params![key])?;
+            Ok(None)
+        }
+    }
+}
+
 /// Live keys in order from a start key. A listing seeks to its prefix (or
 /// its cursor) and stops at the prefix's end: a filter on the prefix instead
 /// made every listing read every key ordered before it, and the outbox
@@ -208,9 +257,7 @@ impl KvStore for SqliteKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
         self.state()
             .connection
-            .prepare_cached(
-                "SELECT value FROM kv WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-            )
+            .prepare_cached(GET)
             .and_then(|mut statement| {
                 statement
                     .query_row(params![key, self.now()], |row| row.get(0))
@@ -222,12 +269,7 @@ impl KvStore for SqliteKv {
     fn set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), KvFailure> {
         check_size(value)?;
         let expires = expiry(&*self.clock, ttl_seconds).map(|at| at as i64);
-        self.execute(
-            "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-            params![key, value, expires],
-        )
-        .map(drop)
+        self.execute(SET, params![key, value, expires]).map(drop)
     }
 
     fn set_if_absent(
@@ -238,19 +280,65 @@ impl KvStore for SqliteKv {
     ) -> Result<bool, KvFailure> {
         check_size(value)?;
         let expires = expiry(&*self.clock, ttl_seconds).map(|at| at as i64);
-        // One statement: it replaces an expired row and leaves a live one.
-        let changed = self.execute(
-            "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-             WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?4",
-            params![key, value, expires, self.now()],
-        )?;
+        let changed = self.execute(SET_IF_ABSENT, params![key, value, expires, self.now()])?;
         Ok(changed == 1)
     }
 
     fn remove(&self, key: &str) -> Result<(), KvFailure> {
-        self.execute("DELETE FROM kv WHERE key = ?1", params![key])
-            .map(drop)
+        self.execute(REMOVE, params![key]).map(drop)
+    }
+
+    /// One transaction: a batch of writes lands whole or not at all. With
+    /// grouped commits it is a savepoint inside the group's transaction,
+    /// so a failed batch leaves the other requests' writes alone.
+    fn apply(&self, ops: &[KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
+        for op in ops {
+            if let KvOp::Set(entry) | KvOp::SetIfAbsent(entry) = op {
+                check_size(&entry.value)?;
+            }
+        }
+        let now = self.now();
+        let expiry = |ttl: Option<u32>| expiry(&*self.clock, ttl).map(|at| at as i64);
+        let mut state = self.state();
+        if ops.iter().all(|op| matches!(op, KvOp::Get(_))) {
+            let connection = &state.connection;
+            let answers = ops.iter().map(|op| run_op(connection, op, now, expiry));
+            return answers
+                .collect::<rusqlite::Result<_>>()
+                .map_err(unavailable);
+        }
+        let grouped = state.commits == Commits::Grouped;
+        if grouped && !state.open {
+            state
+                .connection
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(unavailable)?;
+            state.open = true;
+        }
+        let begin = if grouped {
+            "SAVEPOINT batch"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        state.connection.execute_batch(begin).map_err(unavailable)?;
+        let answers = ops
+            .iter()
+            .map(|op| run_op(&state.connection, op, now, expiry))
+            .collect::<rusqlite::Result<Vec<_>>>();
+        let end = match (&answers, grouped) {
+            (Ok(_), true) => "RELEASE batch",
+            (Ok(_), false) => "COMMIT",
+            (Err(_), true) => "ROLLBACK TO batch; RELEASE batch",
+            (Err(_), false) => "ROLLBACK",
+        };
+        let ended = state.connection.execute_batch(end);
+        // Some failures (I/O, a full disk) roll the whole transaction back.
+        if grouped && state.connection.is_autocommit() {
+            self.close_batch(&mut state, false);
+        }
+        let answers = answers.map_err(unavailable)?;
+        ended.map_err(unavailable)?;
+        Ok(answers)
     }
 
     fn list(

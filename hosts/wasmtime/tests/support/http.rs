@@ -289,6 +289,7 @@ pub fn run_case(
         graph_calls,
         updates,
         logs: None,
+        state_calls: None,
     };
     check(case, suite, &observed)
 }
