@@ -77,6 +77,9 @@ export interface DrainReport {
   retried: number;
   failed: number;
   stale: number;
+  /** When the earliest queued send is due (milliseconds since the epoch),
+   * if one is: a timer may wait until then. */
+  nextDueMillis?: number;
 }
 
 export interface Wats {

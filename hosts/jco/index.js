@@ -337,8 +337,11 @@ export function createWats(options = {}) {
     return result;
   }
 
-  function drain(limit = 50) {
-    return withInstance((service) => service.scheduler.drain(limit));
+  async function drain(limit = 50) {
+    const report = await withInstance((service) => service.scheduler.drain(limit));
+    // A u64 arrives as a BigInt; a time in milliseconds fits a number.
+    const { nextDueMillis, ...counts } = report;
+    return nextDueMillis === undefined ? counts : { ...counts, nextDueMillis: Number(nextDueMillis) };
   }
 
   async function handle(request) {

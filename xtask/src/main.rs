@@ -235,9 +235,12 @@ fn live_suite_skips(steps: &mut Steps) -> Result<()> {
 }
 
 fn loadtest(args: &[String]) -> Result<()> {
-    let mut steps = Steps::new(3);
+    let mut steps = Steps::new(4);
     steps.ensure_targets()?;
     let wasm = component::build(&mut steps)?;
+    // The Node that runs the reference receiver is the JS package's.
+    steps.start("Node 24 for the reference receiver (npm install in hosts/jco)");
+    steps::npm_install(&jco::package_dir(), steps::Npm::InstallFromLock)?;
     let mut bench_args: Vec<String> = [
         "bench",
         "--package",
@@ -254,7 +257,7 @@ fn loadtest(args: &[String]) -> Result<()> {
     bench_args.extend(args.iter().cloned());
     let bench_args: Vec<&str> = bench_args.iter().map(String::as_str).collect();
     steps.cargo(
-        "build wats (release) and run the load generator against the floor and wats serve",
+        "build wats (release) and run the load generator against the floor, the Node reference and wats serve",
         &bench_args,
     )?;
     steps.finish();
