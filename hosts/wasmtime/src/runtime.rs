@@ -61,8 +61,8 @@ pub struct State {
     services: Arc<Services>,
     /// The kv batches this request's writes joined, first to last.
     written: Option<(u64, u64)>,
-    /// Whether an effect left the process (an update dispatched, a Graph
-    /// request sent): what it did then stands even if a later commit fails.
+    /// Whether a Graph request left the process: what it did then stands
+    /// even if a later commit fails.
     effects: bool,
 }
 
@@ -341,10 +341,13 @@ impl config::Host for State {
 }
 
 impl events::Host for State {
+    /// No commit first, unlike a Graph call: a dispatch is undone by
+    /// nothing, but redone by Meta's retry. If the commit at the end fails,
+    /// the delivery is answered 503 and Meta delivers it again (the update
+    /// reaches the application twice, and its history lands then); so a
+    /// delivery commits once, not once before its dispatches and again
+    /// after its done marks.
     async fn dispatch(&mut self, update: Update) -> Result<(), String> {
-        if self.commit_before_effect().is_err() {
-            return Err("state store unavailable".into());
-        }
         self.services.events.dispatch(&update)
     }
 }
