@@ -55,7 +55,7 @@ pub mod config {
     pub use crate::core::config::{
         is_secret, Config, ConfigError, Lookup, Paths, DEFAULT_API_PREFIX,
         DEFAULT_GRAPH_API_VERSION, DEFAULT_GRAPH_BASE_URL, DEFAULT_WEBHOOK_PATH, KEYS, RUNTIME_KEY,
-        STORE_KEY,
+        STORE_EXCLUSIVE_KEY, STORE_KEY,
     };
     pub use crate::core::ids::is_numeric_id;
 

@@ -21,6 +21,9 @@ type Entry = (Vec<u8>, Option<u64>);
 #[derive(Default)]
 pub struct TestHost {
     pub now: Cell<u64>,
+    /// When this host (its current life) started; a test moves it to play
+    /// a restart.
+    pub started: Cell<u64>,
     /// Microseconds the monotonic clock moved past `now`: it ticks on every
     /// reading, as a real one never stands still.
     ticks: Cell<u64>,
@@ -171,7 +174,7 @@ impl Host for TestHost {
         self.now.get() * 1_000_000 + self.ticks.get() * 1_000
     }
     fn started_millis(&self) -> u64 {
-        0
+        self.started.get()
     }
     fn config(&self, key: &str) -> Option<String> {
         self.settings.get(key).cloned()

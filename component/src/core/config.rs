@@ -16,6 +16,12 @@ pub const RUNTIME_KEY: &str = "wats.runtime";
 /// A host may name its store backend (`sqlite`, `memory`, `durable-object`)
 /// for `/status`.
 pub const STORE_KEY: &str = "wats.store";
+/// A host sets this to `1` when it is the only live writer of its store
+/// (`wats serve` holds a lock on its state file; a Durable Object is one
+/// instance by nature). A webhook claim made by an earlier life of such a
+/// host (a crash, a restart) then died with it, and is taken over at once
+/// instead of blocking Meta's retries until it expires.
+pub const STORE_EXCLUSIVE_KEY: &str = "wats.store.exclusive";
 
 /// Every key the service reads, with whether it is a secret: the table that
 /// docs/configuration.md and `/debug/diagnostics` describe.

@@ -123,6 +123,8 @@ impl Host for WorkerHost {
         match key {
             wats::config::RUNTIME_KEY => Some("cloudflare".into()),
             wats::config::STORE_KEY => Some("durable-object".into()),
+            // The object runs once, so a claim of its earlier life is dead.
+            wats::config::STORE_EXCLUSIVE_KEY if self.store.is_some() => Some("1".into()),
             _ => setting(&self.env, key),
         }
     }

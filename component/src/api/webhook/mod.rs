@@ -8,6 +8,7 @@ pub(crate) mod normalize;
 use crate::compose;
 use crate::context::Context;
 use crate::core::auth::secrets_equal;
+use crate::core::config::STORE_EXCLUSIVE_KEY;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, KvOp, Level, Request, Response, Update};
 use crate::core::http::{json_response, text_response};
@@ -28,7 +29,22 @@ const CLAIM_TTL_SECONDS: u32 = 60;
 /// Writes of the done mark before giving up (see `deliver_once`).
 const DONE_MARK_ATTEMPTS: usize = 3;
 const DONE: &[u8] = b"done";
-const CLAIMED: &[u8] = b"claimed";
+/// A claim's value: this prefix and the start time of the host that made
+/// it (`Host::started_millis`), its life.
+const CLAIMED: &str = "claimed:";
+
+/// The value of a claim made now.
+fn claim_mark<H: Host>(ctx: &Context<'_, H>) -> Vec<u8> {
+    format!("{CLAIMED}{}", ctx.host.started_millis()).into_bytes()
+}
+
+/// Whether a claim another delivery holds was made by an earlier life of
+/// this host, which is its store's only live writer: that delivery died
+/// with it (docs/kv-schema.md, "After a crash").
+fn claim_of_earlier_life<H: Host>(ctx: &Context<'_, H>, held: &[u8]) -> bool {
+    let exclusive = ctx.host.config(STORE_EXCLUSIVE_KEY).as_deref() == Some("1");
+    exclusive && held != claim_mark(ctx).as_slice()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -196,6 +212,7 @@ async fn claim_all<'d, 'a, H: Host>(
 ) -> Vec<Claimed<'d, 'a>> {
     let mut candidates: Vec<Claimed> = Vec::with_capacity(delivery.updates.len());
     let mut ops = Vec::with_capacity(delivery.updates.len() * 2);
+    let mark = claim_mark(ctx);
     for (sequence, update) in delivery.updates.iter().enumerate() {
         let key = seen_key(update);
         // The same update twice in one delivery: the second is a duplicate
@@ -208,7 +225,7 @@ async fn claim_all<'d, 'a, H: Host>(
         }
         ops.push(KvOp::set_if_absent(
             key.clone(),
-            CLAIMED,
+            mark.clone(),
             Some(CLAIM_TTL_SECONDS),
         ));
         if let Some(wamid) = message_id(update) {
@@ -241,6 +258,7 @@ async fn claim_all<'d, 'a, H: Host>(
     };
     let mut answers = found.into_iter();
     let mut claimed = Vec::with_capacity(candidates.len());
+    let mut taken_over = 0;
     for mut candidate in candidates {
         let claim = answers.next().flatten();
         if message_id(candidate.update).is_some() {
@@ -253,6 +271,13 @@ async fn claim_all<'d, 'a, H: Host>(
                     .webhook_update(candidate.update.kind, "duplicate");
                 handled.duplicates += 1;
             }
+            // Nobody else can claim it meanwhile (this host is the only
+            // writer), so it is ours without a write; its done mark or
+            // its release replaces the dead claim.
+            Some(held) if claim_of_earlier_life(ctx, held) => {
+                taken_over += 1;
+                claimed.push(candidate);
+            }
             // Claimed but not done: a delivery in flight, or one that
             // failed after claiming (its claim expires after
             // CLAIM_TTL_SECONDS). Acknowledging that would lose the update
@@ -263,6 +288,13 @@ async fn claim_all<'d, 'a, H: Host>(
                 handled.refuse(ApiError::UpdateInFlight);
             }
         }
+    }
+    if taken_over > 0 {
+        ctx.host.log(
+            Level::Info,
+            "wats.webhook.claims_taken_over",
+            &[("count", taken_over.to_string())],
+        );
     }
     claimed
 }
@@ -411,4 +443,86 @@ async fn after_dispatch<H: Host>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{block_on, TestHost};
+    use crate::{handle, sign, Request};
+
+    const BODY: &str = include_str!("../../../../tests/conformance/fixtures/batched-messages.json");
+
+    fn delivery() -> Request {
+        Request {
+            method: "POST".into(),
+            path_with_query: "/webhooks/whatsapp".into(),
+            headers: vec![(
+                "x-hub-signature-256".into(),
+                sign("test-app-secret", BODY.as_bytes()),
+            )],
+            body: BODY.as_bytes().to_vec(),
+        }
+    }
+
+    /// A host whose delivery died with its first life: every update of the
+    /// delivery is claimed and none is done.
+    fn crashed_mid_delivery(exclusive: bool) -> TestHost {
+        let mut host = TestHost::configured();
+        if exclusive {
+            host.settings
+                .insert("wats.store.exclusive".into(), "1".into());
+        }
+        host.started.set(1_000);
+        let response = block_on(handle(&host, delivery()));
+        assert_eq!(response.status, 200);
+        // Turn every done mark back into a claim of that first life, as a
+        // crash between the claims and the done marks leaves them.
+        for (key, (value, _)) in host.kv.borrow_mut().iter_mut() {
+            if key.starts_with("wh:seen:") {
+                *value = b"claimed:1000".to_vec();
+            }
+        }
+        host.updates.borrow_mut().clear();
+        host
+    }
+
+    #[test]
+    fn a_restarted_exclusive_host_takes_over_the_claims_of_its_earlier_life() {
+        let host = crashed_mid_delivery(true);
+        host.started.set(2_000);
+        let response = block_on(handle(&host, delivery()));
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        assert_eq!(
+            host.updates.borrow().len(),
+            6,
+            "Meta's retry dispatches them at once"
+        );
+        assert!(host
+            .logs
+            .borrow()
+            .iter()
+            .any(|line| line.contains("claims_taken_over")));
+        // Done now: a further retry is a duplicate.
+        let again = block_on(handle(&host, delivery()));
+        assert!(String::from_utf8_lossy(&again.body).contains(r#""duplicates":6"#));
+    }
+
+    #[test]
+    fn a_claim_of_the_same_life_or_a_shared_store_stays_in_flight() {
+        // The same life: a concurrent delivery of this host holds it.
+        let host = crashed_mid_delivery(true);
+        let response = block_on(handle(&host, delivery()));
+        assert_eq!(response.status, 409);
+        // A store other live hosts may write: the claim may be theirs.
+        let host = crashed_mid_delivery(false);
+        host.started.set(2_000);
+        let response = block_on(handle(&host, delivery()));
+        assert_eq!(response.status, 409);
+        assert!(host.updates.borrow().is_empty());
+    }
 }

@@ -94,6 +94,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let (kv, store_label) =
         args.store
             .open(".wats/state.sqlite3", clock.clone(), Commits::Grouped)?;
+    // Held until the process ends: the only live writer of its store, it
+    // may take over the webhook claims of its earlier lives at once.
+    let _owner = args.store.own(".wats/state.sqlite3")?;
+    settings.insert(wats::config::STORE_EXCLUSIVE_KEY.into(), "1".into());
     let outbound: Arc<dyn Outbound> = if live(&args) {
         Arc::new(LiveHttp::new()?)
     } else {
@@ -234,16 +238,45 @@ impl StoreArgs {
         if self.memory {
             return Ok((Arc::new(MemoryKv::new(clock)), "memory"));
         }
-        let path = self
-            .state
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(default_path));
+        let path = self.path(default_path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).context("creating the state directory")?;
         }
         let store = SqliteKv::open(&path, clock, commits)
             .map_err(|_| anyhow!("cannot open the --state SQLite file"))?;
         Ok((Arc::new(store), "sqlite"))
+    }
+
+    fn path(&self, default_path: &str) -> PathBuf {
+        self.state
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(default_path))
+    }
+
+    /// Makes this process the only one serving the SQLite file: an
+    /// exclusive lock on `<file>-lock`, held as long as the returned file
+    /// is. A memory store is its process's own already.
+    fn own(&self, default_path: &str) -> Result<Option<std::fs::File>> {
+        if self.memory {
+            return Ok(None);
+        }
+        let mut lock = self.path(default_path).into_os_string();
+        lock.push("-lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .context("creating the --state lock file")?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another wats serve is using this --state file; give each its own (--state PATH)"
+            ),
+            Err(std::fs::TryLockError::Error(error)) => {
+                Err(error).context("locking the --state file")
+            }
+        }
     }
 }
 
