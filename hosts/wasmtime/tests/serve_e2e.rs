@@ -441,9 +441,15 @@ fn a_second_wats_serve_on_the_same_state_refuses_to_start() {
         Ok(second) => panic!("a second started: {}", second.stop()),
         Err(stderr) => stderr,
     };
-    assert!(stderr.contains("another wats serve is using this --state file"), "{stderr}");
+    assert!(
+        stderr.contains("another wats serve is using this --state file"),
+        "{stderr}"
+    );
     first.stop();
     // Once the first is gone, the state is free again.
-    delivery.start().expect("starts after the first stopped").stop();
+    delivery
+        .start()
+        .expect("starts after the first stopped")
+        .stop();
     let _ = std::fs::remove_dir_all(&delivery.dir);
 }

@@ -89,6 +89,7 @@ impl SqliteKv {
                  PRAGMA wal_autocheckpoint = 0;
                  PRAGMA journal_size_limit = 16777216;
                  PRAGMA mmap_size = 268435456;
+                 PRAGMA temp_store = MEMORY;
                  PRAGMA cache_size = -65536;
                  CREATE TABLE IF NOT EXISTS kv (
                      key TEXT PRIMARY KEY NOT NULL,
