@@ -149,6 +149,13 @@ impl KvStore for FaultyKv {
     fn commit(&self, batches: std::ops::RangeInclusive<u64>) -> Result<(), KvFailure> {
         self.inner.commit(batches)
     }
+
+    fn commit_async(
+        &self,
+        batches: std::ops::RangeInclusive<u64>,
+    ) -> BoxFuture<'_, Result<(), KvFailure>> {
+        self.inner.commit_async(batches)
+    }
 }
 
 /// A Graph that times out (before the request reached it), answers 500, or

@@ -2,7 +2,7 @@
 //! instantiated in a fresh `Store` per request (pooling allocator), with
 //! every import implemented by async host code.
 
-use crate::services::{KvFailure, KvStore, Services};
+use crate::services::{KvFailure, Services};
 use anyhow::{Context as _, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -88,15 +88,12 @@ impl State {
         }
     }
 
-    /// Runs a kv write and notes the batch it joined.
-    fn write<T>(
-        &mut self,
-        write: impl FnOnce(&dyn KvStore) -> Result<T, KvFailure>,
-    ) -> Result<T, kv::KvError> {
-        let kv = &*self.services.kv;
+    /// Runs a kv batch that writes, and notes the batch it joined.
+    async fn write(&mut self, ops: Vec<::wats::KvOp>) -> Result<Vec<Option<Vec<u8>>>, kv::KvError> {
+        let kv = self.services.kv.clone();
         // Read before and after: the write's batch lies between the two.
         let before = kv.batch();
-        let result = write(kv);
+        let result = kv.apply_async(ops).await;
         let after = kv.batch();
         let first = self.written.map_or(before, |(first, _)| first);
         self.written = Some((first, after));
@@ -104,24 +101,24 @@ impl State {
     }
 
     /// Makes this request's writes durable.
-    fn commit(&mut self) -> Result<(), KvFailure> {
+    async fn commit(&mut self) -> Result<(), KvFailure> {
         match self.written.take() {
-            Some((first, last)) => self.services.kv.commit(first..=last),
+            Some((first, last)) => self.services.kv.commit_async(first..=last).await,
             None => Ok(()),
         }
     }
 
     /// Commits before an effect leaves the process, so that a store
     /// failure stops the request before the effect rather than after.
-    fn commit_before_effect(&mut self) -> Result<(), KvFailure> {
-        self.commit()?;
+    async fn commit_before_effect(&mut self) -> Result<(), KvFailure> {
+        self.commit().await?;
         self.effects = true;
         Ok(())
     }
 
     /// The commit at the end of a request.
-    fn finish(&mut self) -> Result<()> {
-        if self.commit().is_ok() {
+    async fn finish(&mut self) -> Result<()> {
+        if self.commit().await.is_ok() {
             return Ok(());
         }
         // Counted as the component counts its own store failures.
@@ -207,7 +204,7 @@ impl Runtime {
             .context("calling handle");
         // Even after a trap: what was written before it is committed, as
         // each write was before group commit.
-        store.data_mut().finish()?;
+        store.data_mut().finish().await?;
         response
     }
 
@@ -220,7 +217,7 @@ impl Runtime {
             .await
             .map_err(anyhow::Error::from)
             .context("calling drain");
-        store.data_mut().finish()?;
+        store.data_mut().finish().await?;
         report
     }
 
@@ -266,7 +263,7 @@ impl types::Host for State {}
 
 impl outbound_http::Host for State {
     async fn send(&mut self, request: OutgoingRequest) -> Result<Response, OutboundError> {
-        if self.commit_before_effect().is_err() {
+        if self.commit_before_effect().await.is_err() {
             // Nothing was sent; the component retries or answers as for a
             // network failure.
             return Err(OutboundError::Other("state store unavailable".into()));
@@ -300,9 +297,10 @@ impl kv::Host for State {
             })
             .collect();
         if ops.iter().all(|op| matches!(op, ::wats::KvOp::Get(_))) {
-            return self.services.kv.apply(&ops).map_err(kv_error);
+            let reads = self.services.kv.apply_async(ops).await;
+            return reads.map_err(kv_error);
         }
-        self.write(|kv| kv.apply(&ops))
+        self.write(ops).await
     }
 
     async fn list_keys(

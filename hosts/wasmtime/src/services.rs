@@ -47,6 +47,15 @@ pub trait KvStore: Send + Sync {
         ops.iter().map(|op| apply_one(self, op)).collect()
     }
 
+    /// `apply` for a caller that must not block its thread: a store that
+    /// waits for its own thread overrides it.
+    fn apply_async(
+        &self,
+        ops: Vec<KvOp>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Vec<u8>>>, KvFailure>> {
+        Box::pin(std::future::ready(self.apply(&ops)))
+    }
+
     /// The batch a write made now joins. A store that commits each write
     /// at once has one batch forever.
     fn batch(&self) -> u64 {
@@ -59,6 +68,14 @@ pub trait KvStore: Send + Sync {
     fn commit(&self, batches: std::ops::RangeInclusive<u64>) -> Result<(), KvFailure> {
         let _ = batches;
         Ok(())
+    }
+
+    /// `commit` for a caller that must not block its thread.
+    fn commit_async(
+        &self,
+        batches: std::ops::RangeInclusive<u64>,
+    ) -> BoxFuture<'_, Result<(), KvFailure>> {
+        Box::pin(std::future::ready(self.commit(batches)))
     }
 }
 

@@ -1,27 +1,31 @@
-//! The SQLite store of `wats serve`: one connection behind one lock, writes
-//! grouped into a transaction until the host commits, checkpoints on a
-//! thread of their own, and expired rows swept out after commits.
+//! The SQLite store of `wats serve`: a thread of its own owns the
+//! connection, and requests hand it work (kv batches, listings, commits)
+//! through a queue. Writes join one open transaction; the thread commits
+//! it once for every commit asked since its last (real group commit), so
+//! requests wait for a commit only in the queue, never on a lock, and
+//! tokio's workers never block on SQLite. SQLite checkpoints the WAL in
+//! the commit that passes 1,000 pages, on that thread too (a health check
+//! never waits for one), and expired rows are swept out after commits.
 
 use super::{check_size, expiry, list_start, page, SWEEP_EVERY_MILLIS};
-use crate::services::{Clock, KvFailure, KvStore};
+use crate::services::{BoxFuture, Clock, KvFailure, KvStore};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::mpsc;
+use std::sync::Arc;
 use wats::KvOp;
 
 pub struct SqliteKv {
-    state: Mutex<Sqlite>,
+    /// Work for the store's thread; closed on drop, after which the
+    /// thread commits what is open and ends.
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// The batch a write made now joins: the open transaction's number, or
-    /// the next one's. Changed only under the lock, read without it.
-    batch: AtomicU64,
-    /// The WAL file, for its size (none for an in-memory database).
-    wal: Option<PathBuf>,
-    /// Held while the store lives; the checkpoint thread stops without it.
-    _alive: Arc<()>,
-    clock: Arc<dyn Clock>,
+    /// the next one's. Changed only by the store's thread.
+    batch: Arc<AtomicU64>,
 }
 
 /// When writes reach the disk.
@@ -30,22 +34,35 @@ pub enum Commits {
     /// Each write is its own transaction (a host that never calls `commit`).
     PerWrite,
     /// Writes join one open transaction until the next `commit`: the host
-    /// commits before every effect leaving the process and at the end of
-    /// each request, so a webhook of six updates makes a handful of commits
-    /// instead of thirty (docs/kv-schema.md, "Group commit").
+    /// commits before a Graph call and at the end of each request, and
+    /// every commit asked while the thread was busy is one commit
+    /// (docs/kv-schema.md, "Group commit").
     Grouped,
 }
 
-/// The connection and its group commit.
+type Work = Box<dyn FnOnce(&mut Sqlite) + Send>;
+
+enum Job {
+    Work(Work),
+    /// Make these batches durable, then call back with the outcome.
+    Commit {
+        batches: RangeInclusive<u64>,
+        done: Box<dyn FnOnce(Result<(), KvFailure>) + Send>,
+    },
+}
+
+/// The connection and its group commit, owned by the store's thread.
 struct Sqlite {
     connection: Connection,
     commits: Commits,
     /// Whether a transaction is open (batch `SqliteKv::batch`).
     open: bool,
+    batch: Arc<AtomicU64>,
     /// Recent batches that were rolled back instead of committed.
     lost: VecDeque<u64>,
     /// Where the next sweep of expired rows starts, and when it is due.
     sweep: Sweep,
+    clock: Arc<dyn Clock>,
 }
 
 /// Reads hide an expired row at once, but only a delete frees it: without
@@ -74,6 +91,10 @@ fn unavailable(error: rusqlite::Error) -> KvFailure {
     KvFailure::Unavailable(class)
 }
 
+fn stopped() -> KvFailure {
+    KvFailure::Unavailable("sqlite: the store's thread stopped".into())
+}
+
 impl SqliteKv {
     pub fn open(
         path: &Path,
@@ -86,7 +107,7 @@ impl SqliteKv {
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
                  PRAGMA busy_timeout = 5000;
-                 PRAGMA wal_autocheckpoint = 0;
+                 PRAGMA wal_autocheckpoint = 1000;
                  PRAGMA journal_size_limit = 16777216;
                  PRAGMA mmap_size = 268435456;
                  PRAGMA temp_store = MEMORY;
@@ -98,70 +119,225 @@ impl SqliteKv {
                  ) WITHOUT ROWID;",
             )
             .map_err(unavailable)?;
-        let alive = Arc::new(());
-        let wal = (path.as_os_str() != ":memory:").then(|| {
-            start_checkpointer(path, Arc::downgrade(&alive));
-            let mut wal = path.as_os_str().to_owned();
-            wal.push("-wal");
-            PathBuf::from(wal)
-        });
-        Ok(SqliteKv {
-            state: Mutex::new(Sqlite {
-                connection,
-                commits,
-                open: false,
-                lost: VecDeque::new(),
-                sweep: Sweep::default(),
-            }),
-            batch: AtomicU64::new(0),
-            wal,
-            _alive: alive,
+        let batch = Arc::new(AtomicU64::new(0));
+        let sqlite = Sqlite {
+            connection,
+            commits,
+            open: false,
+            batch: batch.clone(),
+            lost: VecDeque::new(),
+            sweep: Sweep::default(),
             clock,
+        };
+        let (jobs, queue) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("wats-sqlite".into())
+            .spawn(move || serve(sqlite, queue))
+            .map_err(|_| KvFailure::Unavailable("sqlite: cannot start its thread".into()))?;
+        Ok(SqliteKv {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            batch,
         })
     }
 
-    fn state(&self) -> MutexGuard<'_, Sqlite> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn submit(&self, job: Job) -> Result<(), KvFailure> {
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(job).map_err(|_| stopped())
     }
 
+    /// Runs `work` on the store's thread and waits for it here.
+    fn call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Sqlite) -> Result<T, KvFailure> + Send + 'static,
+    ) -> Result<T, KvFailure> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.submit(Job::Work(Box::new(move |db| {
+            let _ = reply.send(work(db));
+        })))?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    /// Runs `work` on the store's thread; the future waits for it without
+    /// holding a thread.
+    fn call_async<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Sqlite) -> Result<T, KvFailure> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, KvFailure>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let submitted = self.submit(Job::Work(Box::new(move |db| {
+            let _ = reply.send(work(db));
+        })));
+        Box::pin(async move {
+            submitted?;
+            answer.await.map_err(|_| stopped())?
+        })
+    }
+}
+
+/// The store's thread: runs jobs in order; after each run of jobs that
+/// were waiting, one commit answers every commit asked among them.
+fn serve(mut db: Sqlite, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut waiting = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next {
+            match job {
+                Job::Work(work) => work(&mut db),
+                Job::Commit { batches, done } => waiting.push((batches, done)),
+            }
+            next = jobs.try_recv().ok();
+        }
+        if !waiting.is_empty() {
+            db.commit_open();
+            for (batches, done) in waiting {
+                done(db.outcome(&batches));
+            }
+        }
+    }
+    // The store was dropped: commit what the last requests wrote (closing
+    // the connection would roll it back).
+    db.commit_open();
+}
+
+impl Sqlite {
     fn now(&self) -> i64 {
         self.clock.now_millis() as i64
     }
 
     /// Ends the open transaction's batch, remembering it if it was lost.
-    fn close_batch(&self, state: &mut Sqlite, committed: bool) {
+    fn close_batch(&mut self, committed: bool) {
         if !committed {
-            state.lost.push_back(self.batch.load(Ordering::SeqCst));
-            if state.lost.len() > LOST_REMEMBERED {
-                state.lost.pop_front();
+            self.lost.push_back(self.batch.load(Ordering::SeqCst));
+            if self.lost.len() > LOST_REMEMBERED {
+                self.lost.pop_front();
             }
         }
-        state.open = false;
+        self.open = false;
         self.batch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Runs one writing statement (prepared once per connection), in the
-    /// open batch when commits are grouped.
-    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, KvFailure> {
-        let mut state = self.state();
-        if state.commits == Commits::Grouped && !state.open {
-            state
-                .connection
+    /// Opens the group's transaction if commits are grouped and none is.
+    fn begin_group(&mut self) -> Result<(), KvFailure> {
+        if self.commits == Commits::Grouped && !self.open {
+            self.connection
                 .execute_batch("BEGIN IMMEDIATE")
                 .map_err(unavailable)?;
-            state.open = true;
+            self.open = true;
         }
-        let result = state
-            .connection
-            .prepare_cached(sql)
-            .and_then(|mut statement| statement.execute(params));
+        Ok(())
+    }
+
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
+        let now = self.now();
+        self.connection
+            .prepare_cached(GET)
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![key, now], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(unavailable)
+    }
+
+    /// One transaction: a batch of writes lands whole or not at all. With
+    /// grouped commits it is a savepoint inside the group's transaction,
+    /// so a failed batch leaves the other requests' writes alone.
+    fn apply(&mut self, ops: &[KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
+        let now = self.now();
+        let clock = self.clock.clone();
+        let expiry = |ttl: Option<u32>| expiry(&*clock, ttl).map(|at| at as i64);
+        if ops.iter().all(|op| matches!(op, KvOp::Get(_))) {
+            let connection = &self.connection;
+            let answers = ops.iter().map(|op| run_op(connection, op, now, expiry));
+            return answers
+                .collect::<rusqlite::Result<_>>()
+                .map_err(unavailable);
+        }
+        let grouped = self.commits == Commits::Grouped;
+        self.begin_group()?;
+        let begin = if grouped {
+            "SAVEPOINT batch"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        self.connection.execute_batch(begin).map_err(unavailable)?;
+        let answers = ops
+            .iter()
+            .map(|op| run_op(&self.connection, op, now, expiry))
+            .collect::<rusqlite::Result<Vec<_>>>();
+        let end = match (&answers, grouped) {
+            (Ok(_), true) => "RELEASE batch",
+            (Ok(_), false) => "COMMIT",
+            (Err(_), true) => "ROLLBACK TO batch; RELEASE batch",
+            (Err(_), false) => "ROLLBACK",
+        };
+        let ended = self.connection.execute_batch(end);
         // Some failures (I/O, a full disk) roll the whole transaction back.
-        if result.is_err() && state.open && state.connection.is_autocommit() {
-            self.close_batch(&mut state, false);
+        if grouped && self.open && self.connection.is_autocommit() {
+            self.close_batch(false);
         }
-        result.map_err(unavailable)
+        let answers = answers.map_err(unavailable)?;
+        ended.map_err(unavailable)?;
+        Ok(answers)
+    }
+
+    fn list(
+        &mut self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<String>), KvFailure> {
+        let now = self.now();
+        let mut statement = self
+            .connection
+            .prepare_cached(LIST_FROM)
+            .map_err(unavailable)?;
+        let after = cursor.unwrap_or("");
+        let rows = statement
+            .query_map(params![list_start(prefix, after), now], |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(unavailable)?;
+        // Rows come one step at a time: stop at the first key past the prefix.
+        let mut keys = Vec::new();
+        for key in rows {
+            let key = key.map_err(unavailable)?;
+            if !key.starts_with(prefix) || keys.len() > limit as usize {
+                break;
+            }
+            if key.as_str() > after {
+                keys.push(key);
+            }
+        }
+        Ok(page(keys, limit))
+    }
+
+    /// Commits the open transaction, if any, then sweeps if a sweep is due.
+    fn commit_open(&mut self) {
+        if self.open {
+            let committed = self.connection.execute_batch("COMMIT").is_ok();
+            if !committed {
+                let _ = self.connection.execute_batch("ROLLBACK");
+            }
+            self.close_batch(committed);
+        }
+        // After the commit, so that a failed sweep costs no request its writes.
+        let now = self.clock.now_millis();
+        if !self.open && now >= self.sweep.due_at {
+            self.sweep.due_at = now + SWEEP_EVERY_MILLIS;
+            if sweep(self, now as i64).is_err() {
+                let _ = self.connection.execute_batch("ROLLBACK");
+            }
+        }
+    }
+
+    /// Whether these batches are durable: none of them was lost.
+    fn outcome(&self, batches: &RangeInclusive<u64>) -> Result<(), KvFailure> {
+        if self.lost.iter().any(|batch| batches.contains(batch)) {
+            return Err(KvFailure::Unavailable("sqlite: commit failed".into()));
+        }
+        Ok(())
     }
 }
 
@@ -221,58 +397,24 @@ const LIST_FROM: &str = "SELECT key FROM kv
      WHERE key >= ?1 AND (expires_at IS NULL OR expires_at > ?2)
      ORDER BY key";
 
-/// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-/// Above this size the WAL is finished off right after a commit (see
-/// `SqliteKv::commit`); when the WAL restarts it is cut back to the
-/// `journal_size_limit` (16 MiB), well under this.
-const WAL_RESET_BYTES: u64 = 64 << 20;
-
-/// Checkpoints the WAL from a thread of its own, on a connection of its
-/// own, until the store is dropped: a checkpoint syncs the disk, and inside
-/// a commit (SQLite's default) it held every request waiting on the lock.
-fn start_checkpointer(path: &Path, alive: Weak<()>) {
-    let Ok(connection) = Connection::open(path) else {
-        return; // nothing to checkpoint then; the store's own calls fail loudly
-    };
-    let _ = std::thread::Builder::new()
-        .name("wats-checkpoint".into())
-        .spawn(move || {
-            while alive.strong_count() > 0 {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                let _ = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
-            }
-        });
-}
-
 impl Drop for SqliteKv {
-    /// Commits what the last requests wrote (dropping would roll it back).
+    /// Closes the queue and waits for the thread to commit and end.
     fn drop(&mut self) {
-        let mut state = self.state();
-        if state.open {
-            let committed = state.connection.execute_batch("COMMIT").is_ok();
-            self.close_batch(&mut state, committed);
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
 
 impl KvStore for SqliteKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
-        self.state()
-            .connection
-            .prepare_cached(GET)
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![key, self.now()], |row| row.get(0))
-                    .optional()
-            })
-            .map_err(unavailable)
+        let key = key.to_owned();
+        self.call(move |db| db.get(&key))
     }
 
     fn set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), KvFailure> {
-        check_size(value)?;
-        let expires = expiry(&*self.clock, ttl_seconds).map(|at| at as i64);
-        self.execute(SET, params![key, value, expires]).map(drop)
+        self.apply(&[KvOp::set(key, value, ttl_seconds)]).map(drop)
     }
 
     fn set_if_absent(
@@ -281,67 +423,28 @@ impl KvStore for SqliteKv {
         value: &[u8],
         ttl_seconds: Option<u32>,
     ) -> Result<bool, KvFailure> {
-        check_size(value)?;
-        let expires = expiry(&*self.clock, ttl_seconds).map(|at| at as i64);
-        let changed = self.execute(SET_IF_ABSENT, params![key, value, expires, self.now()])?;
-        Ok(changed == 1)
+        let answers = self.apply(&[KvOp::set_if_absent(key, value, ttl_seconds)])?;
+        Ok(answers.first().is_some_and(Option::is_none))
     }
 
     fn remove(&self, key: &str) -> Result<(), KvFailure> {
-        self.execute(REMOVE, params![key]).map(drop)
+        self.apply(&[KvOp::Remove(key.into())]).map(drop)
     }
 
-    /// One transaction: a batch of writes lands whole or not at all. With
-    /// grouped commits it is a savepoint inside the group's transaction,
-    /// so a failed batch leaves the other requests' writes alone.
     fn apply(&self, ops: &[KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
-        for op in ops {
-            if let KvOp::Set(entry) | KvOp::SetIfAbsent(entry) = op {
-                check_size(&entry.value)?;
-            }
+        check_sizes(ops)?;
+        let ops = ops.to_vec();
+        self.call(move |db| db.apply(&ops))
+    }
+
+    fn apply_async(
+        &self,
+        ops: Vec<KvOp>,
+    ) -> BoxFuture<'_, Result<Vec<Option<Vec<u8>>>, KvFailure>> {
+        if let Err(failure) = check_sizes(&ops) {
+            return Box::pin(std::future::ready(Err(failure)));
         }
-        let now = self.now();
-        let expiry = |ttl: Option<u32>| expiry(&*self.clock, ttl).map(|at| at as i64);
-        let mut state = self.state();
-        if ops.iter().all(|op| matches!(op, KvOp::Get(_))) {
-            let connection = &state.connection;
-            let answers = ops.iter().map(|op| run_op(connection, op, now, expiry));
-            return answers
-                .collect::<rusqlite::Result<_>>()
-                .map_err(unavailable);
-        }
-        let grouped = state.commits == Commits::Grouped;
-        if grouped && !state.open {
-            state
-                .connection
-                .execute_batch("BEGIN IMMEDIATE")
-                .map_err(unavailable)?;
-            state.open = true;
-        }
-        let begin = if grouped {
-            "SAVEPOINT batch"
-        } else {
-            "BEGIN IMMEDIATE"
-        };
-        state.connection.execute_batch(begin).map_err(unavailable)?;
-        let answers = ops
-            .iter()
-            .map(|op| run_op(&state.connection, op, now, expiry))
-            .collect::<rusqlite::Result<Vec<_>>>();
-        let end = match (&answers, grouped) {
-            (Ok(_), true) => "RELEASE batch",
-            (Ok(_), false) => "COMMIT",
-            (Err(_), true) => "ROLLBACK TO batch; RELEASE batch",
-            (Err(_), false) => "ROLLBACK",
-        };
-        let ended = state.connection.execute_batch(end);
-        // Some failures (I/O, a full disk) roll the whole transaction back.
-        if grouped && state.connection.is_autocommit() {
-            self.close_batch(&mut state, false);
-        }
-        let answers = answers.map_err(unavailable)?;
-        ended.map_err(unavailable)?;
-        Ok(answers)
+        self.call_async(move |db| db.apply(&ops))
     }
 
     fn list(
@@ -350,74 +453,43 @@ impl KvStore for SqliteKv {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<String>, Option<String>), KvFailure> {
-        let state = self.state();
-        let mut statement = state
-            .connection
-            .prepare_cached(LIST_FROM)
-            .map_err(unavailable)?;
-        let after = cursor.unwrap_or("");
-        let rows = statement
-            .query_map(params![list_start(prefix, after), self.now()], |row| {
-                row.get::<_, String>(0)
-            })
-            .map_err(unavailable)?;
-        // Rows come one step at a time: stop at the first key past the prefix.
-        let mut keys = Vec::new();
-        for key in rows {
-            let key = key.map_err(unavailable)?;
-            if !key.starts_with(prefix) || keys.len() > limit as usize {
-                break;
-            }
-            if key.as_str() > after {
-                keys.push(key);
-            }
-        }
-        Ok(page(keys, limit))
+        let (prefix, cursor) = (prefix.to_owned(), cursor.map(str::to_owned));
+        self.call(move |db| db.list(&prefix, cursor.as_deref(), limit))
     }
 
     fn batch(&self) -> u64 {
-        // Read without the lock: a write's batch lies between two reads
-        // either way (see `runtime::State::write`).
         self.batch.load(Ordering::SeqCst)
     }
 
     fn commit(&self, batches: RangeInclusive<u64>) -> Result<(), KvFailure> {
-        let mut state = self.state();
-        if state.open && self.batch.load(Ordering::SeqCst) <= *batches.end() {
-            let committed = state.connection.execute_batch("COMMIT").is_ok();
-            if !committed {
-                let _ = state.connection.execute_batch("ROLLBACK");
-            }
-            self.close_batch(&mut state, committed);
-            // Under steady writes the background checkpoint never catches
-            // the WAL's tip, so SQLite never restarts the WAL and it grows
-            // (and every lookup slows with it). Here no transaction is open
-            // and the lock keeps one from starting: a checkpoint now copies
-            // the little the background one left, and the next write
-            // restarts the WAL from its beginning.
-            if self
-                .wal
-                .as_ref()
-                .is_some_and(|wal| std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_RESET_BYTES))
-            {
-                let _ = state
-                    .connection
-                    .execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
-            }
-        }
-        // After the commit, so that a failed sweep costs no request its writes.
-        let now = self.clock.now_millis();
-        if !state.open && now >= state.sweep.due_at {
-            state.sweep.due_at = now + SWEEP_EVERY_MILLIS;
-            if sweep(&mut state, now as i64).is_err() {
-                let _ = state.connection.execute_batch("ROLLBACK");
-            }
-        }
-        if state.lost.iter().any(|batch| batches.contains(batch)) {
-            return Err(KvFailure::Unavailable("sqlite: commit failed".into()));
-        }
-        Ok(())
+        let (reply, answer) = mpsc::sync_channel(1);
+        let done = Box::new(move |outcome| {
+            let _ = reply.send(outcome);
+        });
+        self.submit(Job::Commit { batches, done })?;
+        answer.recv().map_err(|_| stopped())?
     }
+
+    fn commit_async(&self, batches: RangeInclusive<u64>) -> BoxFuture<'_, Result<(), KvFailure>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let done = Box::new(move |outcome| {
+            let _ = reply.send(outcome);
+        });
+        let submitted = self.submit(Job::Commit { batches, done });
+        Box::pin(async move {
+            submitted?;
+            answer.await.map_err(|_| stopped())?
+        })
+    }
+}
+
+fn check_sizes(ops: &[KvOp]) -> Result<(), KvFailure> {
+    for op in ops {
+        if let KvOp::Set(entry) | KvOp::SetIfAbsent(entry) = op {
+            check_size(&entry.value)?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the expired rows among the next `SWEEP_ROWS` keys, in a
@@ -480,11 +552,14 @@ mod tests {
         // Both listings together stepped over a handful of rows, not the
         // 4,000 around the prefix.
         let steps = store
-            .state()
-            .connection
-            .prepare_cached(LIST_FROM)
-            .unwrap()
-            .get_status(rusqlite::StatementStatus::VmStep);
+            .call(|db| {
+                let statement = db
+                    .connection
+                    .prepare_cached(LIST_FROM)
+                    .map_err(unavailable)?;
+                Ok(statement.get_status(rusqlite::StatementStatus::VmStep))
+            })
+            .unwrap();
         assert!(
             steps < 200,
             "{steps} VM steps for two listings of three keys"
@@ -496,13 +571,18 @@ mod tests {
         let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
         let store = SqliteKv::open(Path::new(":memory:"), clock.clone(), Commits::Grouped).unwrap();
         let rows = |store: &SqliteKv| -> Vec<String> {
-            let state = store.state();
-            let mut statement = state
-                .connection
-                .prepare("SELECT key FROM kv ORDER BY key")
-                .unwrap();
-            let keys = statement.query_map([], |row| row.get(0)).unwrap();
-            keys.collect::<rusqlite::Result<_>>().unwrap()
+            store
+                .call(|db| {
+                    let mut statement = db
+                        .connection
+                        .prepare("SELECT key FROM kv ORDER BY key")
+                        .map_err(unavailable)?;
+                    let keys = statement
+                        .query_map([], |row| row.get(0))
+                        .map_err(unavailable)?;
+                    keys.collect::<rusqlite::Result<_>>().map_err(unavailable)
+                })
+                .unwrap()
         };
         // More keys than one sweep looks at: each sweep goes on from where
         // the last one stopped.
