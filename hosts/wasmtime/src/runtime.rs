@@ -1,6 +1,7 @@
 //! Runs the wats:service component: compiled once into an `InstancePre`,
-//! instantiated in a fresh `Store` per request (pooling allocator), with
-//! every import implemented by async host code.
+//! instantiated in a `Store` of its own (pooling allocator) and kept warm
+//! for later requests while its calls succeed, with every import
+//! implemented by async host code.
 
 use crate::services::{KvFailure, Services};
 use anyhow::{Context as _, Result};
@@ -28,9 +29,13 @@ pub use self::wats::service::metrics::Sample;
 pub use self::wats::service::outbound_http::{Error as OutboundError, OutgoingRequest};
 pub use self::wats::service::types::{Request, Response};
 
-/// How many requests may hold an instance at once; more wait for a slot
-/// (see `handle`).
+/// How many instances may live at once (busy and warm); more requests wait
+/// for a slot (see `handle`).
 const MAX_CONCURRENT_INSTANCES: u32 = 256;
+/// Instances kept warm between requests, and the calls one serves before
+/// it is retired (its memory stays as large as its largest request made it).
+const MAX_WARM_INSTANCES: usize = 8;
+const MAX_CALLS_PER_INSTANCE: u32 = 10_000;
 /// Linear memory per instance: the Workers limit, ample for a 4 MiB body.
 const MAX_INSTANCE_MEMORY: usize = 128 << 20;
 /// Memory a finished instance leaves mapped and clears with memset instead
@@ -50,9 +55,22 @@ pub struct Runtime {
     pre: ServicePre<State>,
     engine: Engine,
     services: Arc<Services>,
-    /// One permit per pooled instance slot: a request beyond the pool's
-    /// size waits for a slot instead of failing to instantiate.
+    /// One permit per busy instance: a request beyond the pool's size
+    /// waits for a slot instead of failing to instantiate. Warm instances
+    /// hold no permit; the pool keeps room for them.
     slots: Arc<Semaphore>,
+    /// Instances that finished a call cleanly, for the next requests. Every
+    /// request belongs to the one operator of this process, and the service
+    /// keeps nothing in the guest between calls (its state is in kv); an
+    /// instance whose call trapped or failed is dropped, never reused.
+    warm: Arc<std::sync::Mutex<Vec<Warm>>>,
+}
+
+/// An instance between calls.
+struct Warm {
+    store: Store<State>,
+    service: Service,
+    calls: u32,
 }
 
 /// What one Store holds: the shared services, and what this request has
@@ -116,8 +134,10 @@ impl State {
         Ok(())
     }
 
-    /// The commit at the end of a request.
+    /// The commit at the end of a call; it leaves the state as a fresh
+    /// call finds it.
     async fn finish(&mut self) -> Result<()> {
+        let effects = std::mem::take(&mut self.effects);
         if self.commit().await.is_ok() {
             return Ok(());
         }
@@ -130,7 +150,7 @@ impl State {
             .write(Level::Warn, "wats.host.commit_failed", &[]);
         // What left the process stands; the writes after it are lost (the
         // component treats those as best effort too).
-        if self.effects {
+        if effects {
             Ok(())
         } else {
             Err(CommitFailed.into())
@@ -175,6 +195,7 @@ impl Runtime {
             engine,
             services: Arc::new(services),
             slots: new_slots(),
+            warm: Arc::default(),
         })
     }
 
@@ -186,6 +207,7 @@ impl Runtime {
             engine: self.engine.clone(),
             services: Arc::new(services),
             slots: self.slots.clone(),
+            warm: Arc::default(),
         }
     }
 
@@ -193,50 +215,98 @@ impl Runtime {
         &self.services
     }
 
-    /// Handles one request in a fresh instance.
+    /// Handles one request, in a warm instance if one is free.
     pub async fn handle(&self, request: Request) -> Result<Response> {
-        let (_slot, mut store, service) = self.instance().await?;
-        let response = service
+        let _slot = self.slot().await?;
+        let mut instance = self.instance().await?;
+        let response = instance
+            .service
             .wats_service_handler()
-            .call_handle(&mut store, &request)
+            .call_handle(&mut instance.store, &request)
             .await
             .map_err(anyhow::Error::from)
             .context("calling handle");
         // Even after a trap: what was written before it is committed, as
         // each write was before group commit.
-        store.data_mut().finish().await?;
-        response
+        instance.store.data_mut().finish().await?;
+        let response = response?;
+        self.keep_warm(instance);
+        Ok(response)
     }
 
-    /// Sends up to `limit` due outbox items, in a fresh instance.
+    /// Sends up to `limit` due outbox items, in a warm instance if one is
+    /// free.
     pub async fn drain(&self, limit: u32) -> Result<DrainReport> {
-        let (_slot, mut store, service) = self.instance().await?;
-        let report = service
+        let _slot = self.slot().await?;
+        let mut instance = self.instance().await?;
+        let report = instance
+            .service
             .wats_service_scheduler()
-            .call_drain(&mut store, limit)
+            .call_drain(&mut instance.store, limit)
             .await
             .map_err(anyhow::Error::from)
             .context("calling drain");
-        store.data_mut().finish().await?;
-        report
+        instance.store.data_mut().finish().await?;
+        let report = report?;
+        self.keep_warm(instance);
+        Ok(report)
     }
 
-    /// A fresh instance in its own Store, holding a pool slot.
-    async fn instance(&self) -> Result<(SemaphorePermit<'_>, Store<State>, Service)> {
-        let slot = self
-            .slots
+    /// How many instances are warm now.
+    pub fn warm_instances(&self) -> usize {
+        self.warm().len()
+    }
+
+    async fn slot(&self) -> Result<SemaphorePermit<'_>> {
+        self.slots
             .acquire()
             .await
-            .context("the instance pool is closed")?;
-        let mut store = Store::new(&self.engine, State::new(self.services.clone()));
-        store.set_epoch_deadline(DEADLINE_TICKS);
-        let service = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(anyhow::Error::from)
-            .context("instantiating")?;
-        Ok((slot, store, service))
+            .context("the instance pool is closed")
+    }
+
+    fn warm(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
+        self.warm
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A warm instance, or a fresh one in its own Store.
+    async fn instance(&self) -> Result<Warm> {
+        let warm = self.warm().pop();
+        let mut instance = match warm {
+            Some(instance) => instance,
+            None => {
+                let mut store = Store::new(&self.engine, State::new(self.services.clone()));
+                store.set_epoch_deadline(DEADLINE_TICKS);
+                let service = self
+                    .pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .context("instantiating")?;
+                Warm {
+                    store,
+                    service,
+                    calls: 0,
+                }
+            }
+        };
+        // Each call has its own deadline, counted from now.
+        instance.store.set_epoch_deadline(DEADLINE_TICKS);
+        instance.calls += 1;
+        Ok(instance)
+    }
+
+    /// Keeps an instance whose call succeeded for the next request, unless
+    /// enough are warm or it has served its share.
+    fn keep_warm(&self, instance: Warm) {
+        if instance.calls >= MAX_CALLS_PER_INSTANCE {
+            return;
+        }
+        let mut warm = self.warm();
+        if warm.len() < MAX_WARM_INSTANCES {
+            warm.push(instance);
+        }
     }
 }
 
@@ -256,7 +326,9 @@ fn start_epoch_ticker(engine: &Engine) {
 }
 
 fn new_slots() -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize))
+    Arc::new(Semaphore::new(
+        MAX_CONCURRENT_INSTANCES as usize - MAX_WARM_INSTANCES,
+    ))
 }
 
 impl types::Host for State {}

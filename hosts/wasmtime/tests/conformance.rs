@@ -300,3 +300,49 @@ fn conformance_suite_in_process() {
         results
     });
 }
+
+/// A warm instance serves the next request, and nothing of the request
+/// before it shows: the service keeps no state in the guest between calls.
+#[test]
+fn warm_instances_serve_later_requests_and_keep_nothing_of_earlier_ones() {
+    let (_, suites) = load_suites();
+    let (suite, _) = support::signed_delivery(&suites);
+    let (_, services) = Fakes::new(suite);
+    let runtime = Runtime::load(&component_path(), services).expect("the component loads");
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let canary = "CANARY-WARM-INSTANCE-7f3a";
+    let refused = executor
+        .block_on(runtime.handle(Request {
+            method: "POST".into(),
+            path_with_query: "/api/messages/text".into(),
+            headers: vec![("authorization".into(), format!("Bearer {canary}"))],
+            body: format!(r#"{{"to":"15551230000","text":"{canary}"}}"#).into_bytes(),
+        }))
+        .unwrap();
+    assert_eq!(refused.status, 401);
+    assert_eq!(runtime.warm_instances(), 1, "kept warm after a clean call");
+    let token = &suite.settings["WATS_SERVICE_BEARER_TOKEN"];
+    for path in ["/status", "/metrics", "/debug/diagnostics"] {
+        let response = executor
+            .block_on(runtime.handle(Request {
+                method: "GET".into(),
+                path_with_query: path.into(),
+                headers: vec![("authorization".into(), format!("Bearer {token}"))],
+                body: Vec::new(),
+            }))
+            .unwrap();
+        assert_eq!(response.status, 200, "{path}");
+        assert!(
+            !String::from_utf8_lossy(&response.body).contains(canary),
+            "{path} shows the earlier request"
+        );
+        assert_eq!(
+            runtime.warm_instances(),
+            1,
+            "the same instance served {path}"
+        );
+    }
+}
