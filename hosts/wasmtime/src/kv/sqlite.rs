@@ -1,5 +1,6 @@
 //! The SQLite store of `wats serve`: a thread of its own owns the
-//! connection, and requests hand it work (kv batches, listings, commits)
+//! connection (with grouped commits; `wats spin`'s, whose writes commit one
+//! by one, runs in the caller under a lock), and requests hand it work (kv batches, listings, commits)
 //! through a queue. Writes join one open transaction; the thread commits
 //! it once for every commit asked since its last (real group commit), so
 //! requests wait for a commit only in the queue, never on a lock, and
@@ -19,10 +20,7 @@ use std::sync::Arc;
 use wats::KvOp;
 
 pub struct SqliteKv {
-    /// Work for the store's thread; closed on drop, after which the
-    /// thread commits what is open and ends.
-    jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    runner: Runner,
     /// The batch a write made now joins: the open transaction's number, or
     /// the next one's. Changed only by the store's thread.
     batch: Arc<AtomicU64>,
@@ -38,6 +36,20 @@ pub enum Commits {
     /// every commit asked while the thread was busy is one commit
     /// (docs/kv-schema.md, "Group commit").
     Grouped,
+}
+
+/// Where the connection's work runs.
+enum Runner {
+    /// Grouped commits: on the store's thread (`serve`). The queue is
+    /// closed on drop, after which the thread commits what is open and ends.
+    Thread {
+        jobs: Option<mpsc::Sender<Job>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    },
+    /// Each write commits at once (`wats spin`, whose component makes a
+    /// call per key): nothing to group, so the caller runs it under a lock
+    /// instead of paying two thread hops per call.
+    Inline(std::sync::Mutex<Sqlite>),
 }
 
 type Work = Box<dyn FnOnce(&mut Sqlite) + Send>;
@@ -129,21 +141,47 @@ impl SqliteKv {
             sweep: Sweep::default(),
             clock,
         };
-        let (jobs, queue) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("wats-sqlite".into())
-            .spawn(move || serve(sqlite, queue))
-            .map_err(|_| KvFailure::Unavailable("sqlite: cannot start its thread".into()))?;
-        Ok(SqliteKv {
-            jobs: Some(jobs),
-            thread: Some(thread),
-            batch,
-        })
+        let runner = match commits {
+            Commits::PerWrite => Runner::Inline(std::sync::Mutex::new(sqlite)),
+            Commits::Grouped => {
+                let (jobs, queue) = mpsc::channel();
+                let thread = std::thread::Builder::new()
+                    .name("wats-sqlite".into())
+                    .spawn(move || serve(sqlite, queue))
+                    .map_err(|_| {
+                        KvFailure::Unavailable("sqlite: cannot start its thread".into())
+                    })?;
+                Runner::Thread {
+                    jobs: Some(jobs),
+                    thread: Some(thread),
+                }
+            }
+        };
+        Ok(SqliteKv { runner, batch })
+    }
+
+    fn inline(db: &std::sync::Mutex<Sqlite>) -> std::sync::MutexGuard<'_, Sqlite> {
+        db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn submit(&self, job: Job) -> Result<(), KvFailure> {
-        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
-        jobs.send(job).map_err(|_| stopped())
+        match &self.runner {
+            Runner::Thread {
+                jobs: Some(jobs), ..
+            } => jobs.send(job).map_err(|_| stopped()),
+            Runner::Thread { jobs: None, .. } => Err(stopped()),
+            Runner::Inline(db) => {
+                let mut db = Self::inline(db);
+                match job {
+                    Job::Work(work) => work(&mut db),
+                    Job::Commit { batches, done } => {
+                        db.commit_open();
+                        done(db.outcome(&batches));
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Runs `work` on the store's thread and waits for it here.
@@ -151,6 +189,9 @@ impl SqliteKv {
         &self,
         work: impl FnOnce(&mut Sqlite) -> Result<T, KvFailure> + Send + 'static,
     ) -> Result<T, KvFailure> {
+        if let Runner::Inline(db) = &self.runner {
+            return work(&mut Self::inline(db));
+        }
         let (reply, answer) = mpsc::sync_channel(1);
         self.submit(Job::Work(Box::new(move |db| {
             let _ = reply.send(work(db));
@@ -255,6 +296,11 @@ impl Sqlite {
                 .map_err(unavailable);
         }
         let grouped = self.commits == Commits::Grouped;
+        // One write on its own is one statement: its own transaction.
+        if let ([op], false) = (ops, grouped) {
+            let answer = run_op(&self.connection, op, now, expiry).map_err(unavailable)?;
+            return Ok(vec![answer]);
+        }
         self.begin_group()?;
         let begin = if grouped {
             "SAVEPOINT batch"
@@ -398,11 +444,17 @@ const LIST_FROM: &str = "SELECT key FROM kv
      ORDER BY key";
 
 impl Drop for SqliteKv {
-    /// Closes the queue and waits for the thread to commit and end.
+    /// Commits what is open: closes the queue and waits for the thread to
+    /// commit and end.
     fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        match &mut self.runner {
+            Runner::Thread { jobs, thread } => {
+                jobs.take();
+                if let Some(thread) = thread.take() {
+                    let _ = thread.join();
+                }
+            }
+            Runner::Inline(db) => Self::inline(db).commit_open(),
         }
     }
 }
