@@ -69,6 +69,15 @@ mod tests {
             .stdin(Stdio::null())
             .spawn()
             .expect("sleep starts");
+        // Until it has exec'd, the child is a copy of this test, without
+        // the mark: wait for it to become `sleep` (a condition, bounded).
+        let comm = format!("/proc/{}/comm", left.id());
+        for _ in 0..10_000 {
+            if std::fs::read_to_string(&comm).is_ok_and(|name| name.trim() == "sleep") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let unmarked = sweep_marked("another-run");
         assert!(unmarked
             .iter()
