@@ -17,7 +17,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use wats::{KvError, KvOp, KvPage};
+use wats::{KvEntry, KvError, KvOp, KvPage};
 use worker::{
     durable_object, js_sys, Date, DurableObject, Env, Request, Response, SqlStorage,
     SqlStorageValue, State, Storage,
@@ -63,29 +63,28 @@ fn read(sql: &SqlStorage, key: &str) -> worker::Result<Option<Vec<u8>>> {
     }))
 }
 
+fn write(sql: &SqlStorage, entry: KvEntry) -> worker::Result<()> {
+    sql.exec(
+        "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        vec![
+            entry.key.into(),
+            entry.value.into(),
+            expiry(entry.ttl_seconds),
+        ],
+    )?;
+    Ok(())
+}
+
 fn run_op(sql: &SqlStorage, op: KvOp) -> worker::Result<Option<Vec<u8>>> {
     match op {
         KvOp::Get(key) => read(sql, &key),
-        KvOp::Set(entry) => {
-            sql.exec(
-                "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) \
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-                vec![entry.key.into(), entry.value.into(), expiry(entry.ttl_seconds)],
-            )?;
-            Ok(None)
-        }
-        KvOp::SetIfAbsent(entry) => {
-            if let Some(held) = read(sql, &entry.key)? {
-                return Ok(Some(held));
-            }
-            // Absent or expired: an expired row is replaced.
-            sql.exec(
-                "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) \
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-                vec![entry.key.into(), entry.value.into(), expiry(entry.ttl_seconds)],
-            )?;
-            Ok(None)
-        }
+        KvOp::Set(entry) => write(sql, entry).map(|()| None),
+        // An expired row reads as absent, and is replaced.
+        KvOp::SetIfAbsent(entry) => match read(sql, &entry.key)? {
+            Some(held) => Ok(Some(held)),
+            None => write(sql, entry).map(|()| None),
+        },
         KvOp::Remove(key) => {
             sql.exec("DELETE FROM kv WHERE key = ?", vec![key.into()])?;
             Ok(None)
