@@ -226,52 +226,79 @@ pub(crate) async fn claim<H: Host>(
     let now = ctx.host.now_millis();
     let mut claimed = Vec::new();
     let mut cursor: Option<String> = None;
-    'pages: loop {
+    loop {
         let page = store::list(ctx, DUE_PREFIX, cursor.as_deref(), limit.max(1) * 2).await?;
+        // The due items of this page, no more than are still wanted: keys
+        // are in due order, so the first one not due ends the claim.
+        let wanted = limit.saturating_sub(claimed.len() as u32) as usize;
+        let mut later = false;
+        let mut due: Vec<(&String, &str)> = Vec::new();
         for due_key in &page.keys {
-            let Some((due, id)) = due_key[DUE_PREFIX.len()..].split_once(':') else {
+            let Some((at, id)) = due_key[DUE_PREFIX.len()..].split_once(':') else {
                 continue;
             };
-            if due.parse::<u64>().map_or(true, |due| due > now) {
-                break 'pages; // keys are in due order: the rest is later
+            if at.parse::<u64>().map_or(true, |at| at > now) {
+                later = true;
+                break;
             }
-            let lease_id = unique_hex(ctx.host, id.as_bytes());
-            // The lease and the item in one call; the item read is wasted
-            // only when another worker holds the lease.
-            let lease =
-                KvOp::set_if_absent(lease_key(id), lease_id.as_bytes(), Some(LEASE_SECONDS));
-            let found = store::batch(ctx, vec![lease, KvOp::Get(item_key(id))]).await?;
-            let [held, item] =
-                <[Option<Vec<u8>>; 2]>::try_from(found).map_err(|_| ApiError::StoreUnavailable)?;
-            if held.is_some() {
-                continue; // another worker holds it
-            }
-            let cleanup = vec![KvOp::Remove(due_key.clone()), KvOp::Remove(lease_key(id))];
-            match parse_item(item) {
-                // A due key left behind by a finished or rescheduled item.
-                Some(item) if item.state != State::Queued || item.due_key() != *due_key => {
-                    let mut ops = cleanup;
-                    if item.state == State::Queued {
-                        // Rescheduled, but its new due key may not have
-                        // landed: without one it would never be sent.
-                        ops.insert(0, KvOp::set(item.due_key(), b"", None));
-                    }
-                    store::write(ctx, ops).await?;
-                }
-                Some(item) => {
-                    claimed.push(Claimed { item, lease_id });
-                    if claimed.len() as u32 >= limit {
-                        break 'pages;
-                    }
-                }
-                None => store::write(ctx, cleanup).await?,
+            if due.len() < wanted {
+                due.push((due_key, id));
             }
         }
+        claimed.extend(lease_all(ctx, &due).await?);
         match page.cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
+            Some(next) if !later && (claimed.len() as u32) < limit => cursor = Some(next),
+            _ => break,
         }
     }
+    Ok(claimed)
+}
+
+/// Takes a lease on each due item and reads the items, in one batch; then
+/// drops, in one more, the due keys that finished or rescheduled items left
+/// behind. An item whose lease another worker holds is skipped.
+async fn lease_all<H: Host>(
+    ctx: &Context<'_, H>,
+    due: &[(&String, &str)],
+) -> Result<Vec<Claimed>, ApiError> {
+    let lease_ids: Vec<String> = due
+        .iter()
+        .map(|(_, id)| unique_hex(ctx.host, id.as_bytes()))
+        .collect();
+    let mut ops = Vec::with_capacity(due.len() * 2);
+    for ((_, id), lease_id) in due.iter().zip(&lease_ids) {
+        let lease = KvOp::set_if_absent(lease_key(id), lease_id.as_bytes(), Some(LEASE_SECONDS));
+        ops.extend([lease, KvOp::Get(item_key(id))]);
+    }
+    let found = store::batch(ctx, ops).await?;
+    let mut claimed = Vec::new();
+    let mut cleanup = Vec::new();
+    for (((due_key, id), lease_id), answers) in due.iter().zip(lease_ids).zip(found.chunks(2)) {
+        let [held, item] = answers else {
+            return Err(ApiError::StoreUnavailable);
+        };
+        if held.is_some() {
+            continue; // another worker holds it
+        }
+        match parse_item(item.clone()) {
+            Some(item) if item.state == State::Queued && item.due_key() == **due_key => {
+                claimed.push(Claimed { item, lease_id });
+                continue;
+            }
+            // Rescheduled, but its new due key may not have landed:
+            // without one it would never be sent.
+            Some(item) if item.state == State::Queued => {
+                cleanup.push(KvOp::set(item.due_key(), b"", None));
+            }
+            // Finished or missing: its due key is left over.
+            Some(_) | None => {}
+        }
+        cleanup.extend([
+            KvOp::Remove((*due_key).clone()),
+            KvOp::Remove(lease_key(id)),
+        ]);
+    }
+    store::write(ctx, cleanup).await?;
     Ok(claimed)
 }
 

@@ -20,7 +20,7 @@ use wats_host::runtime::{OutboundError, OutgoingRequest, Request, Response, Runt
 use wats_host::services::{BoxFuture, EventSink, Outbound, Services};
 
 /// The committed seed; `WATS_FAULT_SEED=<hex>` runs another (docs/robustness.md).
-const SEED: u64 = 0x7a75_0007;
+const SEED: u64 = 0x3333;
 
 fn seed() -> u64 {
     std::env::var("WATS_FAULT_SEED")
@@ -425,7 +425,14 @@ fn with_ten_percent_faults_nothing_is_lost_or_duplicated() {
         "{duplicates} updates dispatched twice, {unmarked} explained by a lost done mark"
     );
     assert_eq!(lost, 0, "updates never dispatched");
-    assert!(harness.faults.injected() > 100, "the run injected faults");
+    // Every part failed some of its calls (a seed where one did not tests less).
+    for (part, injected) in [
+        ("kv", &harness.faults.kv_injected),
+        ("Graph", &harness.faults.graph_injected),
+        ("dispatch", &harness.faults.dispatch_injected),
+    ] {
+        assert!(injected.load(Ordering::Relaxed) > 0, "no {part} fault injected");
+    }
 
     // The history agrees: every inbound and every sent message once, and
     // each sent one read. Read without faults: a page is hundreds of kv

@@ -26,7 +26,7 @@ const SEEN_TTL_SECONDS: u32 = 8 * 24 * 60 * 60;
 /// How long a claim by a delivery in progress blocks a concurrent duplicate.
 /// 60 s is also the shortest TTL Workers KV accepts.
 const CLAIM_TTL_SECONDS: u32 = 60;
-/// Writes of the done mark before giving up (see `deliver_once`).
+/// Tries of the done marks' batch before giving up (see `settle`).
 const DONE_MARK_ATTEMPTS: usize = 3;
 const DONE: &[u8] = b"done";
 /// A claim's value: this prefix and the start time of the host that made
@@ -103,9 +103,8 @@ async fn receive<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Res
     }
     let mut handled = Handled::default();
     // In phases, each over every update in delivery order, so that the
-    // store's writes come in two batches (claims and projections before
-    // the first dispatch, done marks after the last) instead of one per
-    // update: a host that commits before each effect commits twice.
+    // store hears three calls whatever the delivery's size (claims,
+    // projections, done marks) instead of several per update.
     let claimed = claim_all(ctx, &delivery, &mut handled).await;
     let projected = project_all(ctx, &delivery, claimed, &mut handled).await;
     let (dispatched, refused) = dispatch_all(ctx, projected, &mut handled).await;
