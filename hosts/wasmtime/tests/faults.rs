@@ -431,7 +431,10 @@ fn with_ten_percent_faults_nothing_is_lost_or_duplicated() {
         ("Graph", &harness.faults.graph_injected),
         ("dispatch", &harness.faults.dispatch_injected),
     ] {
-        assert!(injected.load(Ordering::Relaxed) > 0, "no {part} fault injected");
+        assert!(
+            injected.load(Ordering::Relaxed) > 0,
+            "no {part} fault injected"
+        );
     }
 
     // The history agrees: every inbound and every sent message once, and
