@@ -70,20 +70,31 @@ mod tests {
             .spawn()
             .expect("sleep starts");
         // Until it has exec'd, the child is a copy of this test, without
-        // the mark: wait for it to become `sleep` (a condition, bounded).
-        let comm = format!("/proc/{}/comm", left.id());
-        for _ in 0..10_000 {
-            if std::fs::read_to_string(&comm).is_ok_and(|name| name.trim() == "sleep") {
+        // the mark: wait until its environment carries it (a condition,
+        // bounded; a busy machine may take a while to exec).
+        let dir = Path::new("/proc").join(left.id().to_string());
+        let wanted = format!("{MARKER}={run}");
+        for _ in 0..30_000 {
+            if marked(&dir, &wanted) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if !marked(&dir, &wanted) {
+            let _ = left.kill();
+            let _ = left.wait();
+            panic!("the child never showed its mark");
         }
         let unmarked = sweep_marked("another-run");
         assert!(unmarked
             .iter()
             .all(|name| !name.contains(&left.id().to_string())));
         let found = sweep_marked(run);
-        assert_eq!(found, [format!("sleep (pid {})", left.id())]);
+        if found != [format!("sleep (pid {})", left.id())] {
+            let _ = left.kill();
+            let _ = left.wait();
+            panic!("the sweep found {found:?}");
+        }
         // Killed by the sweep: waiting returns at once, by a signal.
         let status = left.wait().expect("reaped");
         assert!(!status.success());
