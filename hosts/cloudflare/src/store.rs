@@ -215,13 +215,17 @@ impl DurableObject for WatsState {
     async fn fetch(&self, request: Request) -> worker::Result<Response> {
         let response = crate::serve(&self.host(), request).await?;
         let now = now() as u64;
-        // A send was queued (202): the alarm sends it now, not a minute later.
-        if response.status_code() == 202 {
-            self.arm(now).await?;
+        // A send was queued (202): the alarm sends it now, not a minute
+        // later. The answer stands whatever happens to the alarm: the next
+        // request tries again.
+        let armed = if response.status_code() == 202 {
+            self.arm(now).await
         } else if !self.alarm_checked.get() {
-            self.arm(now + SWEEP_MILLIS).await?;
-        }
-        self.alarm_checked.set(true);
+            self.arm(now + SWEEP_MILLIS).await
+        } else {
+            Ok(())
+        };
+        self.alarm_checked.set(armed.is_ok());
         Ok(response)
     }
 
