@@ -9,7 +9,7 @@ use wats::testing::TestHost;
 use wats::{block_on, drain, handle, Host, OutboundError, Request, Response};
 use wats_suite::{
     assert_no_canaries, check, drain_limit, graph_replies, load_suites, prepare, run_suites,
-    CaseFaults, DrainCounts, GraphCall, GraphReply, Observed, Suite, STATE_CALLS_METRIC,
+    CaseFaults, DrainCounts, GraphCall, GraphReply, Observed, Suite,
 };
 
 fn host_for(suite: &Suite) -> TestHost {
@@ -126,8 +126,7 @@ fn observe(host: &TestHost, suite: &Suite, response: Response) -> Result<Observe
 
 fn state_calls(host: &TestHost) -> u64 {
     let snapshot = host.metrics_snapshot();
-    let calls = snapshot.iter().filter(|s| s.name == STATE_CALLS_METRIC);
-    calls.map(|s| s.value).sum::<f64>() as u64
+    wats_suite::state_calls(snapshot.iter().map(|s| (s.name.as_str(), s.value)))
 }
 
 #[test]

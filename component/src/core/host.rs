@@ -77,36 +77,31 @@ pub struct KvEntry {
     pub ttl_seconds: Option<u32>,
 }
 
-impl KvOp {
-    pub fn set(
+impl KvEntry {
+    pub fn new(
         key: impl Into<String>,
         value: impl Into<Vec<u8>>,
         ttl_seconds: Option<u32>,
-    ) -> KvOp {
-        KvOp::Set(KvEntry {
+    ) -> Self {
+        KvEntry {
             key: key.into(),
             value: value.into(),
             ttl_seconds,
-        })
+        }
+    }
+}
+
+impl KvOp {
+    pub fn set(key: impl Into<String>, value: impl Into<Vec<u8>>, ttl: Option<u32>) -> KvOp {
+        KvOp::Set(KvEntry::new(key, value, ttl))
     }
 
     pub fn set_if_absent(
         key: impl Into<String>,
         value: impl Into<Vec<u8>>,
-        ttl_seconds: Option<u32>,
+        ttl: Option<u32>,
     ) -> KvOp {
-        KvOp::SetIfAbsent(KvEntry {
-            key: key.into(),
-            value: value.into(),
-            ttl_seconds,
-        })
-    }
-
-    pub fn key(&self) -> &str {
-        match self {
-            KvOp::Get(key) | KvOp::Remove(key) => key,
-            KvOp::Set(entry) | KvOp::SetIfAbsent(entry) => &entry.key,
-        }
+        KvOp::SetIfAbsent(KvEntry::new(key, value, ttl))
     }
 }
 

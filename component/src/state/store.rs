@@ -8,10 +8,7 @@ use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, KvError, KvOp, KvPage};
 
-pub(crate) fn counted<T>(
-    ctx: &Context<'_, impl Host>,
-    result: Result<T, KvError>,
-) -> Result<T, ApiError> {
+fn counted<T>(ctx: &Context<'_, impl Host>, result: Result<T, KvError>) -> Result<T, ApiError> {
     ctx.recorder.persistence(match &result {
         Ok(_) => "success",
         Err(KvError::NotConfigured) => "not_configured",

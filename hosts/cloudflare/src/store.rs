@@ -118,12 +118,11 @@ fn transaction_sync<T: 'static>(
             Ok(())
         }
     });
-    let called = run.call1(raw, &body);
+    // A failed call has rolled back; `outcome` holds why (or nothing, if
+    // the runtime refused to run the work at all).
+    let _ = run.call1(raw, &body);
     let result = outcome.borrow_mut().take();
-    match (result, called) {
-        (Some(result), _) => result,
-        (None, _) => Err(worker::Error::from("the transaction did not run")),
-    }
+    result.unwrap_or_else(|| Err(worker::Error::from("the transaction did not run")))
 }
 
 impl SqlKv {

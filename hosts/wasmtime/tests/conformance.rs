@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use support::{
     assert_no_canaries, check, component_path, drain_limit, graph_replies, load_suites, prepare,
     run_suites, CapturedLog, CaseFaults, DrainCounts, GraphCall, GraphReply, Observed,
-    ShiftedClock, Suite, STATE_CALLS_METRIC,
+    ShiftedClock, Suite,
 };
 use wats_host::kv::MemoryKv;
 use wats_host::runtime::{OutboundError, OutgoingRequest, Request, Response, Runtime, Update};
@@ -259,8 +259,7 @@ impl Fakes {
 }
 
 fn state_calls(snapshot: &[wats_host::runtime::Sample]) -> u64 {
-    let calls = snapshot.iter().filter(|s| s.name == STATE_CALLS_METRIC);
-    calls.map(|s| s.value).sum::<f64>() as u64
+    support::state_calls(snapshot.iter().map(|s| (s.name.as_str(), s.value)))
 }
 
 #[test]

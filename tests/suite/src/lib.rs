@@ -326,7 +326,15 @@ pub struct Observed {
 }
 
 /// The metric that counts each call to the state store.
-pub const STATE_CALLS_METRIC: &str = "persistence_operations_total";
+const STATE_CALLS_METRIC: &str = "persistence_operations_total";
+
+/// The state store calls in a metrics snapshot, given as (name, value).
+pub fn state_calls<'a>(samples: impl IntoIterator<Item = (&'a str, f64)>) -> u64 {
+    let calls = samples
+        .into_iter()
+        .filter(|(name, _)| *name == STATE_CALLS_METRIC);
+    calls.map(|(_, value)| value).sum::<f64>() as u64
+}
 
 const ABSENT: &str = "<absent>";
 const ANY: &str = "<any>";

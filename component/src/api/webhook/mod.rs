@@ -446,6 +446,7 @@ async fn after_dispatch<H: Host>(
 
 #[cfg(test)]
 mod tests {
+    use super::STORE_EXCLUSIVE_KEY;
     use crate::testing::{block_on, TestHost};
     use crate::{handle, sign, Request};
 
@@ -468,8 +469,7 @@ mod tests {
     fn crashed_mid_delivery(exclusive: bool) -> TestHost {
         let mut host = TestHost::configured();
         if exclusive {
-            host.settings
-                .insert("wats.store.exclusive".into(), "1".into());
+            host.settings.insert(STORE_EXCLUSIVE_KEY.into(), "1".into());
         }
         host.started.set(1_000);
         let response = block_on(handle(&host, delivery()));
