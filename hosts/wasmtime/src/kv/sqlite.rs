@@ -4,9 +4,10 @@
 //! through a queue. Writes join one open transaction; the thread commits
 //! it once for every commit asked since its last (real group commit), so
 //! requests wait for a commit only in the queue, never on a lock, and
-//! tokio's workers never block on SQLite. SQLite checkpoints the WAL in
-//! the commit that passes 1,000 pages, on that thread too (a health check
-//! never waits for one), and expired rows are swept out after commits.
+//! tokio's workers never block on SQLite. A second thread, with a
+//! connection of its own, checkpoints the WAL after every 1,000 written
+//! keys, so that the copy into the database and its fsyncs never stall
+//! the store's thread; expired rows are swept out after commits.
 
 use super::{check_size, expiry, list_start, page, SWEEP_EVERY_MILLIS};
 use crate::services::{BoxFuture, Clock, KvFailure, KvStore};
@@ -45,6 +46,8 @@ enum Runner {
     Thread {
         jobs: Option<mpsc::Sender<Job>>,
         thread: Option<std::thread::JoinHandle<()>>,
+        /// Ends after the store's thread, which holds its wake-up.
+        checkpointer: Option<std::thread::JoinHandle<()>>,
     },
     /// Each write commits at once (`wats spin`, whose component makes a
     /// call per key): nothing to group, so the caller runs it under a lock
@@ -75,7 +78,22 @@ struct Sqlite {
     /// Where the next sweep of expired rows starts, and when it is due.
     sweep: Sweep,
     clock: Arc<dyn Clock>,
+    /// Wakes the checkpointer (a file's grouped store only).
+    checkpoints: Option<Checkpoints>,
 }
+
+/// Keys written since the checkpointer was last woken, and its wake-up.
+struct Checkpoints {
+    wake: mpsc::SyncSender<()>,
+    written: usize,
+}
+
+/// Written keys between checkpoints: about as many WAL pages, as each key
+/// of a delivery lands on a page of its own (SQLite's default is 1,000).
+const CHECKPOINT_AFTER_WRITES: usize = 1_000;
+/// SQLite's own checkpoint on the store's thread, should the checkpointer
+/// fall behind: a bound on the WAL (pages of 4 KiB).
+const WAL_BACKSTOP_PAGES: u32 = 20_000;
 
 /// Reads hide an expired row at once, but only a delete frees it: without
 /// sweeps every dedupe mark, idempotency record and lease ever written would
@@ -132,7 +150,7 @@ impl SqliteKv {
             )
             .map_err(unavailable)?;
         let batch = Arc::new(AtomicU64::new(0));
-        let sqlite = Sqlite {
+        let mut sqlite = Sqlite {
             connection,
             commits,
             open: false,
@@ -140,10 +158,15 @@ impl SqliteKv {
             lost: VecDeque::new(),
             sweep: Sweep::default(),
             clock,
+            checkpoints: None,
         };
         let runner = match commits {
             Commits::PerWrite => Runner::Inline(std::sync::Mutex::new(sqlite)),
             Commits::Grouped => {
+                let checkpointer = match path.to_str() {
+                    Some(":memory:") => None,
+                    _ => Some(start_checkpointer(path, &mut sqlite)?),
+                };
                 let (jobs, queue) = mpsc::channel();
                 let thread = std::thread::Builder::new()
                     .name("wats-sqlite".into())
@@ -154,6 +177,7 @@ impl SqliteKv {
                 Runner::Thread {
                     jobs: Some(jobs),
                     thread: Some(thread),
+                    checkpointer,
                 }
             }
         };
@@ -214,6 +238,37 @@ impl SqliteKv {
             answer.await.map_err(|_| stopped())?
         })
     }
+}
+
+/// Starts the checkpointer on its own connection, and hands the store's
+/// thread its wake-up in place of SQLite's own checkpoints (kept only as a
+/// backstop). A passive checkpoint never blocks the writer: it copies the
+/// committed pages no reader still needs, and the writer's next
+/// transaction starts the WAL over once all of them are copied.
+fn start_checkpointer(
+    path: &Path,
+    sqlite: &mut Sqlite,
+) -> Result<std::thread::JoinHandle<()>, KvFailure> {
+    let connection = Connection::open(path).map_err(unavailable)?;
+    connection
+        .execute_batch("PRAGMA busy_timeout = 5000;")
+        .map_err(unavailable)?;
+    sqlite
+        .connection
+        .pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)
+        .map_err(unavailable)?;
+    let (wake, woken) = mpsc::sync_channel(1);
+    sqlite.checkpoints = Some(Checkpoints { wake, written: 0 });
+    std::thread::Builder::new()
+        .name("wats-checkpoint".into())
+        .spawn(move || {
+            for () in woken {
+                // A failure leaves the pages in the WAL for the next try
+                // (or the backstop); it loses nothing.
+                let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        })
+        .map_err(|_| KvFailure::Unavailable("sqlite: cannot start its checkpointer".into()))
 }
 
 /// The store's thread: runs jobs in order; after each run of jobs that
@@ -325,6 +380,9 @@ impl Sqlite {
         }
         let answers = answers.map_err(unavailable)?;
         ended.map_err(unavailable)?;
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.written += ops.len();
+        }
         Ok(answers)
     }
 
@@ -367,6 +425,13 @@ impl Sqlite {
                 let _ = self.connection.execute_batch("ROLLBACK");
             }
             self.close_batch(committed);
+            if let Some(checkpoints) = &mut self.checkpoints {
+                // A full wake-up slot means a checkpoint is due anyway.
+                if checkpoints.written >= CHECKPOINT_AFTER_WRITES {
+                    let _ = checkpoints.wake.try_send(());
+                    checkpoints.written = 0;
+                }
+            }
         }
         // After the commit, so that a failed sweep costs no request its writes.
         let now = self.clock.now_millis();
@@ -448,9 +513,13 @@ impl Drop for SqliteKv {
     /// commit and end.
     fn drop(&mut self) {
         match &mut self.runner {
-            Runner::Thread { jobs, thread } => {
+            Runner::Thread {
+                jobs,
+                thread,
+                checkpointer,
+            } => {
                 jobs.take();
-                if let Some(thread) = thread.take() {
+                for thread in [thread.take(), checkpointer.take()].into_iter().flatten() {
                     let _ = thread.join();
                 }
             }
