@@ -27,7 +27,8 @@ commands:
                    127.0.0.1; report req/s, p50/p99, errors, RSS, CPU and state calls per request.
                    ARGS: --requests N (20000) --connections C (16) --max-seconds S (120 per
                    target) --rate R (offer R req/s instead of saturating) --memory (wats serve
-                   without SQLite) --host serve|worker|spin (the Worker in workerd, wats spin)
+                   without SQLite) --host serve|worker|wrangler-dev|spin (the Worker in workerd
+                   as deployed, or under wrangler dev's proxy; wats spin)
                    --kv-latency-ms MS (wats spin's store delay)
   worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
   worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)
@@ -241,7 +242,8 @@ fn loadtest(args: &[String]) -> Result<()> {
         .position(|arg| arg == "--host")
         .and_then(|at| args.get(at + 1))
         .map_or("serve", String::as_str);
-    let mut steps = Steps::new(if host == "worker" { 8 } else { 5 });
+    let worker = matches!(host, "worker" | "wrangler-dev");
+    let mut steps = Steps::new(if worker { 8 } else { 5 });
     steps.ensure_targets()?;
     let wasm = component::build(&mut steps)?;
     // The Node that runs the reference receiver is the JS package's.
@@ -249,7 +251,7 @@ fn loadtest(args: &[String]) -> Result<()> {
     steps::npm_install(&jco::package_dir(), steps::Npm::InstallFromLock)?;
     let mut extra = Vec::new();
     match host {
-        "worker" => drop(worker::build(&mut steps)?),
+        _ if worker => drop(worker::build(&mut steps)?),
         "spin" => {
             let spin = spin::build(&mut steps)?;
             extra = vec!["--spin-component".to_owned(), spin.display().to_string()];

