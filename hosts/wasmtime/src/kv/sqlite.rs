@@ -139,9 +139,8 @@ impl SqliteKv {
                  PRAGMA busy_timeout = 5000;
                  PRAGMA wal_autocheckpoint = 1000;
                  PRAGMA journal_size_limit = 16777216;
-                 PRAGMA mmap_size = 268435456;
                  PRAGMA temp_store = MEMORY;
-                 PRAGMA cache_size = -65536;
+                 PRAGMA cache_size = -16384;
                  CREATE TABLE IF NOT EXISTS kv (
                      key TEXT PRIMARY KEY NOT NULL,
                      value BLOB NOT NULL,
