@@ -203,9 +203,9 @@ async fn load_many<H: Host>(
 fn assemble(values: &[Option<Vec<u8>>]) -> Option<serde_json::Value> {
     let (record, statuses) = values.split_first()?;
     let stored = serde_json::from_slice::<StoredRecord>(record.as_deref()?).ok()?;
-    // The record's own status stands for its direction's first one; a key
-    // of that status (written by versions before, or by a late webhook) is
-    // not read, as set-if-absent kept the first of them before too.
+    // The record stands for its direction's first status; a key of that
+    // status (from earlier builds, or a late webhook) is ignored, as
+    // set-if-absent kept the first of them before too.
     let first = if stored.direction == "outbound" {
         "sent"
     } else {

@@ -735,6 +735,38 @@ mod tests {
     }
 
     #[test]
+    fn the_checkpointer_copies_the_wal_into_the_database_while_the_store_runs() {
+        let dir = std::env::temp_dir().join(format!("wats-kv-checkpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.sqlite3");
+        let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
+        let store = SqliteKv::open(&path, clock, Commits::Grouped).unwrap();
+        let database_bytes = || std::fs::metadata(&path).map_or(0, |file| file.len());
+        let empty = database_bytes();
+        // More written keys than wake the checkpointer, far fewer pages
+        // than SQLite's own backstop: only the checkpointer copies them.
+        let value = vec![7u8; 1024];
+        for n in 0..CHECKPOINT_AFTER_WRITES + 100 {
+            let first = store.batch();
+            store.set(&format!("k:{n:05}"), &value, None).unwrap();
+            store.commit(first..=store.batch()).unwrap();
+        }
+        // The checkpointer runs on its own thread: wait for its copy (the
+        // file only grows through checkpoints while the store is open).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while database_bytes() < 1 << 20 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            database_bytes() >= 1 << 20,
+            "database file {} bytes (was {empty}): the WAL was not checkpointed",
+            database_bytes()
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn grouped_writes_are_visible_at_once_and_durable_after_commit() {
         let dir = std::env::temp_dir().join(format!("wats-kv-group-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
