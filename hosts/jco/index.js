@@ -54,19 +54,22 @@ export function memoryKv({ now = Date.now } = {}) {
     }
     return entry;
   };
-  const expiry = (ttlSeconds) => (ttlSeconds === undefined ? undefined : now() + ttlSeconds * 1000);
+  const put = (key, value, ttlSeconds) => {
+    const expiresAt = ttlSeconds === undefined ? undefined : now() + ttlSeconds * 1000;
+    entries.set(key, { value: value.slice(), expiresAt });
+  };
   return {
     name: "memory",
     async get(key) {
       return live(key)?.value;
     },
     async set(key, value, ttlSeconds) {
-      entries.set(key, { value: value.slice(), expiresAt: expiry(ttlSeconds) });
+      put(key, value, ttlSeconds);
     },
     // Atomic: nothing awaits between the check and the write.
     async setIfAbsent(key, value, ttlSeconds) {
       if (live(key)) return false;
-      entries.set(key, { value: value.slice(), expiresAt: expiry(ttlSeconds) });
+      put(key, value, ttlSeconds);
       return true;
     },
     async remove(key) {
@@ -79,12 +82,12 @@ export function memoryKv({ now = Date.now } = {}) {
           case "get":
             return live(op.key)?.value;
           case "set":
-            entries.set(op.key, { value: op.value.slice(), expiresAt: expiry(op.ttlSeconds) });
+            put(op.key, op.value, op.ttlSeconds);
             return undefined;
           case "setIfAbsent": {
             const held = live(op.key);
             if (held) return held.value;
-            entries.set(op.key, { value: op.value.slice(), expiresAt: expiry(op.ttlSeconds) });
+            put(op.key, op.value, op.ttlSeconds);
             return undefined;
           }
           case "remove":

@@ -102,6 +102,12 @@ impl Item {
     }
 }
 
+/// A due key's time (none if unreadable) and item id.
+fn parse_due_key(key: &str) -> Option<(Option<u64>, &str)> {
+    let (at, id) = key.strip_prefix(DUE_PREFIX)?.split_once(':')?;
+    Some((at.parse().ok(), id))
+}
+
 /// The 202 body of a queued send.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -234,10 +240,10 @@ pub(crate) async fn claim<H: Host>(
         let mut later = false;
         let mut due: Vec<(&String, &str)> = Vec::new();
         for due_key in &page.keys {
-            let Some((at, id)) = due_key[DUE_PREFIX.len()..].split_once(':') else {
+            let Some((at, id)) = parse_due_key(due_key) else {
                 continue;
             };
-            if at.parse::<u64>().map_or(true, |at| at > now) {
+            if at.is_none_or(|at| at > now) {
                 later = true;
                 break;
             }
@@ -548,10 +554,7 @@ pub(crate) async fn drain<H: Host>(
 /// `MIN_REDRAIN_MILLIS` from now.
 async fn next_due<H: Host>(ctx: &Context<'_, H>) -> Result<Option<u64>, ApiError> {
     let page = store::list(ctx, DUE_PREFIX, None, 1).await?;
-    let due = page.keys.first().and_then(|key| {
-        let (due, _) = key[DUE_PREFIX.len()..].split_once(':')?;
-        due.parse::<u64>().ok()
-    });
+    let due = page.keys.first().and_then(|key| parse_due_key(key)?.0);
     let soonest = ctx.host.now_millis() + MIN_REDRAIN_MILLIS;
     Ok(due.map(|due| due.max(soonest)))
 }

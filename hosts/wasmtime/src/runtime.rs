@@ -277,6 +277,7 @@ impl Runtime {
             Some(instance) => instance,
             None => {
                 let mut store = Store::new(&self.engine, State::new(self.services.clone()));
+                // Instantiating may run wasm too.
                 store.set_epoch_deadline(DEADLINE_TICKS);
                 let service = self
                     .pre

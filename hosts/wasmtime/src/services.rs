@@ -40,12 +40,9 @@ pub trait KvStore: Send + Sync {
         limit: u32,
     ) -> Result<(Vec<String>, Option<String>), KvFailure>;
 
-    /// Runs a batch of ops in order (the `kv.batch` import): one answer per
-    /// op, as the WIT says. This default runs them one by one, atomic per
-    /// key only; a store that can do better overrides it.
-    fn apply(&self, ops: &[KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
-        ops.iter().map(|op| apply_one(self, op)).collect()
-    }
+    /// Runs a batch of ops in order as one unit (the `kv.batch` import):
+    /// one answer per op, as the WIT says.
+    fn apply(&self, ops: &[KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure>;
 
     /// `apply` for a caller that must not block its thread: a store that
     /// waits for its own thread overrides it.
@@ -76,24 +73,6 @@ pub trait KvStore: Send + Sync {
         batches: std::ops::RangeInclusive<u64>,
     ) -> BoxFuture<'_, Result<(), KvFailure>> {
         Box::pin(std::future::ready(self.commit(batches)))
-    }
-}
-
-/// One op of a batch on a store without batches of its own.
-fn apply_one<S: KvStore + ?Sized>(store: &S, op: &KvOp) -> Result<Option<Vec<u8>>, KvFailure> {
-    match op {
-        KvOp::Get(key) => store.get(key),
-        KvOp::Set(entry) => store
-            .set(&entry.key, &entry.value, entry.ttl_seconds)
-            .map(|()| None),
-        KvOp::SetIfAbsent(entry) => {
-            if store.set_if_absent(&entry.key, &entry.value, entry.ttl_seconds)? {
-                return Ok(None);
-            }
-            // Held: say by what (an empty value if it expired meanwhile).
-            Ok(Some(store.get(&entry.key)?.unwrap_or_default()))
-        }
-        KvOp::Remove(key) => store.remove(key).map(|()| None),
     }
 }
 

@@ -262,16 +262,21 @@ fn state_calls(snapshot: &[wats_host::runtime::Sample]) -> u64 {
     support::state_calls(snapshot.iter().map(|s| (s.name.as_str(), s.value)))
 }
 
-#[test]
-fn conformance_suite_in_process() {
-    let (base, suites) = load_suites();
-    let first = suites.first().expect("at least one suite");
-    let (_, services) = Fakes::new(first);
+/// The component over a suite's fakes, and an executor to call it on.
+fn loaded(suite: &Suite) -> (Runtime, tokio::runtime::Runtime) {
+    let (_, services) = Fakes::new(suite);
     let runtime = Runtime::load(&component_path(), services).expect("the component loads");
     let executor = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    (runtime, executor)
+}
+
+#[test]
+fn conformance_suite_in_process() {
+    let (base, suites) = load_suites();
+    let (runtime, executor) = loaded(suites.first().expect("at least one suite"));
     run_suites("in-process", |suite, cases| {
         let (fakes, services) = Fakes::new(suite);
         let runtime = runtime.with_services(services);
@@ -306,12 +311,7 @@ fn conformance_suite_in_process() {
 fn warm_instances_serve_later_requests_and_keep_nothing_of_earlier_ones() {
     let (_, suites) = load_suites();
     let (suite, _) = support::signed_delivery(&suites);
-    let (_, services) = Fakes::new(suite);
-    let runtime = Runtime::load(&component_path(), services).expect("the component loads");
-    let executor = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (runtime, executor) = loaded(suite);
     let canary = "CANARY-WARM-INSTANCE-7f3a";
     let refused = executor
         .block_on(runtime.handle(Request {

@@ -353,23 +353,19 @@ fn post_all(
                 })
             })
             .collect();
+        // Killed mid-run, or stopped once every delivery is answered.
+        let mut server = Some(server);
+        let mut stderr = None;
         if kill_after.is_some() {
             enough.notified().await;
+            stderr = server.take().map(Server::stop);
         }
         let mut statuses = Vec::new();
-        let stderr = if kill_after.is_some() {
-            let stderr = server.stop();
-            for task in tasks {
-                statuses.push(task.await.ok().flatten());
-            }
-            stderr
-        } else {
-            for task in tasks {
-                statuses.push(task.await.ok().flatten());
-            }
-            server.stop()
-        };
-        (statuses, stderr)
+        for task in tasks {
+            statuses.push(task.await.ok().flatten());
+        }
+        let stderr = stderr.or_else(|| server.map(Server::stop));
+        (statuses, stderr.unwrap_or_default())
     })
 }
 

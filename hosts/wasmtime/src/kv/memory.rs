@@ -1,11 +1,11 @@
 //! The memory store: a sorted map behind one lock (`wats serve --memory`,
 //! and tests).
 
-use super::{check_size, expiry, list_start, live, page, SWEEP_EVERY_MILLIS};
+use super::{check_size, check_sizes, expiry, list_start, live, page, SWEEP_EVERY_MILLIS};
 use crate::services::{Clock, KvFailure, KvStore};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use wats::KvOp;
+use wats::{KvEntry, KvOp};
 
 /// Key to value and expiry (milliseconds since the epoch).
 type Entries = BTreeMap<String, (Vec<u8>, Option<u64>)>;
@@ -94,31 +94,26 @@ impl KvStore for MemoryKv {
 
     /// Atomic: the whole batch runs under the lock.
     fn apply(&self, ops: &[KvOp]) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
-        for op in ops {
-            if let KvOp::Set(entry) | KvOp::SetIfAbsent(entry) = op {
-                check_size(&entry.value)?;
-            }
-        }
+        check_sizes(ops)?;
         let (mut state, now) = self.entries();
         let entries = &mut state.entries;
         let found = |entries: &Entries, key: &str| {
             let (value, expires) = entries.get(key)?;
             live(*expires, now).then(|| value.clone())
         };
+        let store = |entries: &mut Entries, entry: &KvEntry| {
+            let expires = expiry(&*self.clock, entry.ttl_seconds);
+            entries.insert(entry.key.clone(), (entry.value.clone(), expires));
+            None
+        };
         let mut answers = Vec::with_capacity(ops.len());
         for op in ops {
             answers.push(match op {
                 KvOp::Get(key) => found(entries, key),
-                KvOp::Set(entry) => {
-                    let expires = expiry(&*self.clock, entry.ttl_seconds);
-                    entries.insert(entry.key.clone(), (entry.value.clone(), expires));
-                    None
+                KvOp::Set(entry) => store(entries, entry),
+                KvOp::SetIfAbsent(entry) => {
+                    found(entries, &entry.key).or_else(|| store(entries, entry))
                 }
-                KvOp::SetIfAbsent(entry) => found(entries, &entry.key).or_else(|| {
-                    let expires = expiry(&*self.clock, entry.ttl_seconds);
-                    entries.insert(entry.key.clone(), (entry.value.clone(), expires));
-                    None
-                }),
                 KvOp::Remove(key) => {
                     entries.remove(key);
                     None

@@ -25,6 +25,16 @@ fn check_size(value: &[u8]) -> Result<(), KvFailure> {
     Ok(())
 }
 
+/// `check_size` for every value a batch writes.
+fn check_sizes(ops: &[wats::KvOp]) -> Result<(), KvFailure> {
+    for op in ops {
+        if let wats::KvOp::Set(entry) | wats::KvOp::SetIfAbsent(entry) = op {
+            check_size(&entry.value)?;
+        }
+    }
+    Ok(())
+}
+
 /// How often expired entries are dropped (memory) or swept (SQLite).
 const SWEEP_EVERY_MILLIS: u64 = 1_000;
 

@@ -9,7 +9,7 @@
 //! keys, so that the copy into the database and its fsyncs never stall
 //! the store's thread; expired rows are swept out after commits.
 
-use super::{check_size, expiry, list_start, page, SWEEP_EVERY_MILLIS};
+use super::{check_sizes, expiry, list_start, page, SWEEP_EVERY_MILLIS};
 use crate::services::{BoxFuture, Clock, KvFailure, KvStore};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::VecDeque;
@@ -323,18 +323,6 @@ impl Sqlite {
         Ok(())
     }
 
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
-        let now = self.now();
-        self.connection
-            .prepare_cached(GET)
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![key, now], |row| row.get(0))
-                    .optional()
-            })
-            .map_err(unavailable)
-    }
-
     /// One transaction: a batch of writes lands whole or not at all. With
     /// grouped commits it is a savepoint inside the group's transaction,
     /// so a failed batch leaves the other requests' writes alone.
@@ -529,8 +517,8 @@ impl Drop for SqliteKv {
 
 impl KvStore for SqliteKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvFailure> {
-        let key = key.to_owned();
-        self.call(move |db| db.get(&key))
+        let mut found = self.apply(&[KvOp::Get(key.into())])?;
+        Ok(found.pop().flatten())
     }
 
     fn set(&self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), KvFailure> {
@@ -601,15 +589,6 @@ impl KvStore for SqliteKv {
             answer.await.map_err(|_| stopped())?
         })
     }
-}
-
-fn check_sizes(ops: &[KvOp]) -> Result<(), KvFailure> {
-    for op in ops {
-        if let KvOp::Set(entry) | KvOp::SetIfAbsent(entry) = op {
-            check_size(&entry.value)?;
-        }
-    }
-    Ok(())
 }
 
 /// Deletes the expired rows among the next `SWEEP_ROWS` keys, in a
@@ -734,11 +713,27 @@ mod tests {
         assert_eq!(rows(&store), ["b:kept", "c:later"]);
     }
 
+    /// A directory of its own for a test's state file, removed after it.
+    struct TempState(std::path::PathBuf);
+
+    impl TempState {
+        fn new(name: &str) -> TempState {
+            let dir = std::env::temp_dir().join(format!("wats-kv-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempState(dir)
+        }
+    }
+
+    impl Drop for TempState {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn the_checkpointer_copies_the_wal_into_the_database_while_the_store_runs() {
-        let dir = std::env::temp_dir().join(format!("wats-kv-checkpoint-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.sqlite3");
+        let state = TempState::new("checkpoint");
+        let path = state.0.join("state.sqlite3");
         let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
         let store = SqliteKv::open(&path, clock, Commits::Grouped).unwrap();
         let database_bytes = || std::fs::metadata(&path).map_or(0, |file| file.len());
@@ -762,15 +757,12 @@ mod tests {
             "database file {} bytes (was {empty}): the WAL was not checkpointed",
             database_bytes()
         );
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn grouped_writes_are_visible_at_once_and_durable_after_commit() {
-        let dir = std::env::temp_dir().join(format!("wats-kv-group-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.sqlite3");
+        let state = TempState::new("group");
+        let path = state.0.join("state.sqlite3");
         let clock = Arc::new(TestClock(AtomicU64::new(1_000)));
         let store = SqliteKv::open(&path, clock.clone(), Commits::Grouped).unwrap();
         let first = store.batch();
@@ -790,6 +782,5 @@ mod tests {
         drop(store);
         assert_eq!(reader.get("b").unwrap().as_deref(), Some(&b"2"[..]));
         drop(reader);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
