@@ -78,25 +78,18 @@ pub(crate) struct NewMessage<'a> {
     pub sequence: u16,
 }
 
-/// The key of a message's record, for a caller that reads it in its own
-/// batch before `record_ops`.
-pub(crate) fn record_key(wamid: &str) -> String {
-    format!("{RECORD_PREFIX}{}", message_hash(wamid))
+/// The writes that record a message: its record, written if absent, and
+/// its row in the listing. The record is also its first status (`sent`
+/// or `received`, at `createdAt`), so that recording a message writes no
+/// status key: one key fewer, on a page of its own, per message.
+pub(crate) struct NewRecord {
+    /// Set-if-absent: a redelivered message keeps its first record.
+    pub record: KvOp,
+    /// The row the record names; see `row_op`.
+    pub row_id: String,
 }
 
-/// The writes that record a message. The record is also its first status
-/// (`sent` or `received`, at `createdAt`), so that recording a message
-/// writes no status key: one key fewer, on a page of its own, per message.
-/// A message `recorded` before keeps its record, so that redeliveries do
-/// not duplicate it.
-pub(crate) fn record_ops<H: Host>(
-    ctx: &Context<'_, H>,
-    message: &NewMessage<'_>,
-    recorded: bool,
-) -> Vec<KvOp> {
-    if recorded {
-        return Vec::new();
-    }
+pub(crate) fn new_record<H: Host>(ctx: &Context<'_, H>, message: &NewMessage<'_>) -> NewRecord {
     let now = ctx.host.now_millis();
     let hash = message_hash(message.wamid);
     // Newest first in key order: inverted microseconds on one timeline (the
@@ -127,23 +120,38 @@ pub(crate) fn record_ops<H: Host>(
         created_at: iso8601(now),
     };
     let value = serde_json::to_vec(&stored).unwrap_or_default();
-    // The row first, then the record naming it: on a host whose batches
-    // are not atomic, a failure between the two leaves a row whose record
-    // names another (or none), which listing skips, and a retry writes both
-    // again. The other order could leave a record that no row lists.
-    vec![
-        KvOp::set(format!("{ROW_PREFIX}{row_id}"), message.wamid, None),
-        KvOp::set_if_absent(format!("{RECORD_PREFIX}{hash}"), value, None),
-    ]
+    NewRecord {
+        record: KvOp::set_if_absent(format!("{RECORD_PREFIX}{hash}"), value, None),
+        row_id,
+    }
+}
+
+/// The row that lists a message under the row id its record names. Setting
+/// it again is harmless (same key, same value), so a delivery that finds
+/// the record written by an earlier try writes the row again, in case that
+/// try failed between the two.
+pub(crate) fn row_op(row_id: &str, wamid: &str) -> KvOp {
+    KvOp::set(format!("{ROW_PREFIX}{row_id}"), wamid, None)
+}
+
+/// The row id a stored record names (none if it cannot be read).
+pub(crate) fn row_id_of(stored: &[u8]) -> Option<String> {
+    serde_json::from_slice::<StoredRecord>(stored)
+        .ok()
+        .map(|record| record.row_id)
 }
 
 /// Records a message this service has just sent, in one batch: its WAMID
-/// is new, so there is no record to look for first.
+/// is new, so there is no record to look for first. The row goes first:
+/// on a host whose batches are not atomic, a failure between the two
+/// leaves a row whose record names another (or none), which listing skips.
+/// The other order could leave a record that no row lists.
 pub(crate) async fn record<H: Host>(
     ctx: &Context<'_, H>,
     message: NewMessage<'_>,
 ) -> Result<(), ApiError> {
-    store::write(ctx, record_ops(ctx, &message, false)).await
+    let NewRecord { record, row_id } = new_record(ctx, &message);
+    store::write(ctx, vec![row_op(&row_id, message.wamid), record]).await
 }
 
 /// The write that adds a status to a message. Unknown statuses are

@@ -122,26 +122,20 @@ async fn receive<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Res
     ))
 }
 
-/// The writes that record an inbound message or advance a sent one by
-/// its status.
+/// The writes that list an inbound message (recorded with its claim) or
+/// advance a sent one by its status.
 fn projection_ops<H: Host>(ctx: &Context<'_, H>, claim: &Claimed<'_, '_>, json: &str) -> Vec<KvOp> {
     let update = claim.update;
     let Some(wamid) = update.id().filter(|id| is_safe_wamid(id)) else {
         return Vec::new();
     };
     match (update.kind, update.status()) {
-        ("message", _) => {
-            let message = NewMessage {
-                wamid,
-                outbound: false,
-                from_phone: update.from(),
-                to_phone: None,
-                from_user_id: update.user_id(),
-                kind: update.log_detail,
-                sequence: claim.sequence,
-            };
-            projections::record_ops(ctx, &message, claim.recorded)
-        }
+        ("message", _) => claim
+            .row_id
+            .as_deref()
+            .map(|row_id| projections::row_op(row_id, wamid))
+            .into_iter()
+            .collect(),
         ("status", Some(status)) => {
             let error_code = (status == "failed")
                 .then(|| serde_json::from_str::<serde_json::Value>(json).ok())
@@ -154,7 +148,7 @@ fn projection_ops<H: Host>(ctx: &Context<'_, H>, claim: &Claimed<'_, '_>, json: 
     }
 }
 
-/// The WAMID of an inbound message whose record the claim batch reads.
+/// The WAMID of an inbound message, which the claim batch records.
 fn message_id<'u>(update: &'u NormalizedUpdate<'_>) -> Option<&'u str> {
     (update.kind == "message")
         .then(|| update.id())
@@ -192,18 +186,19 @@ impl Handled {
 /// unclaimed).
 struct Claimed<'d, 'a> {
     update: &'d NormalizedUpdate<'a>,
-    sequence: u16,
     /// None without a store: no dedupe, as the spec's service without
     /// persistence dispatched every delivery.
     key: Option<String>,
-    /// An inbound message already in the history (a redelivery whose
-    /// earlier dispatch failed): its record is kept as it is.
-    recorded: bool,
+    /// The listing row of an inbound message: the one its record, written
+    /// by the claim batch or by an earlier delivery, names.
+    row_id: Option<String>,
 }
 
 /// Claims, in one batch, each update not dispatched before and not being
-/// dispatched by a concurrent delivery right now. The batch also reads
-/// whether each inbound message is recorded already, for `project_all`.
+/// dispatched by a concurrent delivery right now. The batch also records
+/// each inbound message if it is not yet: the record names the row that
+/// `project_all` writes, so a redelivery lists the message under its
+/// first row and never twice.
 async fn claim_all<'d, 'a, H: Host>(
     ctx: &Context<'_, H>,
     delivery: &'d Delivery<'a>,
@@ -227,14 +222,25 @@ async fn claim_all<'d, 'a, H: Host>(
             mark.clone(),
             Some(CLAIM_TTL_SECONDS),
         ));
-        if let Some(wamid) = message_id(update) {
-            ops.push(KvOp::Get(projections::record_key(wamid)));
-        }
+        let sequence = u16::try_from(sequence).unwrap_or(u16::MAX);
+        let row_id = message_id(update).map(|wamid| {
+            let message = NewMessage {
+                wamid,
+                outbound: false,
+                from_phone: update.from(),
+                to_phone: None,
+                from_user_id: update.user_id(),
+                kind: update.log_detail,
+                sequence,
+            };
+            let record = projections::new_record(ctx, &message);
+            ops.push(record.record);
+            record.row_id
+        });
         candidates.push(Claimed {
             update,
-            sequence: u16::try_from(sequence).unwrap_or(u16::MAX),
             key: Some(key),
-            recorded: false,
+            row_id,
         });
     }
     let found = match store::batch(ctx, ops).await {
@@ -260,8 +266,11 @@ async fn claim_all<'d, 'a, H: Host>(
     let mut taken_over = 0;
     for mut candidate in candidates {
         let claim = answers.next().flatten();
-        if message_id(candidate.update).is_some() {
-            candidate.recorded = answers.next().flatten().is_some();
+        if candidate.row_id.is_some() {
+            // Recorded before: its row is the one that record names.
+            if let Some(held) = answers.next().flatten() {
+                candidate.row_id = projections::row_id_of(&held);
+            }
         }
         match claim.as_deref() {
             None => claimed.push(candidate),
@@ -523,5 +532,34 @@ mod tests {
         let response = block_on(handle(&host, delivery()));
         assert_eq!(response.status, 409);
         assert!(host.updates.borrow().is_empty());
+    }
+
+    /// Listing rows of inbound messages, by row id.
+    fn listed(host: &TestHost) -> Vec<(String, Vec<u8>)> {
+        let kv = host.kv.borrow();
+        let rows = kv.iter().filter(|(key, _)| key.starts_with("msg:row:"));
+        rows.map(|(key, (value, _))| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_retry_lists_a_message_whose_row_an_earlier_try_lost() {
+        let host = TestHost::configured();
+        assert_eq!(block_on(handle(&host, delivery())).status, 200);
+        let rows = listed(&host);
+        assert_eq!(rows.len(), 3, "three inbound messages");
+        // The records stay and the rows and claims are gone, as when the
+        // projection batch failed after the claim batch had recorded them
+        // (the claims released for Meta's retry).
+        host.kv
+            .borrow_mut()
+            .retain(|key, _| !key.starts_with("msg:row:") && !key.starts_with("wh:seen:"));
+        host.advance(5_000);
+        assert_eq!(block_on(handle(&host, delivery())).status, 200);
+        assert_eq!(
+            listed(&host),
+            rows,
+            "the same rows, under the first records"
+        );
     }
 }
