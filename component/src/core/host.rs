@@ -103,6 +103,14 @@ impl KvOp {
     ) -> KvOp {
         KvOp::SetIfAbsent(KvEntry::new(key, value, ttl))
     }
+
+    /// The key the op reads or writes.
+    pub fn key(&self) -> &str {
+        match self {
+            KvOp::Get(key) | KvOp::Remove(key) => key,
+            KvOp::Set(entry) | KvOp::SetIfAbsent(entry) => &entry.key,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -2,8 +2,10 @@
 
 use crate::bindings::wasi::config::store as variables;
 use crate::http;
+use crate::sql::SqlStore;
 use crate::store::SpinStore;
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use wasip2::clocks::wall_clock;
 use wats::Totals;
 use wats::{
@@ -13,9 +15,29 @@ use wats::{
 /// The metric totals of every instance, as one JSON record (kv-schema.md).
 const METRICS_KEY: &str = "spin:metrics";
 
+/// The app's default SQLite database if it grants one (a batch in one
+/// statement), else its default key-value store (a batch op by op).
+enum Store {
+    Sql(SqlStore),
+    KeyValue(SpinStore),
+}
+
+impl Store {
+    fn open() -> Result<Store, KvError> {
+        match SqlStore::open() {
+            Ok(sql) => Ok(Store::Sql(sql)),
+            Err(KvError::NotConfigured) => SpinStore::open().map(Store::KeyValue),
+            Err(error) => Err(error),
+        }
+    }
+}
+
 pub struct SpinHost {
-    store: Result<SpinStore, KvError>,
+    store: Result<Store, KvError>,
     started_millis: u64,
+    /// This request's metric samples, added to the store's totals after
+    /// the response (`flush_metrics`): no client waits for them.
+    samples: RefCell<Vec<Sample>>,
 }
 
 fn wall_nanos() -> u64 {
@@ -23,7 +45,7 @@ fn wall_nanos() -> u64 {
     now.seconds * 1_000_000_000 + u64::from(now.nanoseconds)
 }
 
-fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     wall_nanos() / 1_000_000
 }
 
@@ -71,13 +93,33 @@ fn decode_totals(stored: Option<Vec<u8>>) -> Totals {
 impl SpinHost {
     pub fn open() -> SpinHost {
         SpinHost {
-            store: SpinStore::open(),
+            store: Store::open(),
             started_millis: now_millis(),
+            samples: RefCell::default(),
         }
     }
 
-    fn store(&self) -> Result<&SpinStore, KvError> {
+    fn store(&self) -> Result<&Store, KvError> {
         self.store.as_ref().map_err(Clone::clone)
+    }
+
+    /// Adds the samples of this request to the totals kept in the store:
+    /// one statement on SQLite, a read and a compare-and-swap on key-value.
+    /// Without a store they are not kept.
+    pub fn flush_metrics(&self) {
+        let samples = self.samples.take();
+        let Ok(store) = self.store() else { return };
+        let added = match store {
+            Store::Sql(sql) => sql.metrics_add(&samples),
+            Store::KeyValue(kv) => kv.update(METRICS_KEY, now_millis(), |stored| {
+                let mut totals = decode_totals(stored);
+                totals.add(samples.clone());
+                encode_totals(&totals.snapshot())
+            }),
+        };
+        if added.is_err() {
+            self.log(Level::Warn, "wats.metrics.dropped", &[]);
+        }
     }
 }
 
@@ -87,7 +129,10 @@ impl Host for SpinHost {
     }
 
     async fn kv_batch(&self, ops: Vec<KvOp>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-        self.store()?.apply(ops, now_millis())
+        match self.store()? {
+            Store::Sql(sql) => sql.apply(ops, now_millis()),
+            Store::KeyValue(kv) => kv.apply(ops, now_millis()),
+        }
     }
 
     async fn kv_list(
@@ -96,7 +141,10 @@ impl Host for SpinHost {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<KvPage, KvError> {
-        self.store()?.list(prefix, cursor, limit)
+        match self.store()? {
+            Store::Sql(sql) => sql.list(prefix, cursor, limit, now_millis()),
+            Store::KeyValue(kv) => kv.list(prefix, cursor, limit),
+        }
     }
 
     fn now_millis(&self) -> u64 {
@@ -118,7 +166,13 @@ impl Host for SpinHost {
     fn config(&self, key: &str) -> Option<String> {
         match key {
             wats::config::RUNTIME_KEY => Some("spin".into()),
-            wats::config::STORE_KEY => Some("spin-key-value".into()),
+            wats::config::STORE_KEY => Some(
+                match self.store {
+                    Ok(Store::KeyValue(_)) => "spin-key-value",
+                    _ => "spin-sqlite",
+                }
+                .into(),
+            ),
             _ => variable(key),
         }
     }
@@ -127,25 +181,20 @@ impl Host for SpinHost {
         wats::forward_update(self, update).await
     }
 
-    /// Totals live in the store: one read and one compare-and-swap write per
-    /// request. Without a store they are not kept.
+    /// Totals live in the store, written after the response.
     fn metrics_add(&self, samples: Vec<Sample>) {
-        let Ok(store) = self.store() else { return };
-        let added = store.update(METRICS_KEY, now_millis(), |stored| {
-            let mut totals = decode_totals(stored);
-            totals.add(samples.clone());
-            encode_totals(&totals.snapshot())
-        });
-        if added.is_err() {
-            self.log(Level::Warn, "wats.metrics.dropped", &[]);
-        }
+        self.samples.borrow_mut().extend(samples);
     }
 
     fn metrics_snapshot(&self) -> Vec<Sample> {
-        let stored = self
-            .store()
-            .and_then(|store| store.get(METRICS_KEY, now_millis()));
-        decode_totals(stored.ok().flatten()).snapshot()
+        let snapshot = match self.store() {
+            Ok(Store::Sql(sql)) => sql.metrics_snapshot(),
+            Ok(Store::KeyValue(kv)) => kv
+                .get(METRICS_KEY, now_millis())
+                .map(|stored| decode_totals(stored).snapshot()),
+            Err(error) => Err(error),
+        };
+        snapshot.unwrap_or_default()
     }
 
     /// Spin keeps a component's stderr as its log.

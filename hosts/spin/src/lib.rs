@@ -3,11 +3,14 @@
 //! the standard interfaces Spin 3 offers. It holds no service logic.
 //!
 //! - HTTP in and out: `wasi:http` (`http.rs`).
-//! - kv: `wasi:keyvalue` with compare-and-swap (`store.rs`).
+//! - kv: Spin's SQLite, one statement per batch (`sql.rs`), or, when the
+//!   app grants no database, `wasi:keyvalue` with compare-and-swap
+//!   (`store.rs`).
 //! - Configuration: Spin variables through `wasi:config`, `WATS_APP_SECRET`
 //!   read as `wats_app_secret`.
 //! - Events: POSTed to `WATS_EVENTS_FORWARD_URL`, or a PII-free log line.
-//! - Metrics: totals kept in the store, since an instance serves one request.
+//! - Metrics: totals kept in the store, since an instance serves one
+//!   request; written after the response.
 //! - The outbox: drained right after a request that queued a send; Spin has
 //!   no timer of its own (docs/hosts/spin.md).
 
@@ -22,6 +25,7 @@ mod bindings {
 
 mod host;
 mod http;
+mod sql;
 mod store;
 
 use wasip2::exports::http::incoming_handler::Guest;
@@ -45,6 +49,7 @@ impl Guest for WatsSpin {
         if queued {
             wats::block_on(wats::drain(&host, DRAIN_BATCH));
         }
+        host.flush_metrics();
     }
 }
 

@@ -42,6 +42,8 @@ const WRANGLER: &str = "hosts/cloudflare/node_modules/.bin/wrangler";
 /// The Worker in workerd without `wrangler dev`'s proxy and inspector.
 const WORKERD_RUNNER: &str = "hosts/cloudflare/bench/workerd.mjs";
 const SPIN_COMPONENT: &str = "target/wasm32-wasip2/component/wats_spin.wasm";
+/// `wats spin`'s log in the scratch directory.
+const SPIN_LOG: &str = "spin.log";
 /// The settings the Worker and Spin get: `wats serve`'s dry-run ones.
 const SERVICE_SETTINGS: [(&str, &str); 5] = [
     ("WATS_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
@@ -192,13 +194,15 @@ fn main() {
         };
         let result = run_load(&server, requests, answer, &options);
         let (peak_rss, cpu) = (server.peak_rss_kib(), server.cpu_seconds() - cpu_before);
-        let state_calls = match target {
-            Target::Wats { .. } | Target::Worker { .. } | Target::Spin => {
-                state_calls(&server.address).map(|calls| calls / result.completed.max(1) as f64)
-            }
+        let mut state_calls = match target {
+            Target::Wats { .. } | Target::Worker { .. } => state_calls(&server.address),
             _ => None,
         };
         server.stop();
+        if target == Target::Spin {
+            state_calls = spin_store_calls(&scratch);
+        }
+        let state_calls = state_calls.map(|calls| calls / result.completed.max(1) as f64);
         let cpu_per_request_us = cpu * 1e6 / result.completed.max(1) as f64;
         rows.push(Row {
             target,
@@ -409,6 +413,19 @@ fn state_calls(address: &str) -> Option<f64> {
     Some(calls.sum())
 }
 
+/// What `wats spin` counted when it stopped: every SQL statement (or
+/// key-value call) the component made, not only the service's batches:
+/// on Spin each is a call to the store, and the readiness probe's and the
+/// metric totals' count too.
+fn spin_store_calls(scratch: &Path) -> Option<f64> {
+    let log = std::fs::read_to_string(scratch.join(SPIN_LOG)).ok()?;
+    let stopped = log
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("wats spin: stopped after "))?;
+    stopped.split(' ').next()?.parse().ok()
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Target {
     Floor,
@@ -441,7 +458,7 @@ impl Target {
         match self {
             Target::Worker { dev: false } => "Worker in workerd (DO)",
             Target::Worker { dev: true } => "Worker, wrangler dev (DO)",
-            Target::Spin => "wats spin (SQLite kv)",
+            Target::Spin => "wats spin (Spin SQLite)",
             Target::Floor => "floor (verify + parse only)",
             Target::Reference => "Node 24 + node:sqlite reference",
             Target::Wats { memory: false } => "wats serve (SQLite)",
@@ -521,8 +538,10 @@ impl Server {
                     .arg("--state")
                     .arg(scratch.join("spin.sqlite3"))
                     .arg("--kv-latency-ms")
-                    .arg(options.kv_latency_ms.to_string())
-                    .stderr(Stdio::null());
+                    .arg(options.kv_latency_ms.to_string());
+                // Its last line counts the store calls (`spin_store_calls`).
+                let log = std::fs::File::create(scratch.join(SPIN_LOG)).expect("a log file");
+                command.stderr(log);
                 command
             }
             Target::Wats { .. } | Target::Refusing => {

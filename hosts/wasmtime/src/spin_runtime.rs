@@ -1,10 +1,16 @@
 //! Runs the Spin app's component (`hosts/spin`, a `wasi:http/proxy`
 //! component) on loopback the way Spin 3 does, since Spin itself cannot be
-//! installed here: wasi:http from `wasmtime-wasi-http`, and the two
-//! interfaces Spin adds, implemented here:
+//! installed here: wasi:http from `wasmtime-wasi-http`, and the interfaces
+//! Spin adds, implemented here:
+//! - `fermyon:spin/sqlite`, the app's `default` database: a SQLite file
+//!   (or memory) that runs the component's statements, as Spin's local
+//!   SQLite does;
 //! - `wasi:keyvalue` (draft 2: store and compare-and-swap) over one of the
 //!   host's stores (SQLite or memory), the label `default` only;
 //! - `wasi:config`, Spin's variables: every `WATS_*` setting, lower-cased.
+//!
+//! The app grants one store, the database or the key-value store
+//! (`SpinGrant`); opening the other is `access-denied`, as in Spin.
 //!
 //! Each request gets a fresh instance, as in Spin.
 
@@ -18,6 +24,7 @@ use hyper::body::Incoming;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -37,11 +44,13 @@ mod bindings {
         with: {
             "wasi:keyvalue/store.bucket": super::Bucket,
             "wasi:keyvalue/atomics.cas": super::Cas,
+            "fermyon:spin/sqlite.connection": super::SqlConnection,
         },
         imports: { default: async },
     });
 }
 
+use bindings::fermyon::spin::sqlite;
 use bindings::wasi::config::store as config;
 use bindings::wasi::keyvalue::{atomics, store};
 
@@ -55,6 +64,9 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A handle on the store (there is one).
 pub struct Bucket;
+
+/// A handle on the database (there is one).
+pub struct SqlConnection;
 
 /// A compare-and-swap in progress: the value the key held when it began.
 pub struct Cas {
@@ -70,6 +82,7 @@ pub struct SpinKv {
     store: Arc<dyn KvStore>,
     writes: Mutex<()>,
     latency: Duration,
+    calls: AtomicU64,
 }
 
 impl SpinKv {
@@ -78,6 +91,7 @@ impl SpinKv {
             store,
             writes: Mutex::new(()),
             latency,
+            calls: AtomicU64::new(0),
         }
     }
 
@@ -93,9 +107,109 @@ impl SpinKv {
     }
 
     async fn wait(&self) {
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        store_delay(self.latency).await;
+    }
+}
+
+/// Spin's SQLite: one connection, shared by every instance as Spin's
+/// local database is, each statement run whole under its lock. `latency`
+/// delays every statement, as a database across the network would.
+pub struct SpinSql {
+    db: Mutex<rusqlite::Connection>,
+    latency: Duration,
+    calls: AtomicU64,
+}
+
+impl SpinSql {
+    /// The database in this file, or in memory.
+    pub fn open(path: Option<&Path>, latency: Duration) -> Result<SpinSql> {
+        let db = match path {
+            Some(path) => rusqlite::Connection::open(path),
+            None => rusqlite::Connection::open_in_memory(),
         }
+        .context("cannot open the Spin SQLite database")?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        Ok(SpinSql {
+            db: Mutex::new(db),
+            latency,
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    async fn execute(
+        &self,
+        statement: &str,
+        parameters: Vec<sqlite::Value>,
+    ) -> Result<sqlite::QueryResult, sqlite::Error> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        store_delay(self.latency).await;
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        run_statement(&db, statement, parameters).map_err(|error| {
+            // SQLite's message, as Spin passes it on: the component reads
+            // "no such table" from it.
+            sqlite::Error::Io(error.to_string())
+        })
+    }
+}
+
+fn run_statement(
+    db: &rusqlite::Connection,
+    statement: &str,
+    parameters: Vec<sqlite::Value>,
+) -> rusqlite::Result<sqlite::QueryResult> {
+    use rusqlite::types::{Value, ValueRef};
+    let mut prepared = db.prepare_cached(statement)?;
+    let columns: Vec<String> = prepared
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let bound = parameters.into_iter().map(|value| match value {
+        sqlite::Value::Integer(n) => Value::Integer(n),
+        sqlite::Value::Real(x) => Value::Real(x),
+        sqlite::Value::Text(text) => Value::Text(text),
+        sqlite::Value::Blob(bytes) => Value::Blob(bytes),
+        sqlite::Value::Null => Value::Null,
+    });
+    let mut rows = prepared.query(rusqlite::params_from_iter(bound))?;
+    let mut results = Vec::new();
+    while let Some(row) = rows.next()? {
+        let values = (0..columns.len())
+            .map(|i| {
+                Ok(match row.get_ref(i)? {
+                    ValueRef::Integer(n) => sqlite::Value::Integer(n),
+                    ValueRef::Real(x) => sqlite::Value::Real(x),
+                    ValueRef::Text(text) => {
+                        sqlite::Value::Text(String::from_utf8_lossy(text).into_owned())
+                    }
+                    ValueRef::Blob(bytes) => sqlite::Value::Blob(bytes.to_vec()),
+                    ValueRef::Null => sqlite::Value::Null,
+                })
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        results.push(sqlite::RowResult { values });
+    }
+    Ok(sqlite::QueryResult {
+        columns,
+        rows: results,
+    })
+}
+
+/// The store the app's manifest grants the component.
+pub enum SpinGrant {
+    /// `sqlite_databases = ["default"]`.
+    Sqlite(SpinSql),
+    /// `key_value_stores = ["default"]`.
+    KeyValue(SpinKv),
+}
+
+/// Waits `latency`, as a call to a store across the network would. Not
+/// with tokio's sleep: its timer rounds up to its next millisecond tick, so
+/// that 2 ms took 3.1 on average here, a thread's sleep 2.1 to 2.2.
+async fn store_delay(latency: Duration) {
+    if !latency.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(latency)).await;
     }
 }
 
@@ -104,8 +218,25 @@ pub struct SpinState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    kv: Arc<SpinKv>,
+    grant: Arc<SpinGrant>,
     variables: Arc<HashMap<String, String>>,
+}
+
+impl SpinState {
+    /// The key-value store, if granted (else, as in Spin, access denied).
+    fn kv(&self) -> Result<&SpinKv, store::Error> {
+        match &*self.grant {
+            SpinGrant::KeyValue(kv) => Ok(kv),
+            SpinGrant::Sqlite(_) => Err(store::Error::AccessDenied),
+        }
+    }
+
+    fn sql(&self) -> Result<&SpinSql, sqlite::Error> {
+        match &*self.grant {
+            SpinGrant::Sqlite(sql) => Ok(sql),
+            SpinGrant::KeyValue(_) => Err(sqlite::Error::AccessDenied),
+        }
+    }
 }
 
 impl WasiView for SpinState {
@@ -141,6 +272,7 @@ impl store::Host for SpinState {
         if identifier != STORE_LABEL {
             return Err(store::Error::NoSuchStore);
         }
+        self.kv()?;
         self.table.push(Bucket).map_err(table_error)
     }
 }
@@ -151,7 +283,7 @@ impl store::HostBucket for SpinState {
         _: Resource<Bucket>,
         key: String,
     ) -> Result<Option<Vec<u8>>, store::Error> {
-        self.kv
+        self.kv()?
             .read(|store| store.get(&key))
             .await
             .map_err(kv_error)
@@ -163,14 +295,14 @@ impl store::HostBucket for SpinState {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), store::Error> {
-        self.kv
+        self.kv()?
             .write(|store| store.set(&key, &value, None))
             .await
             .map_err(kv_error)
     }
 
     async fn delete(&mut self, _: Resource<Bucket>, key: String) -> Result<(), store::Error> {
-        self.kv
+        self.kv()?
             .write(|store| store.remove(&key))
             .await
             .map_err(kv_error)
@@ -182,7 +314,7 @@ impl store::HostBucket for SpinState {
         cursor: Option<String>,
     ) -> Result<store::KeyResponse, store::Error> {
         let (keys, cursor) = self
-            .kv
+            .kv()?
             .read(|store| store.list("", cursor.as_deref(), LIST_PAGE))
             .await
             .map_err(kv_error)?;
@@ -202,7 +334,7 @@ impl atomics::HostCas for SpinState {
         key: String,
     ) -> Result<Resource<Cas>, store::Error> {
         let seen = self
-            .kv
+            .kv()?
             .read(|store| store.get(&key))
             .await
             .map_err(kv_error)?;
@@ -226,8 +358,8 @@ impl atomics::Host for SpinState {
             .table
             .get(&cas)
             .map_err(|e| atomics::CasError::StoreError(table_error(e)))?;
-        let swapped = self
-            .kv
+        let kv = self.kv().map_err(atomics::CasError::StoreError)?;
+        let swapped = kv
             .write(|store| {
                 if store.get(&handle.key)? != handle.seen {
                     return Ok(false);
@@ -243,6 +375,34 @@ impl atomics::Host for SpinState {
             Ok(false) => Err(atomics::CasError::CasFailed(cas)),
             Err(failure) => Err(atomics::CasError::StoreError(kv_error(failure))),
         }
+    }
+}
+
+impl sqlite::Host for SpinState {}
+
+impl sqlite::HostConnection for SpinState {
+    async fn open(&mut self, database: String) -> Result<Resource<SqlConnection>, sqlite::Error> {
+        if database != STORE_LABEL {
+            return Err(sqlite::Error::NoSuchDatabase);
+        }
+        self.sql()?;
+        self.table
+            .push(SqlConnection)
+            .map_err(|_| sqlite::Error::Io("too many open handles".into()))
+    }
+
+    async fn execute(
+        &mut self,
+        _: Resource<SqlConnection>,
+        statement: String,
+        parameters: Vec<sqlite::Value>,
+    ) -> Result<sqlite::QueryResult, sqlite::Error> {
+        self.sql()?.execute(&statement, parameters).await
+    }
+
+    async fn drop(&mut self, connection: Resource<SqlConnection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
     }
 }
 
@@ -265,14 +425,14 @@ pub fn variables(settings: impl IntoIterator<Item = (String, String)>) -> HashMa
 /// The compiled component, ready to instantiate per request.
 pub struct SpinRuntime {
     pre: ProxyPre<SpinState>,
-    kv: Arc<SpinKv>,
+    grant: Arc<SpinGrant>,
     variables: Arc<HashMap<String, String>>,
 }
 
 impl SpinRuntime {
     pub fn load(
         path: &Path,
-        kv: SpinKv,
+        grant: SpinGrant,
         variables: HashMap<String, String>,
     ) -> Result<SpinRuntime> {
         let engine = Engine::default();
@@ -292,9 +452,18 @@ impl SpinRuntime {
             .context("the component is not a wasi:http proxy this host can supply")?;
         Ok(SpinRuntime {
             pre,
-            kv: Arc::new(kv),
+            grant: Arc::new(grant),
             variables: Arc::new(variables),
         })
+    }
+
+    /// The calls the components made to the store so far: statements, or
+    /// key-value calls (a compare-and-swap is two).
+    pub fn store_calls(&self) -> u64 {
+        match &*self.grant {
+            SpinGrant::Sqlite(sql) => sql.calls.load(Ordering::Relaxed),
+            SpinGrant::KeyValue(kv) => kv.calls.load(Ordering::Relaxed),
+        }
     }
 
     fn store(&self) -> Store<SpinState> {
@@ -303,7 +472,7 @@ impl SpinRuntime {
             // The guest's stderr is its log, as in Spin; nothing else.
             wasi: WasiCtx::builder().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
-            kv: self.kv.clone(),
+            grant: self.grant.clone(),
             variables: self.variables.clone(),
         };
         Store::new(self.pre.engine(), state)

@@ -5,6 +5,7 @@
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 /// A child process leading its own process group. The whole group is
 /// killed when it is stopped or dropped.
@@ -32,14 +33,31 @@ impl Group {
         if std::mem::replace(&mut self.stopped, true) {
             return;
         }
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// Asks the group to stop (SIGTERM), so that the server can say its
+    /// last words, and kills what is left after `grace`.
+    pub fn terminate(&mut self, grace: Duration) {
+        if !self.stopped {
+            self.signal(libc::SIGTERM);
+            let deadline = Instant::now() + grace;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.stop();
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         if let Ok(pid) = i32::try_from(self.child.id()) {
             // SAFETY: kill(2) only sends a signal; a negative id names the
             // group this child leads, which it still does (not yet reaped).
             unsafe {
-                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(-pid, signal);
             }
         }
-        let _ = self.child.wait();
     }
 }
 
@@ -54,7 +72,6 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Read};
     use std::sync::mpsc;
-    use std::time::Duration;
 
     #[test]
     fn stopping_a_group_stops_its_grandchildren() {

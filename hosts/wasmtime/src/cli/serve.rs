@@ -235,16 +235,24 @@ impl StoreArgs {
         clock: Arc<dyn Clock>,
         commits: Commits,
     ) -> Result<(Arc<dyn KvStore>, &'static str)> {
-        if self.memory {
+        let Some(path) = self.file(default_path)? else {
             return Ok((Arc::new(MemoryKv::new(clock)), "memory"));
+        };
+        let store = SqliteKv::open(&path, clock, commits)
+            .map_err(|_| anyhow!("cannot open the --state SQLite file"))?;
+        Ok((Arc::new(store), "sqlite"))
+    }
+
+    /// The SQLite file, its directory made; none for `--memory`.
+    pub fn file(&self, default_path: &str) -> Result<Option<PathBuf>> {
+        if self.memory {
+            return Ok(None);
         }
         let path = self.path(default_path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).context("creating the state directory")?;
         }
-        let store = SqliteKv::open(&path, clock, commits)
-            .map_err(|_| anyhow!("cannot open the --state SQLite file"))?;
-        Ok((Arc::new(store), "sqlite"))
+        Ok(Some(path))
     }
 
     fn path(&self, default_path: &str) -> PathBuf {

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 #[derive(Default)]
 pub struct GraphScript {
@@ -170,6 +171,16 @@ impl Server {
     /// Stops the server and returns everything it wrote to stderr.
     pub fn stop(mut self) -> String {
         self.group.stop();
+        self.output()
+    }
+
+    /// Stops it as Ctrl-C would, letting it write its last lines.
+    pub fn terminate(mut self) -> String {
+        self.group.terminate(Duration::from_secs(10));
+        self.output()
+    }
+
+    fn output(&mut self) -> String {
         self.stderr
             .take()
             .map(|h| h.join().unwrap())
