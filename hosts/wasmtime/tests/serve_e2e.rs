@@ -209,6 +209,36 @@ fn dedupe_survives_a_restart_on_the_sqlite_store() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Meta may pretty-print a delivery; `--events-out` stays one compact
+/// JSON object per line, each update's raw JSON included.
+#[test]
+fn events_out_is_json_lines_for_a_pretty_printed_delivery() {
+    let delivery = SqliteDelivery::new("pretty");
+    let body: Value = serde_json::from_slice(&delivery.request.body).unwrap();
+    let pretty = serde_json::to_vec_pretty(&body).unwrap();
+    let signature = wats::sign(&delivery.settings["WATS_APP_SECRET"], &pretty);
+    let server = delivery.start().expect("starts");
+    let reply = executor().block_on(send(
+        &reqwest::Client::new(),
+        &server.base,
+        "POST",
+        &delivery.request.path,
+        &[("x-hub-signature-256".into(), signature)],
+        pretty,
+    ));
+    server.stop();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let updates = read_lines(&delivery.events);
+    assert_eq!(updates.len(), 6, "one line per update");
+    assert!(updates.iter().all(|update| update["raw"].is_object()));
+    let _ = std::fs::remove_dir_all(&delivery.dir);
+}
+
 #[test]
 fn concurrent_duplicate_deliveries_dispatch_each_update_once() {
     let delivery = SqliteDelivery::new("concurrent");

@@ -184,12 +184,78 @@ struct UpdateJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reply_title: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    flow_response: Option<Box<RawValue>>,
+    flow_response: Option<Compact<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     error_codes: Vec<i64>,
-    raw: &'a RawValue,
+    raw: Compact<'a>,
+}
+
+/// Raw JSON written without the whitespace between its tokens: Meta may
+/// pretty-print, and an update is one line (`--events-out` is JSON Lines,
+/// an event body is compact JSON).
+enum Compact<'a> {
+    Borrowed(&'a RawValue),
+    Owned(Box<RawValue>),
+}
+
+impl<'a> Compact<'a> {
+    fn of(raw: &'a RawValue) -> Compact<'a> {
+        match compact_json(raw.get()) {
+            Some(text) => {
+                RawValue::from_string(text).map_or(Compact::Borrowed(raw), Compact::Owned)
+            }
+            None => Compact::Borrowed(raw),
+        }
+    }
+
+    fn parsed(text: &str) -> Option<Compact<'a>> {
+        let raw: Box<RawValue> = serde_json::from_str(text).ok()?;
+        let compacted = compact_json(raw.get()).and_then(|text| RawValue::from_string(text).ok());
+        Some(Compact::Owned(compacted.unwrap_or(raw)))
+    }
+}
+
+impl Serialize for Compact<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Compact::Borrowed(raw) => raw.serialize(serializer),
+            Compact::Owned(raw) => raw.serialize(serializer),
+        }
+    }
+}
+
+/// Valid JSON text without its insignificant whitespace; none if it has
+/// none. Bytes inside strings are kept as they are (a multi-byte character
+/// holds no quote, backslash or ASCII whitespace).
+fn compact_json(text: &str) -> Option<String> {
+    let mut compacted: Option<Vec<u8>> = None;
+    let (mut in_string, mut escaped) = (false, false);
+    for (at, byte) in text.bytes().enumerate() {
+        let space = match byte {
+            _ if escaped => {
+                escaped = false;
+                false
+            }
+            b'\\' if in_string => {
+                escaped = true;
+                false
+            }
+            b'"' => {
+                in_string = !in_string;
+                false
+            }
+            b' ' | b'\n' | b'\r' | b'\t' => !in_string,
+            _ => false,
+        };
+        match (&mut compacted, space) {
+            (Some(out), false) => out.push(byte),
+            (None, true) => compacted = Some(text.as_bytes()[..at].to_vec()),
+            _ => {}
+        }
+    }
+    compacted.and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
 impl Delivery<'_> {
@@ -233,7 +299,7 @@ impl Delivery<'_> {
             flow_response: None,
             status: update.status(),
             error_codes: item.errors.iter().filter_map(|e| e.code).collect(),
-            raw: update.raw(),
+            raw: Compact::of(update.raw()),
         };
         match update.kind {
             "message" | "message_echo" => fill_message(&mut json, &item, &contacts),
@@ -324,7 +390,7 @@ fn fill_message<'a>(json: &mut UpdateJson<'a>, item: &'a Item<'a>, contacts: &'a
             .nfm_reply
             .as_ref()
             .and_then(|r| r.response_json.as_deref())
-            .and_then(|text| serde_json::from_str::<Box<RawValue>>(text).ok());
+            .and_then(|text| Compact::parsed(text));
         if let Some(permission) = &interactive.call_permission_reply {
             json.reply_id = permission.response.as_deref();
         }
@@ -339,6 +405,23 @@ fn parse_timestamp(raw: &RawValue) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_json_loses_the_whitespace_between_tokens_only() {
+        let pretty =
+            "{\n  \"text\": { \"body\": \"two  spaces\\\" \\n\\\\\" },\n\t\"n\": [1, 2]\r\n}";
+        let compacted = compact_json(pretty).unwrap();
+        assert_eq!(
+            compacted,
+            r#"{"text":{"body":"two  spaces\" \n\\"},"n":[1,2]}"#
+        );
+        let reparsed: serde_json::Value = serde_json::from_str(&compacted).unwrap();
+        assert_eq!(
+            reparsed,
+            serde_json::from_str::<serde_json::Value>(pretty).unwrap()
+        );
+        assert_eq!(compact_json(&compacted), None, "compact already");
+    }
 
     #[test]
     fn timestamps_parse_from_strings_and_numbers() {
