@@ -390,7 +390,7 @@ fn fill_message<'a>(json: &mut UpdateJson<'a>, item: &'a Item<'a>, contacts: &'a
             .nfm_reply
             .as_ref()
             .and_then(|r| r.response_json.as_deref())
-            .and_then(|text| Compact::parsed(text));
+            .and_then(Compact::parsed);
         if let Some(permission) = &interactive.call_permission_reply {
             json.reply_id = permission.response.as_deref();
         }
