@@ -119,6 +119,34 @@ pub struct KvPage {
     pub cursor: Option<String>,
 }
 
+/// Every update kind; metrics and event endpoint filters use these and
+/// nothing else (a test checks that every kind normalizing produces is one).
+pub const UPDATE_KINDS: &[&str] = &[
+    "message",
+    "status",
+    "message_error",
+    "call",
+    "call_status",
+    "message_echo",
+    "history",
+    "user_preferences",
+    "flows",
+    "template_status",
+    "template_quality",
+    "template_category",
+    "account_update",
+    "phone_number_quality",
+    "phone_number_name",
+    "business_capability",
+    "account_alerts",
+    "security",
+    "group_lifecycle",
+    "group_participants",
+    "group_settings",
+    "group_status",
+    "unknown",
+];
+
 /// One normalized webhook update, as handed to the application.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Update {

@@ -11,5 +11,6 @@ pub(crate) mod http;
 pub(crate) mod ids;
 pub(crate) mod limits;
 pub(crate) mod metrics;
+pub(crate) mod signing;
 pub(crate) mod time;
 pub(crate) mod upstream;

@@ -5,5 +5,6 @@
 pub(crate) mod idempotency;
 pub(crate) mod outbox;
 pub(crate) mod projections;
+pub(crate) mod queue;
 pub(crate) mod send;
 pub(crate) mod store;

@@ -11,6 +11,7 @@
 //! `outbox:due:<millis>:<id>` orders queued items by when they are due,
 //! `outbox:lease:<id>` holds the current lease id.
 
+use super::queue::{self, Leased, Queue, QueueItem};
 use super::send;
 use super::store;
 use crate::compose::Composed;
@@ -23,9 +24,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-const ITEM_PREFIX: &str = "outbox:item:";
-const DUE_PREFIX: &str = "outbox:due:";
-const LEASE_PREFIX: &str = "outbox:lease:";
+const QUEUE: Queue = Queue {
+    item: "outbox:item:",
+    due: "outbox:due:",
+    lease: "outbox:lease:",
+};
 /// Written right after Graph accepted an item's send, before anything else:
 /// a drain that finds it marks the item sent instead of sending again.
 const SENT_PREFIX: &str = "outbox:sent:";
@@ -33,12 +36,8 @@ const SENT_PREFIX: &str = "outbox:sent:";
 /// lease expires, may send again).
 const SENT_FACT_ATTEMPTS: usize = 5;
 const ID_PREFIX: &str = "wats-out-";
-/// How long a claim holds an item; a drain sends within one Graph timeout.
-pub(crate) const LEASE_SECONDS: u32 = 60;
 /// Attempts before an item that keeps failing is marked failed.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
-const FIRST_BACKOFF_MILLIS: u64 = 2_000;
-const MAX_BACKOFF_MILLIS: u64 = 15 * 60_000;
 /// Finished items stay readable this long.
 const FINISHED_TTL_SECONDS: u32 = 7 * 24 * 60 * 60;
 
@@ -77,11 +76,21 @@ pub(crate) struct Item {
     pub last_error: Option<AttemptError>,
 }
 
-impl Item {
-    fn due_key(&self) -> String {
-        format!("{DUE_PREFIX}{:013}:{}", self.next_attempt_at, self.id)
+impl QueueItem for Item {
+    fn id(&self) -> &str {
+        &self.id
     }
 
+    fn next_attempt_at(&self) -> u64 {
+        self.next_attempt_at
+    }
+
+    fn is_pending(&self) -> bool {
+        self.state == State::Queued
+    }
+}
+
+impl Item {
     /// What `GET {prefix}/outbox/{id}` shows: no payload.
     pub(crate) fn view(&self) -> Value {
         let mut view = json!({
@@ -102,12 +111,6 @@ impl Item {
     }
 }
 
-/// A due key's time (none if unreadable) and item id.
-fn parse_due_key(key: &str) -> Option<(Option<u64>, &str)> {
-    let (at, id) = key.strip_prefix(DUE_PREFIX)?.split_once(':')?;
-    Some((at.parse().ok(), id))
-}
-
 /// The 202 body of a queued send.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -123,25 +126,6 @@ impl Queued {
             state: item.state,
         }
     }
-}
-
-fn item_key(id: &str) -> String {
-    format!("{ITEM_PREFIX}{id}")
-}
-
-fn lease_key(id: &str) -> String {
-    format!("{LEASE_PREFIX}{id}")
-}
-
-/// 16 hex characters unique to this call: no randomness is needed, only
-/// distinct values per instance and moment.
-fn unique_hex(host: &impl Host, salt: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(host.started_millis().to_be_bytes());
-    hasher.update(host.monotonic_nanos().to_be_bytes());
-    hasher.update(host.now_millis().to_be_bytes());
-    hasher.update(salt);
-    hex::encode(&hasher.finalize()[..8])
 }
 
 /// Queues a send. `retry_of` identifies the request across a client's
@@ -161,7 +145,7 @@ pub(crate) async fn enqueue<H: Host>(
         ),
         None => {
             let payload = serde_json::to_vec(&composed.payload).unwrap_or_default();
-            format!("{ID_PREFIX}{now:012x}{}", unique_hex(ctx.host, &payload))
+            format!("{ID_PREFIX}{now:012x}{}", queue::unique_hex(ctx.host, &payload))
         }
     };
     let item = match load(ctx, &id).await? {
@@ -184,7 +168,7 @@ pub(crate) async fn enqueue<H: Host>(
             let bytes = serde_json::to_vec(&item).unwrap_or_default();
             // The item first: a due key without its item is dropped by
             // `claim`, an item without its due key would never be sent.
-            if !store::set_if_absent(ctx, &item_key(&item.id), &bytes, None).await? {
+            if !store::set_if_absent(ctx, &QUEUE.item_key(&item.id), &bytes, None).await? {
                 // Written by a concurrent try: that one completes it.
                 return Ok(Queued::of(&item));
             }
@@ -193,7 +177,7 @@ pub(crate) async fn enqueue<H: Host>(
     };
     if item.state == State::Queued {
         // The same key each time: `next_attempt_at` is stored in the item.
-        store::write(ctx, vec![KvOp::set(item.due_key(), b"", None)]).await?;
+        store::write(ctx, vec![KvOp::set(QUEUE.due_key(&item), b"", None)]).await?;
     }
     ctx.recorder.outbox("queued");
     Ok(Queued::of(&item))
@@ -204,11 +188,7 @@ pub(crate) async fn load<H: Host>(
     ctx: &Context<'_, H>,
     id: &str,
 ) -> Result<Option<Item>, ApiError> {
-    Ok(parse_item(store::get(ctx, &item_key(id)).await?))
-}
-
-fn parse_item(bytes: Option<Vec<u8>>) -> Option<Item> {
-    bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    QUEUE.load(ctx, id).await
 }
 
 /// Whether `id` is an outbox id this service could have issued.
@@ -216,96 +196,6 @@ pub(crate) fn is_outbox_id(id: &str) -> bool {
     id.len() <= 64
         && id.starts_with(ID_PREFIX)
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// An item held under a lease.
-pub(crate) struct Claimed {
-    pub item: Item,
-    pub lease_id: String,
-}
-
-/// Claims up to `limit` items that are due, each under a new lease.
-pub(crate) async fn claim<H: Host>(
-    ctx: &Context<'_, H>,
-    limit: u32,
-) -> Result<Vec<Claimed>, ApiError> {
-    let now = ctx.host.now_millis();
-    let mut claimed = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = store::list(ctx, DUE_PREFIX, cursor.as_deref(), limit.max(1) * 2).await?;
-        // The due items of this page, no more than are still wanted: keys
-        // are in due order, so the first one not due ends the claim.
-        let wanted = limit.saturating_sub(claimed.len() as u32) as usize;
-        let mut later = false;
-        let mut due: Vec<(&String, &str)> = Vec::new();
-        for due_key in &page.keys {
-            let Some((at, id)) = parse_due_key(due_key) else {
-                continue;
-            };
-            if at.is_none_or(|at| at > now) {
-                later = true;
-                break;
-            }
-            if due.len() < wanted {
-                due.push((due_key, id));
-            }
-        }
-        claimed.extend(lease_all(ctx, &due).await?);
-        match page.cursor {
-            Some(next) if !later && (claimed.len() as u32) < limit => cursor = Some(next),
-            _ => break,
-        }
-    }
-    Ok(claimed)
-}
-
-/// Takes a lease on each due item and reads the items, in one batch; then
-/// drops, in one more, the due keys that finished or rescheduled items left
-/// behind. An item whose lease another worker holds is skipped.
-async fn lease_all<H: Host>(
-    ctx: &Context<'_, H>,
-    due: &[(&String, &str)],
-) -> Result<Vec<Claimed>, ApiError> {
-    let lease_ids: Vec<String> = due
-        .iter()
-        .map(|(_, id)| unique_hex(ctx.host, id.as_bytes()))
-        .collect();
-    let mut ops = Vec::with_capacity(due.len() * 2);
-    for ((_, id), lease_id) in due.iter().zip(&lease_ids) {
-        let lease = KvOp::set_if_absent(lease_key(id), lease_id.as_bytes(), Some(LEASE_SECONDS));
-        ops.extend([lease, KvOp::Get(item_key(id))]);
-    }
-    let found = store::batch(ctx, ops).await?;
-    let mut claimed = Vec::new();
-    let mut cleanup = Vec::new();
-    for (((due_key, id), lease_id), answers) in due.iter().zip(lease_ids).zip(found.chunks(2)) {
-        let [held, item] = answers else {
-            return Err(ApiError::StoreUnavailable);
-        };
-        if held.is_some() {
-            continue; // another worker holds it
-        }
-        match parse_item(item.clone()) {
-            Some(item) if item.state == State::Queued && item.due_key() == **due_key => {
-                claimed.push(Claimed { item, lease_id });
-                continue;
-            }
-            // Rescheduled, but its new due key may not have landed:
-            // without one it would never be sent.
-            Some(item) if item.state == State::Queued => {
-                cleanup.push(KvOp::set(item.due_key(), b"", None));
-            }
-            // Finished or missing: its due key is left over.
-            Some(_) | None => {}
-        }
-        cleanup.extend([
-            KvOp::Remove((*due_key).clone()),
-            KvOp::Remove(lease_key(id)),
-        ]);
-    }
-    store::write(ctx, cleanup).await?;
-    Ok(claimed)
 }
 
 #[derive(Debug, PartialEq)]
@@ -329,7 +219,7 @@ async fn still_holds<H: Host>(
     item: &Item,
     lease_id: &str,
 ) -> Result<bool, ApiError> {
-    let key = lease_key(&item.id);
+    let key = QUEUE.lease_key(&item.id);
     let lease = store::get(ctx, &key).await?;
     if lease.as_deref() == Some(lease_id.as_bytes()) {
         return Ok(true);
@@ -337,7 +227,7 @@ async fn still_holds<H: Host>(
     if lease.is_some() {
         return Ok(false); // another claim holds it now
     }
-    if !store::set_if_absent(ctx, &key, lease_id.as_bytes(), Some(LEASE_SECONDS)).await? {
+    if !store::set_if_absent(ctx, &key, lease_id.as_bytes(), Some(queue::LEASE_SECONDS)).await? {
         return Ok(false);
     }
     let unchanged = load(ctx, &item.id)
@@ -369,15 +259,15 @@ pub(crate) enum Attempt {
 /// this claim's.
 pub(crate) async fn mark<H: Host>(
     ctx: &Context<'_, H>,
-    claimed: Claimed,
+    claimed: Leased<Item>,
     attempt: Attempt,
 ) -> Result<Item, MarkError> {
-    let Claimed { mut item, lease_id } = claimed;
+    let Leased { mut item, lease_id } = claimed;
     if !still_holds(ctx, &item, &lease_id).await? {
         ctx.recorder.outbox("stale_lease");
         return Err(MarkError::StaleLease);
     }
-    let old_due_key = item.due_key();
+    let old_due_key = QUEUE.due_key(&item);
     item.attempts += 1;
     item.updated_at = ctx.host.now_millis();
     let outcome = match attempt {
@@ -398,32 +288,10 @@ pub(crate) async fn mark<H: Host>(
             "failed"
         }
     };
-    let ttl = (item.state != State::Queued).then_some(FINISHED_TTL_SECONDS);
-    let bytes = serde_json::to_vec(&item).unwrap_or_default();
-    let mut ops = vec![KvOp::set(item_key(&item.id), bytes, ttl)];
-    if item.state == State::Queued {
-        ops.push(KvOp::set(item.due_key(), b"", None));
-    }
-    // After the new due key: it may be the same key (a retry due at once).
-    if old_due_key != item.due_key() || item.state != State::Queued {
-        ops.push(KvOp::Remove(old_due_key));
-    }
-    ops.push(KvOp::Remove(lease_key(&item.id)));
+    let ops = QUEUE.store_ops(&item, &old_due_key, FINISHED_TTL_SECONDS);
     store::write(ctx, ops).await?;
     ctx.recorder.outbox(outcome);
     Ok(item)
-}
-
-/// When to try again after `attempts` failures: doubling from 2 s up to
-/// 15 min, and never before Graph's Retry-After.
-pub(crate) fn retry_at(now: u64, attempts: u32, retry_after: Option<&str>) -> u64 {
-    let backoff = FIRST_BACKOFF_MILLIS
-        .saturating_mul(1 << attempts.min(20))
-        .min(MAX_BACKOFF_MILLIS);
-    let asked = retry_after
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map_or(0, |seconds| seconds.saturating_mul(1000));
-    now + backoff.max(asked)
 }
 
 /// Whether a failed send may succeed later: rate limits, Graph's own
@@ -450,11 +318,6 @@ pub struct DrainReport {
     pub next_due_millis: Option<u64>,
 }
 
-/// How soon, at the earliest, a drain asks to be called again: an item due
-/// now but leased by a send in flight cannot be claimed before its lease
-/// ends, and a host should not spin on it.
-const MIN_REDRAIN_MILLIS: u64 = 1_000;
-
 impl DrainReport {
     /// The report as log fields: counts only.
     pub fn log_fields(&self) -> [(&'static str, String); 5] {
@@ -474,7 +337,7 @@ pub(crate) async fn drain<H: Host>(
     limit: u32,
 ) -> Result<DrainReport, ApiError> {
     let mut report = DrainReport::default();
-    for claimed in claim(ctx, limit).await? {
+    for claimed in QUEUE.claim::<Item, H>(ctx, limit).await? {
         report.claimed += 1;
         let composed = Composed {
             to: claimed.item.to.clone(),
@@ -517,7 +380,7 @@ pub(crate) async fn drain<H: Host>(
                     match graph {
                         Some(graph) if retryable(graph) && attempts < MAX_ATTEMPTS => {
                             Attempt::Retry {
-                                at: retry_at(
+                                at: queue::retry_at(
                                     ctx.host.now_millis(),
                                     attempts - 1,
                                     graph.retry_after(),
@@ -546,17 +409,8 @@ pub(crate) async fn drain<H: Host>(
         let item = mark(ctx, claimed, attempt).await;
         tally(&mut report, ctx, item)?;
     }
-    report.next_due_millis = next_due(ctx).await?;
+    report.next_due_millis = QUEUE.next_due(ctx).await?;
     Ok(report)
-}
-
-/// When the first item in the due index is due, not sooner than
-/// `MIN_REDRAIN_MILLIS` from now.
-async fn next_due<H: Host>(ctx: &Context<'_, H>) -> Result<Option<u64>, ApiError> {
-    let page = store::list(ctx, DUE_PREFIX, None, 1).await?;
-    let due = page.keys.first().and_then(|key| parse_due_key(key)?.0);
-    let soonest = ctx.host.now_millis() + MIN_REDRAIN_MILLIS;
-    Ok(due.map(|due| due.max(soonest)))
 }
 
 /// Counts a marked item in the drain's report.
@@ -606,10 +460,10 @@ mod tests {
         let host = TestHost::configured();
         let id = queue_one(&host);
         let ctx = Context::new(&host, |_| None);
-        let mut first = block_on(claim(&ctx, 10)).unwrap();
+        let mut first = block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap();
         assert_eq!(first.len(), 1);
         assert!(
-            block_on(claim(&ctx, 10)).unwrap().is_empty(),
+            block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().is_empty(),
             "held by the lease"
         );
         let sent = Attempt::Sent {
@@ -621,9 +475,9 @@ mod tests {
             stored(&host, &id).wa_message_id.as_deref(),
             Some("wamid.OUT1")
         );
-        host.advance(u64::from(LEASE_SECONDS) * 2000);
+        host.advance(u64::from(queue::LEASE_SECONDS) * 2000);
         assert!(
-            block_on(claim(&ctx, 10)).unwrap().is_empty(),
+            block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().is_empty(),
             "sent items are not claimed again"
         );
     }
@@ -633,9 +487,9 @@ mod tests {
         let host = TestHost::configured();
         let id = queue_one(&host);
         let ctx = Context::new(&host, |_| None);
-        let stale = block_on(claim(&ctx, 10)).unwrap().remove(0);
-        host.advance(u64::from(LEASE_SECONDS) * 1000 + 1);
-        let current = block_on(claim(&ctx, 10)).unwrap().remove(0);
+        let stale = block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().remove(0);
+        host.advance(u64::from(queue::LEASE_SECONDS) * 1000 + 1);
+        let current = block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().remove(0);
         let sent = || Attempt::Sent {
             wa_message_id: None,
         };
@@ -655,8 +509,8 @@ mod tests {
         let host = TestHost::configured();
         let id = queue_one(&host);
         let ctx = Context::new(&host, |_| None);
-        let slow = block_on(claim(&ctx, 10)).unwrap().remove(0);
-        host.advance(u64::from(LEASE_SECONDS) * 1000 + 1);
+        let slow = block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().remove(0);
+        host.advance(u64::from(queue::LEASE_SECONDS) * 1000 + 1);
         let sent = Attempt::Sent {
             wa_message_id: None,
         };
@@ -705,16 +559,6 @@ mod tests {
             (item.state, item.last_error.unwrap().meta_code),
             (State::Failed, Some(131026))
         );
-    }
-
-    #[test]
-    fn backoff_doubles_caps_and_honours_retry_after() {
-        assert_eq!(retry_at(0, 0, None), 2_000);
-        assert_eq!(retry_at(0, 3, None), 16_000);
-        assert_eq!(retry_at(0, 30, None), 15 * 60_000);
-        assert_eq!(retry_at(1_000, 0, Some("37")), 38_000);
-        assert_eq!(retry_at(0, 3, Some("1")), 16_000);
-        assert_eq!(retry_at(0, 0, Some("soon")), 2_000);
     }
 
     #[test]

@@ -16,34 +16,6 @@ use std::borrow::Cow;
 
 mod update_json;
 
-/// Every update kind; metrics use these and nothing else (a test checks
-/// that every kind produced is one of them).
-#[cfg(test)]
-const UPDATE_KINDS: &[&str] = &[
-    "message",
-    "status",
-    "message_error",
-    "call",
-    "call_status",
-    "message_echo",
-    "history",
-    "user_preferences",
-    "flows",
-    "template_status",
-    "template_quality",
-    "template_category",
-    "account_update",
-    "phone_number_quality",
-    "phone_number_name",
-    "business_capability",
-    "account_alerts",
-    "security",
-    "group_lifecycle",
-    "group_participants",
-    "group_settings",
-    "group_status",
-    "unknown",
-];
 
 /// The kind of update a change field holds when it has no per-item list.
 fn kind_of_field(field: &str) -> &'static str {
@@ -617,7 +589,7 @@ mod tests {
         for field in fields {
             let kinds = lists_of(field).iter().map(|(_, kind)| *kind);
             for kind in kinds.chain([kind_of_field(field)]) {
-                assert!(UPDATE_KINDS.contains(&kind), "{kind}");
+                assert!(crate::core::host::UPDATE_KINDS.contains(&kind), "{kind}");
             }
         }
     }
