@@ -41,6 +41,9 @@ impl exports::wats::service::scheduler::Guest for Component {
             retried: report.retried,
             failed: report.failed,
             stale: report.stale,
+            events_delivered: report.events_delivered,
+            events_retried: report.events_retried,
+            events_failed: report.events_failed,
             next_due_millis: report.next_due_millis,
         }
     }

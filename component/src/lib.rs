@@ -39,8 +39,8 @@ pub use app::openapi::document as openapi_document;
 pub use core::auth::{sign, signature_valid};
 pub use core::error::ApiError;
 pub use core::host::{
-    block_on, forward_update, log_line, Host, KvEntry, KvError, KvOp, KvPage, Level, OutboundError,
-    OutgoingRequest, Request, Response, Sample, Update, FORWARD_URL_KEY,
+    block_on, log_line, log_update, Host, KvEntry, KvError, KvOp, KvPage, Level, OutboundError,
+    OutgoingRequest, Request, Response, Sample, Update,
 };
 pub use core::http::percent_decode;
 pub use core::limits::{MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BYTES};
@@ -53,11 +53,12 @@ pub use state::outbox::DrainReport;
 /// CLI that checks a profile without running the service.
 pub mod config {
     pub use crate::core::config::{
-        is_secret, Config, ConfigError, Lookup, Paths, DEFAULT_API_PREFIX,
-        DEFAULT_GRAPH_API_VERSION, DEFAULT_GRAPH_BASE_URL, DEFAULT_WEBHOOK_PATH, KEYS, RUNTIME_KEY,
-        STORE_EXCLUSIVE_KEY, STORE_KEY,
+        events_configured, is_secret, Config, ConfigError, Lookup, Paths, DEFAULT_API_PREFIX,
+        DEFAULT_GRAPH_API_VERSION, DEFAULT_GRAPH_BASE_URL, DEFAULT_WEBHOOK_PATH, FORWARD_URL_KEY,
+        KEYS, RUNTIME_KEY, STORE_EXCLUSIVE_KEY, STORE_KEY,
     };
     pub use crate::core::ids::is_numeric_id;
+    pub use crate::core::signing::SigningKey;
 
     /// The configuration from any source of settings, checked as the
     /// service checks it (configured paths included).

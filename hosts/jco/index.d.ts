@@ -77,16 +77,23 @@ export interface DrainReport {
   retried: number;
   failed: number;
   stale: number;
-  /** When the earliest queued send is due (milliseconds since the epoch),
-   * if one is: a timer may wait until then. */
+  /** Events the application's endpoints took, that will be offered again
+   * after a backoff, and that were given up (after 3 days). */
+  eventsDelivered: number;
+  eventsRetried: number;
+  eventsFailed: number;
+  /** When the earliest queued send or event is due (milliseconds since the
+   * epoch), if one is: a timer may wait until then. */
   nextDueMillis?: number;
 }
 
 export interface Wats {
   /** Answers one request: every route of the service. */
   handle(request: Request): Promise<Response>;
-  /** Sends up to `limit` due outbox items (queued with `Prefer: respond-async`);
-   * call it on a timer. A queued send is also drained right after its 202. */
+  /** Sends up to `limit` due outbox items (queued with `Prefer: respond-async`)
+   * and up to `limit` due events for the application's endpoints
+   * (`WATS_EVENTS_ENDPOINTS`); call it on a timer. It also runs right after
+   * a 202, and after each delivery when endpoints are set. */
   drain(limit?: number): Promise<DrainReport>;
 }
 

@@ -17,8 +17,10 @@ const IFACE = "wats:service";
 const MAX_BODY_BYTES = 4 * 1024 * 1024 + 1;
 // Graph calls: the same deadline as every other host.
 const GRAPH_TIMEOUT_MS = 15_000;
-// Outbox items sent right after a queued send (202) at most.
-const DRAIN_AFTER_QUEUE = 10;
+// Outbox items (and events) one drain right after a request sends at most,
+// and the drains it runs at most.
+const DRAIN_AFTER_QUEUE = 50;
+const MAX_DRAIN_ROUNDS = 20;
 // Idle instances kept for reuse, and the calls an instance serves before
 // it is retired.
 const MAX_IDLE_INSTANCES = 8;
@@ -239,6 +241,12 @@ export function createWats(options = {}) {
   const monotonicOrigin = performance.now();
   const metrics = metricTotals();
 
+  // The keys that name the application's endpoints (docs/events.md).
+  const eventsConfigured = () =>
+    ["WATS_EVENTS_ENDPOINTS", "WATS_EVENTS_FORWARD_URL"].some((key) => {
+      const value = readSetting(key);
+      return typeof value === "string" && value.trim() !== "";
+    });
   const store = () => {
     if (!kv) throw { tag: "not-configured" };
     return kv;
@@ -347,6 +355,16 @@ export function createWats(options = {}) {
     return nextDueMillis === undefined ? counts : { ...counts, nextDueMillis: Number(nextDueMillis) };
   }
 
+  // Again while a drain takes all it may: a delivery queues an event per
+  // update and endpoint.
+  async function drainNow() {
+    for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
+      const report = await drain(DRAIN_AFTER_QUEUE);
+      const events = report.eventsDelivered + report.eventsRetried + report.eventsFailed;
+      if (report.claimed < DRAIN_AFTER_QUEUE && events < DRAIN_AFTER_QUEUE) return;
+    }
+  }
+
   async function handle(request) {
     try {
       const url = new URL(request.url);
@@ -359,9 +377,11 @@ export function createWats(options = {}) {
           body,
         }),
       );
-      if (response.status === 202) {
-        // A queued send goes out now rather than at the next timer tick.
-        setTimeout(() => drain(DRAIN_AFTER_QUEUE).catch(() => {}), 0);
+      // A queued send (202), or the events of a delivery for the
+      // application's endpoints, go out now rather than at the next tick.
+      const posted = request.method === "POST" && response.status >= 200 && response.status < 300;
+      if (response.status === 202 || (posted && eventsConfigured())) {
+        setTimeout(() => drainNow().catch(() => {}), 0);
       }
       return toResponse(response);
     } catch {

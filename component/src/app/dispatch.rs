@@ -13,7 +13,7 @@ use crate::core::error::ApiError;
 use crate::core::host::{Host, Level, Request, Response};
 use crate::core::http::{json_response, Params};
 use crate::core::limits;
-use crate::state::{idempotency, outbox};
+use crate::state::{events, idempotency, outbox};
 
 /// Route label for requests that match no route.
 const UNMATCHED_ROUTE: &str = "unmatched";
@@ -115,15 +115,12 @@ async fn call<H: Host>(
     }
 }
 
-/// Sends the outbox's due items: the entry point a host calls on a
-/// schedule (a timer in `wats serve`, a cron trigger on Workers).
+/// Sends the outbox's due items and the events due to the application's
+/// endpoints: the entry point a host calls on a schedule (a timer in `wats
+/// serve`, the Durable Object's alarm, `drain()` in the JS package).
 pub async fn drain<H: Host>(host: &H, limit: u32) -> outbox::DrainReport {
     let ctx = context(host);
-    let report = match ctx.config() {
-        Ok(_) => outbox::drain(&ctx, limit).await,
-        Err(error) => Err(error),
-    };
-    let report = report.unwrap_or_else(|error| {
+    let report = drain_all(&ctx, limit).await.unwrap_or_else(|error| {
         // Stable code only: the next scheduled drain tries again.
         host.log(
             Level::Warn,
@@ -132,11 +129,23 @@ pub async fn drain<H: Host>(host: &H, limit: u32) -> outbox::DrainReport {
         );
         outbox::DrainReport::default()
     });
-    if report.claimed > 0 {
+    if report.handled_any() {
         host.log(Level::Info, "wats.outbox.drained", &report.log_fields());
     }
     ctx.recorder.flush(host);
     report
+}
+
+async fn drain_all<H: Host>(
+    ctx: &Context<'_, H>,
+    limit: u32,
+) -> Result<outbox::DrainReport, ApiError> {
+    let config = ctx.config()?;
+    let mut report = outbox::drain(ctx, limit).await?;
+    if !config.events.endpoints.is_empty() {
+        events::drain(ctx, &config.events, limit, &mut report).await?;
+    }
+    Ok(report)
 }
 
 fn check_body_size(operation: &Operation, request: &Request) -> Result<(), ApiError> {

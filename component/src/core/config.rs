@@ -1,8 +1,9 @@
 //! Settings and secrets, read through the host's `config` import on every
 //! request and validated here. Errors name the key, never its value.
 
-use super::host::Host;
+use super::host::{Host, UPDATE_KINDS};
 use super::ids::is_numeric_id;
+use super::signing::SigningKey;
 use std::fmt;
 
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com";
@@ -39,7 +40,23 @@ pub const KEYS: &[(&str, bool)] = &[
     ("WATS_ENABLE_GROUP_ROUTES", false),
     ("WATS_LOG_WEBHOOK_EVENTS", false),
     ("WATS_ECHO_REPLY", false),
+    // Endpoint URLs often carry a secret path (n8n, Zapier): never shown.
+    ("WATS_EVENTS_ENDPOINTS", true),
+    ("WATS_EVENTS_SIGNING_SECRET", true),
 ];
+
+/// The one-endpoint form of `WATS_EVENTS_ENDPOINTS`, kept from before it.
+pub const FORWARD_URL_KEY: &str = "WATS_EVENTS_FORWARD_URL";
+const ENDPOINTS_KEY: &str = "WATS_EVENTS_ENDPOINTS";
+const SIGNING_SECRET_KEY: &str = "WATS_EVENTS_SIGNING_SECRET";
+/// Whether any endpoint is set: a host without a timer of its own then
+/// drains right after each request, so that events go out at once.
+pub fn events_configured(get: Lookup<'_>) -> bool {
+    setting(get, ENDPOINTS_KEY).is_some() || setting(get, FORWARD_URL_KEY).is_some()
+}
+
+/// Endpoints one deployment may feed.
+pub(crate) const MAX_ENDPOINTS: usize = 10;
 
 /// Whether a key is one of the service's secrets.
 pub fn is_secret(key: &str) -> bool {
@@ -78,6 +95,10 @@ impl fmt::Display for ConfigError {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -112,6 +133,84 @@ pub struct Config {
     pub service_bearer_token: Secret,
     pub log_webhook_events: bool,
     pub echo_reply: bool,
+    pub events: Events,
+}
+
+/// Where updates go besides the host's own application seam: the
+/// application's endpoints, each event signed (docs/events.md).
+#[derive(Clone, Debug, Default)]
+pub struct Events {
+    pub endpoints: Vec<Endpoint>,
+    /// Present whenever there are endpoints.
+    pub signing_key: Option<SigningKey>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// May hold a secret path or query: never logged or shown.
+    pub url: Secret,
+    /// The update kinds it takes; empty for all.
+    pub kinds: Vec<&'static str>,
+}
+
+impl Endpoint {
+    pub fn wants(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.contains(&kind)
+    }
+
+    /// The URL's host (and port), which operator routes may show.
+    pub fn host(&self) -> &str {
+        let url = self.url.expose();
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        rest.split(['/', '?']).next().unwrap_or_default()
+    }
+}
+
+impl Events {
+    /// `WATS_EVENTS_ENDPOINTS`: endpoints separated by commas, each a URL
+    /// optionally followed by the update kinds it takes, separated by
+    /// spaces (`https://crm.example/wa message status, https://audit.example/all`).
+    /// `WATS_EVENTS_FORWARD_URL` is one endpoint taking every kind.
+    fn from_settings(get: Lookup<'_>) -> Result<Events, ConfigError> {
+        let (key, list) = match setting(get, ENDPOINTS_KEY) {
+            Some(list) => (ENDPOINTS_KEY, list),
+            None => match setting(get, FORWARD_URL_KEY) {
+                Some(url) => (FORWARD_URL_KEY, url),
+                None => return Ok(Events::default()),
+            },
+        };
+        let expected = "http(s) URLs separated by commas, each optionally followed by update kinds";
+        let mut endpoints = Vec::new();
+        for entry in list.split(',') {
+            let mut words = entry.split_whitespace();
+            let Some(url) = words.next() else { continue };
+            if !is_endpoint_url(url) || (key == FORWARD_URL_KEY && words.clone().next().is_some()) {
+                return Err(invalid(key, expected));
+            }
+            let kinds = words
+                .map(|kind| UPDATE_KINDS.iter().find(|known| **known == kind).copied())
+                .collect::<Option<Vec<_>>>()
+                .ok_or(invalid(key, expected))?;
+            endpoints.push(Endpoint {
+                url: Secret(url.to_owned()),
+                kinds,
+            });
+        }
+        if endpoints.is_empty() || endpoints.len() > MAX_ENDPOINTS {
+            return Err(invalid(key, "1 to 10 endpoints"));
+        }
+        let secret = get(SIGNING_SECRET_KEY)
+            .filter(|value| !value.is_empty())
+            .ok_or(ConfigError::Missing(SIGNING_SECRET_KEY))?;
+        let signing_key = SigningKey::parse(secret.trim()).ok_or(invalid(
+            SIGNING_SECRET_KEY,
+            "whsec_ followed by the base64 of 16 to 128 bytes",
+        ))?;
+        Ok(Events {
+            endpoints,
+            signing_key: Some(signing_key),
+        })
+    }
 }
 
 fn setting(get: Lookup<'_>, key: &str) -> Option<String> {
@@ -207,6 +306,7 @@ impl Config {
             service_bearer_token: secret(get, "WATS_SERVICE_BEARER_TOKEN")?,
             log_webhook_events: flag(get, "WATS_LOG_WEBHOOK_EVENTS")?,
             echo_reply: flag(get, "WATS_ECHO_REPLY")?,
+            events: Events::from_settings(get)?,
         })
     }
 }
@@ -265,6 +365,21 @@ fn is_base_url(url: &str) -> bool {
     })
 }
 
+/// An absolute http(s) URL with a host, no fragment and no credentials.
+fn is_endpoint_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|rest| {
+        let host = rest.split(['/', '?']).next().unwrap_or_default();
+        !host.is_empty()
+            && !host.contains('@')
+            && !rest.contains('#')
+            && url.len() <= 2048
+            && !rest.chars().any(|c| c.is_control() || c.is_whitespace())
+    })
+}
+
 fn is_api_version(version: &str) -> bool {
     version
         .strip_prefix('v')
@@ -292,6 +407,83 @@ mod tests {
         assert!(is_api_version("v25.0"));
         assert!(!is_api_version("25.0"));
         assert!(!is_api_version("v25"));
+    }
+
+    fn events(settings: &[(&str, &str)]) -> Result<Events, ConfigError> {
+        let get = |key: &str| {
+            settings
+                .iter()
+                .find(|(name, _)| *name == key)
+                .map(|(_, value)| value.to_string())
+        };
+        Events::from_settings(&get)
+    }
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn endpoints_are_urls_with_optional_kinds_and_need_a_secret() {
+        let parsed = events(&[
+            (
+                ENDPOINTS_KEY,
+                "https://crm.example/wa/s3cret message status, http://127.0.0.1:9/all",
+            ),
+            (SIGNING_SECRET_KEY, SECRET),
+        ])
+        .unwrap();
+        let [crm, all] = &parsed.endpoints[..] else {
+            panic!("two endpoints")
+        };
+        assert_eq!(
+            (crm.host(), crm.kinds.clone()),
+            ("crm.example", vec!["message", "status"])
+        );
+        assert!(crm.wants("status") && !crm.wants("call"));
+        assert!(all.wants("call") && all.host() == "127.0.0.1:9");
+        assert!(events(&[]).unwrap().endpoints.is_empty());
+        let forward = events(&[
+            (FORWARD_URL_KEY, "https://app.example/hook"),
+            (SIGNING_SECRET_KEY, SECRET),
+        ]);
+        assert_eq!(
+            forward.unwrap().endpoints.len(),
+            1,
+            "the old key is one endpoint"
+        );
+        assert_eq!(
+            events(&[(ENDPOINTS_KEY, "https://app.example/hook")]).unwrap_err(),
+            ConfigError::Missing(SIGNING_SECRET_KEY)
+        );
+        for bad in [
+            "ftp://x",
+            "https://a.example/x teleport",
+            "https://user@a.example",
+            "https://a.example/#x",
+        ] {
+            let error = events(&[(ENDPOINTS_KEY, bad), (SIGNING_SECRET_KEY, SECRET)]).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::Invalid {
+                        key: ENDPOINTS_KEY,
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+            assert!(!error.to_string().contains(bad));
+        }
+        let weak = events(&[
+            (ENDPOINTS_KEY, "https://a.example"),
+            (SIGNING_SECRET_KEY, "whsec_c2hvcnQ="),
+        ]);
+        assert!(matches!(
+            weak.unwrap_err(),
+            ConfigError::Invalid {
+                key: SIGNING_SECRET_KEY,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub struct KvPage {
 
 /// Every update kind; metrics and event endpoint filters use these and
 /// nothing else (a test checks that every kind normalizing produces is one).
-pub const UPDATE_KINDS: &[&str] = &[
+pub(crate) const UPDATE_KINDS: &[&str] = &[
     "message",
     "status",
     "message_error",
@@ -200,30 +200,12 @@ pub fn log_line<K: AsRef<str>, V: AsRef<str>>(
     serde_json::Value::Object(line).to_string()
 }
 
-/// The setting naming where a host without an application of its own POSTs
-/// each dispatched update (the Worker, the Spin component).
-pub const FORWARD_URL_KEY: &str = "WATS_EVENTS_FORWARD_URL";
-
-/// `events.dispatch` for a host without an application of its own: POSTs
-/// the update's JSON to `WATS_EVENTS_FORWARD_URL`, or, when that is unset,
-/// logs a PII-free line (the kind only). A refusal fails the dispatch, so
-/// the delivery is answered 5xx and Meta delivers it again.
-pub async fn forward_update<H: Host>(host: &H, update: &Update) -> Result<(), String> {
-    let Some(url) = host.config(FORWARD_URL_KEY) else {
-        host.log(Level::Info, "wats.update", &[("kind", update.kind.into())]);
-        return Ok(());
-    };
-    let request = OutgoingRequest {
-        method: "POST".into(),
-        url,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: update.json.clone().into_bytes(),
-    };
-    match host.send(request).await {
-        Ok(response) if (200..300).contains(&response.status) => Ok(()),
-        Ok(_) => Err("the events endpoint refused the update".into()),
-        Err(_) => Err("the events endpoint is unreachable".into()),
-    }
+/// `events.dispatch` for a host without an application of its own (the
+/// Worker, the Spin component): a PII-free log line, the kind only. The
+/// application's endpoints get each update from the service's events
+/// queue (`WATS_EVENTS_ENDPOINTS`), signed.
+pub fn log_update<H: Host>(host: &H, update: &Update) {
+    host.log(Level::Info, "wats.update", &[("kind", update.kind.into())]);
 }
 
 /// Runs a future to completion by polling it. For hosts whose imports are

@@ -62,6 +62,11 @@ const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         help: "Outbox items by outcome: queued, sent, retried, failed, stale_lease.",
     },
+    Family {
+        name: "event_deliveries_total",
+        kind: Kind::Counter,
+        help: "Events for the application's endpoints by endpoint index and outcome: queued, delivered, retried, failed.",
+    },
 ];
 
 /// The names of every metric family, for `/debug/diagnostics`.
@@ -202,6 +207,16 @@ impl Recorder {
 
     pub fn outbox(&self, outcome: &str) {
         self.add("outbox_items_total", &[("outcome", outcome)], 1.0);
+    }
+
+    /// An endpoint by its position in `WATS_EVENTS_ENDPOINTS`, never its URL.
+    pub fn event_delivery(&self, endpoint: usize, outcome: &str) {
+        let endpoint = endpoint.to_string();
+        self.add(
+            "event_deliveries_total",
+            &[("endpoint", &endpoint), ("outcome", outcome)],
+            1.0,
+        );
     }
 
     /// The samples recorded so far, leaving none.

@@ -2,6 +2,7 @@
 //! idempotency records, the message history, the outbox) and the send path
 //! that records what it sends. Key schema: docs/kv-schema.md.
 
+pub(crate) mod events;
 pub(crate) mod idempotency;
 pub(crate) mod outbox;
 pub(crate) mod projections;

@@ -145,7 +145,10 @@ pub(crate) async fn enqueue<H: Host>(
         ),
         None => {
             let payload = serde_json::to_vec(&composed.payload).unwrap_or_default();
-            format!("{ID_PREFIX}{now:012x}{}", queue::unique_hex(ctx.host, &payload))
+            format!(
+                "{ID_PREFIX}{now:012x}{}",
+                queue::unique_hex(ctx.host, &payload)
+            )
         }
     };
     let item = match load(ctx, &id).await? {
@@ -305,7 +308,8 @@ fn retryable(error: &GraphError) -> bool {
     }
 }
 
-/// What one drain did.
+/// What one drain did: of the outbox, and of the events queue
+/// (`events::drain` adds its part).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DrainReport {
     pub claimed: u32,
@@ -313,21 +317,39 @@ pub struct DrainReport {
     pub retried: u32,
     pub failed: u32,
     pub stale: u32,
-    /// When the earliest queued item is due (milliseconds since the epoch),
-    /// if one is: a host may sleep until then.
+    pub events_delivered: u32,
+    pub events_retried: u32,
+    pub events_failed: u32,
+    /// When the earliest queued item or event is due (milliseconds since
+    /// the epoch), if one is: a host may sleep until then.
     pub next_due_millis: Option<u64>,
 }
 
 impl DrainReport {
     /// The report as log fields: counts only.
-    pub fn log_fields(&self) -> [(&'static str, String); 5] {
+    pub fn log_fields(&self) -> [(&'static str, String); 8] {
         [
             ("claimed", self.claimed.to_string()),
             ("sent", self.sent.to_string()),
             ("retried", self.retried.to_string()),
             ("failed", self.failed.to_string()),
             ("stale", self.stale.to_string()),
+            ("eventsDelivered", self.events_delivered.to_string()),
+            ("eventsRetried", self.events_retried.to_string()),
+            ("eventsFailed", self.events_failed.to_string()),
         ]
+    }
+
+    /// Whether a drain of `limit` may have left items or events due now:
+    /// it took as many as it was allowed. A host drains again at once.
+    pub fn took_all_it_could(&self, limit: u32) -> bool {
+        let events = self.events_delivered + self.events_retried + self.events_failed;
+        self.claimed >= limit || events >= limit
+    }
+
+    /// Whether the drain did anything worth a log line.
+    pub fn handled_any(&self) -> bool {
+        self.claimed + self.events_delivered + self.events_retried + self.events_failed > 0
     }
 }
 
@@ -463,7 +485,9 @@ mod tests {
         let mut first = block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap();
         assert_eq!(first.len(), 1);
         assert!(
-            block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().is_empty(),
+            block_on(QUEUE.claim::<Item, _>(&ctx, 10))
+                .unwrap()
+                .is_empty(),
             "held by the lease"
         );
         let sent = Attempt::Sent {
@@ -477,7 +501,9 @@ mod tests {
         );
         host.advance(u64::from(queue::LEASE_SECONDS) * 2000);
         assert!(
-            block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().is_empty(),
+            block_on(QUEUE.claim::<Item, _>(&ctx, 10))
+                .unwrap()
+                .is_empty(),
             "sent items are not claimed again"
         );
     }
@@ -487,9 +513,13 @@ mod tests {
         let host = TestHost::configured();
         let id = queue_one(&host);
         let ctx = Context::new(&host, |_| None);
-        let stale = block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().remove(0);
+        let stale = block_on(QUEUE.claim::<Item, _>(&ctx, 10))
+            .unwrap()
+            .remove(0);
         host.advance(u64::from(queue::LEASE_SECONDS) * 1000 + 1);
-        let current = block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().remove(0);
+        let current = block_on(QUEUE.claim::<Item, _>(&ctx, 10))
+            .unwrap()
+            .remove(0);
         let sent = || Attempt::Sent {
             wa_message_id: None,
         };
@@ -509,7 +539,9 @@ mod tests {
         let host = TestHost::configured();
         let id = queue_one(&host);
         let ctx = Context::new(&host, |_| None);
-        let slow = block_on(QUEUE.claim::<Item, _>(&ctx, 10)).unwrap().remove(0);
+        let slow = block_on(QUEUE.claim::<Item, _>(&ctx, 10))
+            .unwrap()
+            .remove(0);
         host.advance(u64::from(queue::LEASE_SECONDS) * 1000 + 1);
         let sent = Attempt::Sent {
             wa_message_id: None,

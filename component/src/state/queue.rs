@@ -30,6 +30,11 @@ pub(crate) trait QueueItem: Serialize + DeserializeOwned {
     /// When it is due; a finished item has no due key.
     fn next_attempt_at(&self) -> u64;
     fn is_pending(&self) -> bool;
+    /// Orders items due in the same millisecond (a delivery's events keep
+    /// their delivery's order); 0 for none.
+    fn order(&self) -> u16 {
+        0
+    }
 }
 
 /// The key prefixes of one queue.
@@ -54,14 +59,22 @@ impl Queue {
         format!("{}{id}", self.lease)
     }
 
+    /// `<due><millis, 13 digits>:<id>`, or with an order `<millis>.<order,
+    /// 5 digits>:<id>`, which sorts before the unordered keys of that
+    /// millisecond and among them by order.
     pub(crate) fn due_key(&self, item: &impl QueueItem) -> String {
-        format!("{}{:013}:{}", self.due, item.next_attempt_at(), item.id())
+        let (due, at, id) = (self.due, item.next_attempt_at(), item.id());
+        match item.order() {
+            0 => format!("{due}{at:013}:{id}"),
+            order => format!("{due}{at:013}.{order:05}:{id}"),
+        }
     }
 
     /// A due key's time (none if unreadable) and item id.
     fn parse_due_key<'k>(&self, key: &'k str) -> Option<(Option<u64>, &'k str)> {
         let (at, id) = key.strip_prefix(self.due)?.split_once(':')?;
-        Some((at.parse().ok(), id))
+        let millis = at.split('.').next().unwrap_or(at);
+        Some((millis.parse().ok(), id))
     }
 
     pub(crate) fn parse<T: QueueItem>(bytes: Option<Vec<u8>>) -> Option<T> {
@@ -163,8 +176,7 @@ impl Queue {
         let found = store::batch(ctx, ops).await?;
         let mut claimed = Vec::new();
         let mut cleanup = Vec::new();
-        for (((due_key, id), lease_id), answers) in due.iter().zip(lease_ids).zip(found.chunks(2))
-        {
+        for (((due_key, id), lease_id), answers) in due.iter().zip(lease_ids).zip(found.chunks(2)) {
             let [held, item] = answers else {
                 return Err(ApiError::StoreUnavailable);
             };
@@ -200,10 +212,7 @@ impl Queue {
         ctx: &Context<'_, H>,
     ) -> Result<Option<u64>, ApiError> {
         let page = store::list(ctx, self.due, None, 1).await?;
-        let due = page
-            .keys
-            .first()
-            .and_then(|key| self.parse_due_key(key)?.0);
+        let due = page.keys.first().and_then(|key| self.parse_due_key(key)?.0);
         let soonest = ctx.host.now_millis() + MIN_REDRAIN_MILLIS;
         Ok(due.map(|due| due.max(soonest)))
     }

@@ -8,7 +8,9 @@
 //!   itself, with no store.
 //! - Outbound HTTP: `Fetch`.
 //! - Configuration: Worker vars and secrets.
-//! - Events: a PII-free log line, or POSTed to `WATS_EVENTS_FORWARD_URL`.
+//! - Events: the service's queue for the application's endpoints, drained
+//!   by the object's alarm, armed right after each request that may have
+//!   queued some; else a PII-free log line.
 //! - Metrics: the totals of the isolate that serves (the object's).
 //! - The outbox: drained by the object's alarm, set to when the next queued
 //!   send is due.

@@ -17,16 +17,18 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use wats::{KvEntry, KvError, KvOp, KvPage};
+use wats::{Host, KvEntry, KvError, KvOp, KvPage};
 use worker::{
-    durable_object, js_sys, Date, DurableObject, Env, Request, Response, SqlStorage,
+    durable_object, js_sys, Date, DurableObject, Env, Method, Request, Response, SqlStorage,
     SqlStorageValue, State, Storage,
 };
 
 /// How often, at most, the alarm comes back to delete expired rows.
 const SWEEP_MILLIS: u64 = 60 * 60 * 1000;
-/// Outbox items one alarm sends at most; more due items re-arm it at once.
+/// Outbox items (and events) one drain sends at most, and the drains one
+/// alarm runs at most; the alarm comes back for what is left.
 const DRAIN_BATCH: u32 = 50;
+const MAX_DRAIN_ROUNDS: usize = 20;
 
 /// The object's SQL storage as the service's kv.
 pub struct SqlKv {
@@ -212,12 +214,18 @@ impl DurableObject for WatsState {
 
     /// A request the Worker forwarded: the service answers it here.
     async fn fetch(&self, request: Request) -> worker::Result<Response> {
-        let response = crate::serve(&self.host(), request).await?;
+        let host = self.host();
+        let posted = request.method() == Method::Post;
+        let response = crate::serve(&host, request).await?;
         let now = now() as u64;
-        // A send was queued (202): the alarm sends it now, not a minute
-        // later. The answer stands whatever happens to the alarm: the next
-        // request tries again.
-        let armed = if response.status_code() == 202 {
+        // A send was queued (202), or a delivery's events may have been:
+        // the alarm sends them now, not a minute later. The answer stands
+        // whatever happens to the alarm: the next request tries again.
+        let status = response.status_code();
+        let events = posted
+            && (200..300).contains(&status)
+            && wats::config::events_configured(&|key| host.config(key));
+        let armed = if status == 202 || events {
             self.arm(now).await
         } else if !self.alarm_checked.get() {
             self.arm(now + SWEEP_MILLIS).await
@@ -231,7 +239,14 @@ impl DurableObject for WatsState {
     /// Sends due outbox items, deletes expired rows, and comes back when
     /// the next item is due (or for the next sweep).
     async fn alarm(&self) -> worker::Result<Response> {
-        let report = wats::drain(&self.host(), DRAIN_BATCH).await;
+        let host = self.host();
+        let mut report = wats::drain(&host, DRAIN_BATCH).await;
+        for _ in 1..MAX_DRAIN_ROUNDS {
+            if !report.took_all_it_could(DRAIN_BATCH) {
+                break;
+            }
+            report = wats::drain(&host, DRAIN_BATCH).await;
+        }
         let sql = self.state.storage().sql();
         sql.exec(
             "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?",

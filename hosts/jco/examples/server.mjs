@@ -1,6 +1,7 @@
 // A node:http server of the wats package on 127.0.0.1: settings from the
 // WATS_* environment, Graph calls to WATS_GRAPH_BASE_URL, state in memory.
-// Each update is POSTed to WATS_EVENTS_FORWARD_URL when it is set.
+// Updates reach WATS_EVENTS_ENDPOINTS, signed, through the service's events
+// queue, which the drain below sends.
 //
 //   node examples/server.mjs [--port P]     (cargo xtask jco --port P)
 
@@ -15,22 +16,12 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const forwardUrl = process.env.WATS_EVENTS_FORWARD_URL;
 const wats = createWats({
   config: (key) => (key.startsWith("WATS_") ? process.env[key] : undefined),
-  onUpdate: forwardUrl
-    ? async (update) => {
-        const response = await fetch(forwardUrl, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: update.json,
-        });
-        if (!response.ok) throw new Error("the events endpoint refused the update");
-      }
-    : undefined,
 });
 
-// Retries of queued sends (the drain right after a 202 sends the rest).
+// Queued sends' retries and the application's events (the drain right
+// after a 202 sends a queued send at once).
 setInterval(() => wats.drain(50).catch(() => {}), 1000).unref();
 
 const server = createServer(async (incoming, outgoing) => {

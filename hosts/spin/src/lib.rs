@@ -8,7 +8,8 @@
 //!   (`store.rs`).
 //! - Configuration: Spin variables through `wasi:config`, `WATS_APP_SECRET`
 //!   read as `wats_app_secret`.
-//! - Events: POSTed to `WATS_EVENTS_FORWARD_URL`, or a PII-free log line.
+//! - Events: the service's queue for the application's endpoints, drained
+//!   after each request that may have queued some; else a PII-free log line.
 //! - Metrics: totals kept in the store, since an instance serves one
 //!   request; written after the response.
 //! - The outbox: drained right after a request that queued a send; Spin has
@@ -30,9 +31,13 @@ mod store;
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+use wats::Host;
 
-/// Outbox items one drain after a queued send handles at most.
-const DRAIN_BATCH: u32 = 10;
+/// Outbox items (and events) one drain after a request handles at most,
+/// and the drains one request runs at most (a delivery of many updates for
+/// several endpoints queues hundreds of events).
+const DRAIN_BATCH: u32 = 50;
+const MAX_DRAIN_ROUNDS: usize = 20;
 
 struct WatsSpin;
 
@@ -40,14 +45,24 @@ impl Guest for WatsSpin {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let host = host::SpinHost::open();
         let request = http::read_request(&request);
+        let posted = request.method == "POST";
         let response = wats::block_on(wats::handle(&host, request));
-        let queued = response.status == 202;
+        // A send was queued (202), or a delivery's events may have been.
+        let queued = response.status == 202
+            || (posted
+                && (200..300).contains(&response.status)
+                && wats::config::events_configured(&|key| host.config(key)));
         http::write_response(out, response);
         // The response is complete; the instance lives on until this
-        // returns, so the queued send goes out now rather than on a timer
+        // returns, so what was queued goes out now rather than on a timer
         // Spin does not have.
         if queued {
-            wats::block_on(wats::drain(&host, DRAIN_BATCH));
+            for _ in 0..MAX_DRAIN_ROUNDS {
+                let report = wats::block_on(wats::drain(&host, DRAIN_BATCH));
+                if !report.took_all_it_could(DRAIN_BATCH) {
+                    break;
+                }
+            }
         }
         host.flush_metrics();
     }
@@ -68,7 +83,7 @@ mod tests {
         let keys = wats::config::KEYS
             .iter()
             .map(|(key, secret)| (*key, *secret))
-            .chain([(wats::FORWARD_URL_KEY, false)]);
+            .chain([(wats::config::FORWARD_URL_KEY, false)]);
         for (key, secret) in keys {
             let name = key.to_ascii_lowercase();
             let declared = manifest

@@ -14,6 +14,7 @@ use crate::core::host::{Host, KvOp, Level, Request, Response, Update};
 use crate::core::http::{json_response, text_response};
 use crate::core::ids::is_safe_wamid;
 use crate::core::limits::{MAX_UPDATES_PER_DELIVERY, TOO_MANY_UPDATES};
+use crate::state::events::{self, NewEvent};
 use crate::state::projections::{self, NewMessage};
 use crate::state::send::send;
 use crate::state::store;
@@ -186,6 +187,8 @@ impl Handled {
 /// unclaimed).
 struct Claimed<'d, 'a> {
     update: &'d NormalizedUpdate<'a>,
+    /// Its place in the delivery.
+    sequence: u16,
     /// None without a store: no dedupe, as the spec's service without
     /// persistence dispatched every delivery.
     key: Option<String>,
@@ -239,6 +242,7 @@ async fn claim_all<'d, 'a, H: Host>(
         });
         candidates.push(Claimed {
             update,
+            sequence,
             key: Some(key),
             row_id,
         });
@@ -320,10 +324,11 @@ async fn release<H: Host>(ctx: &Context<'_, H>, claims: &[&Claimed<'_, '_>]) {
     let _ = store::write(ctx, ops).await;
 }
 
-/// Projects every claimed update, in one batch, before any is dispatched:
-/// if the projections fail, every claimed update is released for Meta's
-/// retry instead of leaving history without it. Projections are
-/// idempotent, so a retry may redo them.
+/// Projects every claimed update, and queues its events for the
+/// application's endpoints, in one batch, before any is dispatched: if the
+/// batch fails, every claimed update is released for Meta's retry instead
+/// of leaving history or the application without it. Both are idempotent,
+/// so a retry may redo them.
 async fn project_all<'d, 'a, H: Host>(
     ctx: &Context<'_, H>,
     delivery: &Delivery<'a>,
@@ -343,10 +348,22 @@ async fn project_all<'d, 'a, H: Host>(
             (claim, handed)
         })
         .collect();
+    let events = ctx.config().map(|config| &config.events).ok();
     let ops = handed
         .iter()
         .filter(|(claim, _)| claim.key.is_some())
-        .flat_map(|(claim, update)| projection_ops(ctx, claim, &update.json))
+        .flat_map(|(claim, update)| {
+            let event = NewEvent {
+                kind: update.kind,
+                sequence: claim.sequence,
+                dedupe_key: &claim.update.dedupe_key,
+                json: &update.json,
+            };
+            let queued = events.map(|events| events::queue_ops(ctx, events, &event));
+            projection_ops(ctx, claim, &update.json)
+                .into_iter()
+                .chain(queued.into_iter().flatten())
+        })
         .collect();
     if let Err(error) = store::write(ctx, ops).await {
         let claims: Vec<&Claimed> = handed.iter().map(|(claim, _)| claim).collect();
@@ -368,7 +385,9 @@ async fn dispatch_all<'d, 'a, H: Host>(
     let mut refused = Vec::new();
     for (claim, handed) in projected {
         let kind = claim.update.kind;
-        if ctx.host.dispatch(&handed).await.is_err() {
+        if ctx.host.dispatch(&handed).await.is_err()
+            || send_unqueued(ctx, &claim, &handed).await.is_err()
+        {
             ctx.recorder.webhook_update(kind, "failed");
             ctx.host.log(
                 Level::Warn,
@@ -383,6 +402,26 @@ async fn dispatch_all<'d, 'a, H: Host>(
         dispatched.push(claim);
     }
     (dispatched, refused)
+}
+
+/// Without a store an update's events are not queued: they go to the
+/// endpoints now, and a failure is a failed dispatch (Meta retries).
+async fn send_unqueued<H: Host>(
+    ctx: &Context<'_, H>,
+    claim: &Claimed<'_, '_>,
+    update: &Update,
+) -> Result<(), ApiError> {
+    let events = &ctx.config()?.events;
+    if claim.key.is_some() || events.endpoints.is_empty() {
+        return Ok(());
+    }
+    let event = NewEvent {
+        kind: update.kind,
+        sequence: claim.sequence,
+        dedupe_key: &claim.update.dedupe_key,
+        json: &update.json,
+    };
+    events::send_inline(ctx, events, &event).await
 }
 
 /// In one batch, marks dispatched updates done and releases the claims of

@@ -18,12 +18,54 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// The signing secret the hosts under test get for their events, and the
+/// fake endpoint verifies with.
+pub const EVENTS_SECRET: &str = "whsec_dGVzdC1ldmVudHMtc2lnbmluZy1rZXktMzItYnl0ZXMh";
+
 #[derive(Default)]
 pub struct GraphScript {
     pub replies: VecDeque<GraphReply>,
     pub calls: Vec<GraphCall>,
-    /// Updates POSTed to `/__events` (a host's event forwarding).
+    /// The updates of the events POSTed to `/__events` (the application's
+    /// endpoint), each `webhook-id` once, as a receiver dedupes them.
     pub events: Vec<Value>,
+    /// Every `webhook-id` accepted, and how many events came again.
+    pub event_ids: Vec<String>,
+    pub redelivered_events: usize,
+    /// Events whose Standard Webhooks signature did not verify (refused 401).
+    pub unsigned_events: usize,
+}
+
+impl GraphScript {
+    /// Forgets every event: a new host's events start afresh.
+    pub fn clear_events(&mut self) {
+        self.events.clear();
+        self.event_ids.clear();
+        self.redelivered_events = 0;
+        self.unsigned_events = 0;
+    }
+
+    /// An event POSTed to the application's endpoint: verified with the
+    /// Standard Webhooks library, then kept once per `webhook-id`.
+    fn receive_event(&mut self, headers: &hyper::HeaderMap, body: &[u8]) -> u16 {
+        let verifier = standardwebhooks::Webhook::new(EVENTS_SECRET).expect("a valid secret");
+        if verifier.verify(body, headers).is_err() {
+            self.unsigned_events += 1;
+            return 401;
+        }
+        let id = headers["webhook-id"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        if self.event_ids.contains(&id) {
+            self.redelivered_events += 1;
+            return 200;
+        }
+        let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        self.event_ids.push(id);
+        self.events.push(event["data"].clone());
+        200
+    }
 }
 
 /// A Graph stand-in on 127.0.0.1 answering from a script, recording calls.
@@ -56,9 +98,11 @@ pub async fn start_fake_graph(script: Arc<Mutex<GraphScript>>) -> SocketAddr {
                                 .collect();
                             let mut script = script.lock().unwrap();
                             if parts.uri.path() == "/__events" {
-                                let update = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                                script.events.push(update);
-                                return Ok(hyper::Response::new(Full::new(Bytes::new())));
+                                let status = script.receive_event(&parts.headers, &body);
+                                let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                                *response.status_mut() =
+                                    hyper::StatusCode::from_u16(status).unwrap();
+                                return Ok(response);
                             }
                             script.calls.push(GraphCall {
                                 method: parts.method.to_string(),
@@ -243,6 +287,21 @@ pub fn run_cases(
         .collect()
 }
 
+/// The updates dispatched since `seen`, once as many as the case expects
+/// have arrived (or 10 s have passed): a host with a store delivers them
+/// to the application's endpoint from its events queue, after its answer.
+fn awaited_updates(case: &Value, seen: usize, updates: &dyn Fn() -> Vec<Value>) -> Vec<Value> {
+    let expected = case["expect"]["updates"].as_array().map_or(0, Vec::len);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut arrived = updates();
+        if arrived.len() >= seen + expected || std::time::Instant::now() >= deadline {
+            return arrived.split_off(seen.min(arrived.len()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Runs one conformance case against a host at `base`: scripts the fake
 /// Graph, sends the request, sweeps the response for canaries and checks
 /// every expectation. `updates` returns every update dispatched so far.
@@ -292,7 +351,7 @@ pub fn run_case(
     );
     // Separate statements: `updates` may lock the script too.
     let graph_calls = std::mem::take(&mut script.lock().unwrap().calls);
-    let updates = updates().split_off(seen);
+    let updates = awaited_updates(case, seen, updates);
     let observed = Observed {
         status: reply.status,
         headers: reply.headers,

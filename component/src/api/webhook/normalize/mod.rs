@@ -16,7 +16,6 @@ use std::borrow::Cow;
 
 mod update_json;
 
-
 /// The kind of update a change field holds when it has no per-item list.
 fn kind_of_field(field: &str) -> &'static str {
     match field {
