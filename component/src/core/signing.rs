@@ -41,6 +41,7 @@ impl SigningKey {
     }
 
     /// The `webhook-signature` header's value for this message.
+    #[allow(clippy::expect_used, reason = "HMAC accepts a key of any length")]
     pub fn sign(&self, id: &str, timestamp_seconds: u64, body: &[u8]) -> String {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
