@@ -58,6 +58,9 @@ pub fn events_configured(get: Lookup<'_>) -> bool {
 /// Endpoints one deployment may feed.
 pub(crate) const MAX_ENDPOINTS: usize = 10;
 
+/// Secrets a deployment may leave unset: the ones of the events feature.
+pub const OPTIONAL_SECRETS: &[&str] = &[ENDPOINTS_KEY, SIGNING_SECRET_KEY];
+
 /// Whether a key is one of the service's secrets.
 pub fn is_secret(key: &str) -> bool {
     KEYS.iter().any(|(name, secret)| *name == key && *secret)

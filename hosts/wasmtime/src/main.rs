@@ -33,6 +33,9 @@ enum Command {
     /// Webhook helpers: a verify token, a payload's signature.
     #[command(subcommand)]
     Webhook(cli::webhook::WebhookCommand),
+    /// Events for the application's endpoints: a new signing secret.
+    #[command(subcommand)]
+    Events(cli::events::EventsCommand),
 }
 
 fn main() {
@@ -62,6 +65,7 @@ fn main() {
         },
         Command::Openapi(args) => cli::openapi(args),
         Command::Webhook(command) => cli::webhook::run(command),
+        Command::Events(command) => cli::events::run(command),
     };
     if let Err(error) = result {
         // Messages are ours: they name settings and flags, never values.

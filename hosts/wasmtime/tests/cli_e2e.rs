@@ -200,6 +200,20 @@ fn webhook_tokens_are_fresh_and_long() {
     assert_ne!(first.stdout, second.stdout);
 }
 
+/// Each is new, and the Standard Webhooks library takes it as a secret.
+#[test]
+fn events_secrets_are_fresh_standard_webhooks_secrets() {
+    let dir = temp_dir("events-secret");
+    let first = wats(&dir, &["events", "secret"], &[]);
+    let second = wats(&dir, &["events", "secret"], &[]);
+    for run in [&first, &second] {
+        let secret = run.stdout.trim();
+        assert!(run.ok && secret.starts_with("whsec_"), "{}", run.stderr);
+        assert!(standardwebhooks::Webhook::new(secret).is_ok());
+    }
+    assert_ne!(first.stdout, second.stdout);
+}
+
 #[test]
 fn a_signed_payload_is_accepted_by_wats_serve_and_a_tampered_one_refused() {
     let dir = temp_dir("sign");

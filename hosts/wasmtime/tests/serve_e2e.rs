@@ -127,6 +127,35 @@ fn live_mode_refuses_a_missing_secret_and_names_only_the_key() {
     );
 }
 
+#[test]
+fn live_mode_refuses_endpoints_without_a_signing_secret() {
+    let canary_url = "https://hooks.example/CANARY-ENDPOINT-PATH-77f1";
+    let settings: HashMap<String, String> = [
+        ("WATS_PHONE_NUMBER_ID", "106540352242922"),
+        ("WATS_ACCESS_TOKEN", "CANARY-ACCESS-TOKEN-31aa"),
+        ("WATS_APP_SECRET", "CANARY-APP-SECRET-52c9"),
+        ("WATS_VERIFY_TOKEN", "CANARY-VERIFY-TOKEN-0d17"),
+        ("WATS_SERVICE_BEARER_TOKEN", "CANARY-SERVICE-TOKEN-e6b4"),
+        ("WATS_EVENTS_ENDPOINTS", canary_url),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let stderr = match Server::start(&["--live", "--yes-live", "--memory"], &settings) {
+        Ok(server) => panic!("started without a signing secret: {}", server.stop()),
+        Err(stderr) => stderr,
+    };
+    assert!(
+        stderr.contains("Missing required setting WATS_EVENTS_SIGNING_SECRET."),
+        "{stderr}"
+    );
+    assert_no_canaries(
+        "the refusal",
+        &stderr,
+        &settings.values().cloned().collect::<Vec<_>>(),
+    );
+}
+
 /// The suite's signed batched delivery (6 updates), and `wats serve --live`
 /// arguments for a SQLite store and an events file in a fresh directory.
 struct SqliteDelivery {

@@ -3,6 +3,7 @@
 
 pub mod doctor;
 pub mod env_file;
+pub mod events;
 pub mod onboarding;
 pub mod profile;
 pub mod serve;

@@ -135,13 +135,14 @@ impl Profile {
 }
 
 /// The profile `wats init` writes: every setting with its default (ids as
-/// given, or empty for `wats doctor` to point out), every secret a
-/// reference to the variable of the same name.
+/// given, or empty for `wats doctor` to point out), every required secret
+/// a reference to the variable of the same name (the events' secrets are
+/// added by hand when used).
 pub fn template(phone_number_id: Option<&str>, waba_id: Option<&str>) -> Value {
     use wats::config::*;
     let mut secrets = Map::new();
     for (key, secret) in KEYS {
-        if *secret {
+        if *secret && !OPTIONAL_SECRETS.contains(key) {
             secrets.insert((*key).into(), json!({ "env": key }));
         }
     }
@@ -162,6 +163,7 @@ pub fn template(phone_number_id: Option<&str>, waba_id: Option<&str>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wats::config::OPTIONAL_SECRETS;
 
     #[test]
     fn the_template_parses_and_references_every_secret() {
@@ -169,7 +171,9 @@ mod tests {
         let profile = Profile::parse(&text).unwrap();
         assert_eq!(
             profile.secrets.len(),
-            KEYS.iter().filter(|(_, s)| *s).count()
+            KEYS.iter()
+                .filter(|(key, secret)| *secret && !OPTIONAL_SECRETS.contains(key))
+                .count()
         );
         let (settings, missing) =
             profile.resolve(|name| (name == "WATS_APP_SECRET").then(|| "v".into()));
