@@ -59,6 +59,9 @@ fn respond(host: &TestHost, suite: &Suite, case: &Value, clock_offset: &mut u64)
             retried: report.retried,
             failed: report.failed,
             stale: report.stale,
+            events_delivered: report.events_delivered,
+            events_retried: report.events_retried,
+            events_failed: report.events_failed,
         };
         Response {
             status: 200,

@@ -5,7 +5,7 @@
 
 use super::openapi;
 use super::routes::{self, Auth, Handler, Operation, ParamStyle, Resolution};
-use crate::api::{groups, history, manage, messages, operator, webhook};
+use crate::api::{events, groups, history, manage, messages, operator, webhook};
 use crate::context::Context;
 use crate::core::auth::{secrets_equal, signature_valid};
 use crate::core::config::Paths;
@@ -13,7 +13,7 @@ use crate::core::error::ApiError;
 use crate::core::host::{Host, Level, Request, Response};
 use crate::core::http::{json_response, Params};
 use crate::core::limits;
-use crate::state::{events, idempotency, outbox};
+use crate::state::{self, idempotency, outbox};
 
 /// Route label for requests that match no route.
 const UNMATCHED_ROUTE: &str = "unmatched";
@@ -108,6 +108,7 @@ async fn call<H: Host>(
         Handler::Operator(op) => operator::run(ctx, op, routes::inventory).await,
         Handler::OpenApi => Ok(json_response(200, &openapi::document(&ctx.config()?.paths))),
         Handler::Webhook(op) => webhook::run(ctx, op, request).await,
+        Handler::Events(op) => events::run(ctx, op, request, params).await,
         Handler::Messages(op) => messages::run(ctx, op, request, params).await,
         Handler::History(op) => history::run(ctx, op, request, params).await,
         Handler::Groups(op) => groups::run(ctx, op, request, params).await,
@@ -143,7 +144,7 @@ async fn drain_all<H: Host>(
     let config = ctx.config()?;
     let mut report = outbox::drain(ctx, limit).await?;
     if !config.events.endpoints.is_empty() {
-        events::drain(ctx, &config.events, limit, &mut report).await?;
+        state::events::drain(ctx, &config.events, limit, &mut report).await?;
     }
     Ok(report)
 }

@@ -206,6 +206,9 @@ impl Fakes {
                 retried: report.retried,
                 failed: report.failed,
                 stale: report.stale,
+                events_delivered: report.events_delivered,
+                events_retried: report.events_retried,
+                events_failed: report.events_failed,
             };
             Response {
                 status: 200,

@@ -252,6 +252,9 @@ pub struct DrainCounts {
     pub retried: u32,
     pub failed: u32,
     pub stale: u32,
+    pub events_delivered: u32,
+    pub events_retried: u32,
+    pub events_failed: u32,
 }
 
 impl DrainCounts {
@@ -259,6 +262,8 @@ impl DrainCounts {
         serde_json::json!({
             "claimed": self.claimed, "sent": self.sent, "retried": self.retried,
             "failed": self.failed, "stale": self.stale,
+            "eventsDelivered": self.events_delivered, "eventsRetried": self.events_retried,
+            "eventsFailed": self.events_failed,
         })
         .to_string()
         .into_bytes()

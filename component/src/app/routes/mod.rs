@@ -5,7 +5,7 @@
 
 mod table;
 
-use crate::api::{groups, history, manage, messages, operator, webhook};
+use crate::api::{events, groups, history, manage, messages, operator, webhook};
 use crate::core::config::Paths;
 use crate::core::http::Params;
 use serde_json::{json, Value};
@@ -41,6 +41,7 @@ pub(crate) enum Handler {
     /// The OpenAPI document, the app's own: it is made from this table.
     OpenApi,
     Webhook(webhook::Op),
+    Events(events::Op),
     Messages(messages::Op),
     History(history::Op),
     Groups(groups::Op),

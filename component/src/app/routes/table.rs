@@ -1,7 +1,7 @@
 //! The route table itself: every route the service has, in match order.
 
 use super::{op, Auth, Base, Handler, Link, Operation, Param, Route};
-use crate::api::{groups, history, manage, messages, operator, webhook};
+use crate::api::{events, groups, history, manage, messages, operator, webhook};
 use crate::core::limits::{API_MAX_BODY, MEDIA_MAX_UPLOAD_BYTES, WEBHOOK_MAX_BODY};
 
 const SEND_ERRORS: &[u16] = &[400, 401, 409, 413, 502, 503];
@@ -342,6 +342,74 @@ pub(crate) static ROUTES: &[Route] = &[
         }])
         .success(200, "application/json", "OutboxItem")
         .errors(&[400, 401, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/events/deliveries",
+        operations: &[op(
+            "GET",
+            Handler::Events(events::Op::ListDeliveries),
+            Auth::Bearer,
+            "listEventDeliveries",
+            "Events for the application's endpoints in one state: pending ones by when they are due, finished ones newest first (no payloads, no URLs).",
+        )
+        .params(&[
+            Param {
+                name: "state",
+                location: "query",
+                required: false,
+                schema: "EventState",
+            },
+            Param {
+                name: "limit",
+                location: "query",
+                required: false,
+                schema: "PageLimit",
+            },
+            Param {
+                name: "cursor",
+                location: "query",
+                required: false,
+                schema: "EventCursor",
+            },
+        ])
+        .success(200, "application/json", "EventDeliveryPage")
+        .errors(&[400, 401, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/events/deliveries/{eventId}/retry",
+        operations: &[op(
+            "POST",
+            Handler::Events(events::Op::RetryDelivery),
+            Auth::Bearer,
+            "retryEventDelivery",
+            "Offers an event to its endpoint again now (a delivered one is sent again), with 3 more days to succeed.",
+        )
+        .params(&[Param {
+            name: "eventId",
+            location: "path",
+            required: true,
+            schema: "EventId",
+        }])
+        .success(202, "application/json", "EventDelivery")
+        .errors(&[400, 401, 404, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/events/endpoints",
+        operations: &[op(
+            "GET",
+            Handler::Events(events::Op::Endpoints),
+            Auth::Bearer,
+            "listEventEndpoints",
+            "The application's endpoints: host, kinds, last success and failure, and this host's counts since it started.",
+        )
+        .success(200, "application/json", "EventEndpoints")
+        .errors(&[401, 503])],
     },
     Route {
         base: Base::Api,

@@ -1,0 +1,84 @@
+//! The events operator routes: what became of the events for the
+//! application's endpoints, a retry of one, and each endpoint's state.
+//! Never a payload or an endpoint's URL (docs/events.md).
+
+use crate::context::Context;
+use crate::core::error::ApiError;
+use crate::core::host::{Host, Request, Response};
+use crate::core::http::{json_response, Params};
+use crate::state::events::{self, State};
+use serde_json::json;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    ListDeliveries,
+    RetryDelivery,
+    Endpoints,
+}
+
+pub(crate) async fn run<H: Host>(
+    ctx: &Context<'_, H>,
+    op: Op,
+    request: &Request,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let config = &ctx.config()?.events;
+    match op {
+        Op::ListDeliveries => {
+            let state = match request.query("state").as_deref() {
+                None | Some("pending") => State::Pending,
+                Some("delivered") => State::Delivered,
+                Some("failed") => State::Failed,
+                Some(_) => {
+                    return Err(ApiError::InvalidRequest(
+                        "`state` must be pending, delivered or failed.".into(),
+                    ))
+                }
+            };
+            let limit = page_limit(request)?;
+            let cursor = request.query("cursor");
+            if cursor.as_deref().is_some_and(|c| !events::is_cursor(c)) {
+                return Err(ApiError::InvalidRequest(
+                    "`cursor` must be the nextCursor of the previous page.".into(),
+                ));
+            }
+            let page = events::list(ctx, config, state, limit, cursor.as_deref()).await?;
+            Ok(json_response(
+                200,
+                &json!({ "items": page.items, "nextCursor": page.next_cursor }),
+            ))
+        }
+        Op::RetryDelivery => {
+            let id = params.get("eventId");
+            if !events::is_event_id(id) {
+                return Err(ApiError::InvalidRequest(
+                    "Path segment `eventId` must be an event id (evt_…).".into(),
+                ));
+            }
+            match events::retry(ctx, config, id).await? {
+                Some(view) => Ok(json_response(202, &view)),
+                None => Err(ApiError::NotFound),
+            }
+        }
+        Op::Endpoints => Ok(json_response(
+            200,
+            &json!({ "endpoints": events::endpoints(ctx, config).await? }),
+        )),
+    }
+}
+
+fn page_limit(request: &Request) -> Result<u32, ApiError> {
+    match request.query("limit") {
+        None => Ok(events::DEFAULT_PAGE),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=events::MAX_PAGE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "`limit` must be an integer from 1 to {}.",
+                    events::MAX_PAGE
+                ))
+            }),
+    }
+}
