@@ -386,7 +386,9 @@ pub(crate) async fn list<H: Host>(
 ) -> Result<Page, ApiError> {
     let prefix = match state {
         State::Pending => QUEUE.due.to_owned(),
-        finished => format!("{FINISHED_PREFIX}{}:", finished.name()),
+        finished @ (State::Delivered | State::Failed) => {
+            format!("{FINISHED_PREFIX}{}:", finished.name())
+        }
     };
     let after = cursor.map(|cursor| format!("{prefix}{cursor}"));
     let page = store::list(ctx, &prefix, after.as_deref(), limit).await?;
