@@ -50,7 +50,7 @@ test("a kv with batch is called once per phase of a delivery", async () => {
   const wats = createWats({ config: settings, kv: counting, onUpdate: () => {} });
   const first = await (await wats.handle(signed(delivery))).json();
   assert.ok(first.dispatched > 1, JSON.stringify(first));
-  // Claims (with the records' reads), projections, done marks.
+  // Claims (with the records), projections, done marks.
   assert.deepEqual(calls, ["batch", "batch", "batch"]);
   calls.length = 0;
   const retry = await (await wats.handle(signed(delivery))).json();

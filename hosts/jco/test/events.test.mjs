@@ -1,0 +1,90 @@
+// Events for the application's endpoints, checked with the Standard
+// Webhooks package from npm (`standardwebhooks`), not with wats's own code.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Webhook } from "standardwebhooks";
+import { createWats } from "../index.js";
+import { delivery, settings, signed } from "./delivery.mjs";
+
+const SECRET = `whsec_${Buffer.from("jco-events-test-signing-key-0042").toString("base64")}`;
+const eventSettings = {
+  ...settings,
+  WATS_EVENTS_ENDPOINTS: "https://app.example/hook, https://audit.example/hook status",
+  WATS_EVENTS_SIGNING_SECRET: SECRET,
+};
+
+// A fetch that plays both endpoints: it keeps what each received and
+// answers with `status(n)` for the n-th request.
+function endpoints(status = () => 204) {
+  const received = [];
+  const fetch = async (url, init) => {
+    const headers = Object.fromEntries(new Headers(init.headers));
+    received.push({ url, headers, body: new TextDecoder().decode(init.body) });
+    return new Response(null, { status: status(received.length) });
+  };
+  return { received, fetch };
+}
+
+// Each event as the receiver sees it once verified; throws if one is not.
+function verified(received) {
+  const verifier = new Webhook(SECRET);
+  return received.map(({ url, headers, body }) => ({
+    url,
+    id: headers["webhook-id"],
+    event: verifier.verify(body, headers),
+  }));
+}
+
+test("each update reaches each endpoint that takes it, signed, once the drain runs", async () => {
+  const { received, fetch } = endpoints();
+  const wats = createWats({ config: eventSettings, fetch, log: () => {} });
+  const ack = await (await wats.handle(signed(delivery))).json();
+  assert.equal(ack.dispatched, 6);
+  await wats.drain(50);
+  const events = verified(received);
+  const app = events.filter((e) => e.url === "https://app.example/hook");
+  const audit = events.filter((e) => e.url === "https://audit.example/hook");
+  assert.equal(app.length, 6, "every kind");
+  assert.deepEqual(audit.map((e) => e.event.type), ["whatsapp.status", "whatsapp.status", "whatsapp.status"]);
+  assert.deepEqual(app.map((e) => e.event.data.kind), ["message", "message", "status", "status", "message", "status"]);
+  assert.equal(new Set(events.map((e) => e.id)).size, 9, "one webhook-id per update and endpoint");
+  // Meta's retry of the delivery: duplicates, and no event again.
+  await wats.handle(signed(delivery));
+  await wats.drain(50);
+  assert.equal(received.length, 9);
+});
+
+test("a refused event is offered again under the same webhook-id and body", async () => {
+  const { received, fetch } = endpoints((n) => (n === 1 ? 500 : 204));
+  let clock = Date.now();
+  const wats = createWats({ config: { ...eventSettings, WATS_EVENTS_ENDPOINTS: "https://app.example/hook message" }, fetch, now: () => clock, log: () => {} });
+  await wats.handle(signed(delivery));
+  const first = await wats.drain(50);
+  assert.deepEqual([first.eventsDelivered, first.eventsRetried], [2, 1]);
+  clock += 2_000;
+  const second = await wats.drain(50);
+  assert.equal(second.eventsDelivered, 1);
+  const events = verified(received);
+  assert.equal(events[0].id, events[3].id);
+  assert.equal(received[0].body, received[3].body);
+});
+
+test("without a store the events go out inline, and a refusal is Meta's 503", async () => {
+  const { received, fetch } = endpoints((n) => (n === 2 ? 503 : 204));
+  const wats = createWats({ config: { ...eventSettings, WATS_EVENTS_ENDPOINTS: "https://app.example/hook" }, fetch, kv: null, log: () => {} });
+  const response = await wats.handle(signed(delivery));
+  assert.equal(response.status, 503);
+  assert.equal(verified(received).length, received.length, "every inline event verifies");
+});
+
+test("endpoints without a signing secret are invalid_config on /readyz", async () => {
+  const { WATS_EVENTS_SIGNING_SECRET: _, ...unsigned } = eventSettings;
+  const wats = createWats({ config: unsigned, log: () => {} });
+  const response = await wats.handle(new Request("http://127.0.0.1/readyz"));
+  assert.equal(response.status, 503);
+  const body = await response.text();
+  assert.match(body, /invalid_config/);
+  assert.match(body, /WATS_EVENTS_SIGNING_SECRET/);
+  assert.doesNotMatch(body, /app\.example/);
+});
