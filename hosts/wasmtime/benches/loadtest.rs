@@ -42,6 +42,8 @@ const WRANGLER: &str = "hosts/cloudflare/node_modules/.bin/wrangler";
 /// The Worker in workerd without `wrangler dev`'s proxy and inspector.
 const WORKERD_RUNNER: &str = "hosts/cloudflare/bench/workerd.mjs";
 const SPIN_COMPONENT: &str = "target/wasm32-wasip2/component/wats_spin.wasm";
+/// The signing secret of the events `--endpoints` receive.
+const EVENTS_SECRET: &str = "whsec_bG9hZHRlc3QtZXZlbnRzLXNpZ25pbmcta2V5IQ==";
 /// `wats spin`'s log in the scratch directory.
 const SPIN_LOG: &str = "spin.log";
 /// The settings the Worker and Spin get: `wats serve`'s dry-run ones.
@@ -78,6 +80,9 @@ struct Options {
     spin_component: Option<PathBuf>,
     /// `wats spin --kv-latency-ms`: a store across the network.
     kv_latency_ms: u64,
+    /// Application endpoints on loopback that `wats serve` POSTs each
+    /// update's event to (`WATS_EVENTS_ENDPOINTS`): the events' throughput.
+    endpoints: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -101,6 +106,7 @@ fn options() -> Options {
         host: Host::Serve,
         spin_component: None,
         kv_latency_ms: 0,
+        endpoints: 0,
     };
     // `cargo bench` passes `--bench`; everything else is ours.
     let mut args = std::env::args().skip(1).filter(|arg| arg != "--bench");
@@ -130,6 +136,7 @@ fn options() -> Options {
             "--kv-latency-ms" => {
                 options.kv_latency_ms = value().parse().unwrap_or_else(|_| usage(&arg))
             }
+            "--endpoints" => options.endpoints = value().parse().unwrap_or_else(|_| usage(&arg)),
             "--rate" => match value().parse::<f64>() {
                 Ok(rate) if rate > 0.0 => options.rate = Some(rate),
                 _ => usage(&arg),
@@ -145,7 +152,7 @@ fn options() -> Options {
 
 fn usage(at: &str) -> ! {
     eprintln!(
-        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--rate R] [--max-seconds S] [--memory] [--host serve|worker|wrangler-dev|spin] [--kv-latency-ms MS] [--wats PATH] [--component PATH] [--spin-component PATH]"
+        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--rate R] [--max-seconds S] [--memory] [--host serve|worker|wrangler-dev|spin] [--kv-latency-ms MS] [--endpoints N] [--wats PATH] [--component PATH] [--spin-component PATH]"
     );
     std::process::exit(2)
 }
@@ -169,6 +176,9 @@ fn main() {
     let forged = Arc::new(deliveries(&fixture, options.requests, FORGING_SECRET));
     let deliveries = Arc::new(deliveries(&fixture, options.requests, APP_SECRET));
 
+    let sinks = (options.endpoints > 0 && options.host == Host::Serve)
+        .then(|| sink::Sinks::start(options.endpoints));
+    let mut events_report = None;
     let scratch = std::env::temp_dir().join(format!("wats-loadtest-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).expect("a scratch directory");
     let mut rows = Vec::new();
@@ -185,14 +195,26 @@ fn main() {
     };
     for target in [Target::Floor, Target::Reference].into_iter().chain(hosts) {
         eprintln!("loadtest: {} …", target.name());
-        let mut server = Server::start(target, &options, &scratch);
+        let urls = sinks
+            .as_ref()
+            .map_or(Vec::new(), |sinks| sinks.urls.clone());
+        let mut server = Server::start(target, &options, &scratch, &urls);
         // Not the start-up's (compiling the component takes seconds).
         let cpu_before = server.cpu_seconds();
         let (requests, answer) = match target {
             Target::Refusing => (&forged, 401),
             _ => (&deliveries, 200),
         };
+        let load_started = std::time::Instant::now();
         let result = run_load(&server, requests, answer, &options);
+        if let (Target::Wats { .. }, Some(sinks)) = (target, &sinks) {
+            let expected = (result.completed * updates_per_delivery * options.endpoints) as u64;
+            events_report = Some(sinks.wait_for(
+                expected,
+                load_started,
+                Duration::from_secs(options.max_seconds),
+            ));
+        }
         let (peak_rss, cpu) = (server.peak_rss_kib(), server.cpu_seconds() - cpu_before);
         let mut state_calls = match target {
             Target::Wats { .. } | Target::Worker { .. } => state_calls(&server.address),
@@ -255,6 +277,9 @@ fn main() {
             row.state_calls
                 .map_or("-".into(), |calls| format!("{calls:.1}/req")),
         );
+    }
+    if let Some(events) = &events_report {
+        println!("  {events}");
     }
     let of = |target: fn(&Target) -> bool| rows.iter().find(|row| target(&row.target));
     let floor = of(|t| *t == Target::Floor).map(|row| &row.result);
@@ -479,7 +504,12 @@ struct Server {
 }
 
 impl Server {
-    fn start(target: Target, options: &Options, scratch: &Path) -> Server {
+    fn start(
+        target: Target,
+        options: &Options,
+        scratch: &Path,
+        endpoint_urls: &[String],
+    ) -> Server {
         let mut command = match target {
             Target::Floor => {
                 let mut command = Command::new(std::env::current_exe().expect("this binary"));
@@ -578,6 +608,11 @@ impl Server {
             command.env_remove(key);
         }
         command.env("WATS_PHONE_NUMBER_ID", PHONE_NUMBER_ID);
+        if matches!(target, Target::Wats { .. }) && !endpoint_urls.is_empty() {
+            command
+                .env("WATS_EVENTS_ENDPOINTS", endpoint_urls.join(","))
+                .env("WATS_EVENTS_SIGNING_SECRET", EVENTS_SECRET);
+        }
         // `wats spin` reads its settings from WATS_*, and so does the
         // workerd runner for the Worker (`wrangler dev` takes `--var`s).
         if matches!(target, Target::Spin | Target::Worker { dev: false }) {
@@ -858,6 +893,100 @@ async fn exchange(stream: &mut TcpStream, request: &[u8]) -> std::io::Result<u16
 
 /// The floor: the least a webhook receiver must do. Same HTTP stack and
 /// runtime as `wats serve` (hyper HTTP/1.1 on a multi-threaded tokio).
+/// `--endpoints N`: the application's endpoints, on loopback in this
+/// process, counting the events they are POSTed and answering 204.
+mod sink {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    pub struct Sinks {
+        pub urls: Vec<String>,
+        received: Arc<AtomicU64>,
+        last: Arc<Mutex<Option<Instant>>>,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl Sinks {
+        pub fn start(count: usize) -> Sinks {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            let received = Arc::new(AtomicU64::new(0));
+            let last = Arc::new(Mutex::new(None));
+            let mut urls = Vec::new();
+            for _ in 0..count {
+                let listener = runtime
+                    .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                    .expect("a loopback port");
+                urls.push(format!(
+                    "http://{}/events",
+                    listener.local_addr().expect("bound")
+                ));
+                let (received, last) = (received.clone(), last.clone());
+                runtime.spawn(async move {
+                    while let Ok((stream, _)) = listener.accept().await {
+                        let (received, last) = (received.clone(), last.clone());
+                        tokio::spawn(async move {
+                            let service = service_fn(
+                                move |request: hyper::Request<hyper::body::Incoming>| {
+                                    let (received, last) = (received.clone(), last.clone());
+                                    async move {
+                                        let _ = request.into_body().collect().await?;
+                                        received.fetch_add(1, Ordering::Relaxed);
+                                        *last.lock().unwrap_or_else(|p| p.into_inner()) =
+                                            Some(Instant::now());
+                                        let mut response =
+                                            hyper::Response::new(Full::new(Bytes::new()));
+                                        *response.status_mut() = hyper::StatusCode::NO_CONTENT;
+                                        Ok::<_, hyper::Error>(response)
+                                    }
+                                },
+                            );
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                });
+            }
+            Sinks {
+                urls,
+                received,
+                last,
+                _runtime: runtime,
+            }
+        }
+
+        /// Waits (at most `bound`) for `expected` events; says how many
+        /// came and how fast, from the first delivery to the last event.
+        pub fn wait_for(&self, expected: u64, load_started: Instant, bound: Duration) -> String {
+            let load_ended = Instant::now();
+            while self.received.load(Ordering::Relaxed) < expected && load_ended.elapsed() < bound {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let received = self.received.swap(0, Ordering::Relaxed);
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let span = last.map_or(0.0, |last| last.duration_since(load_started).as_secs_f64());
+            let lag = last.map_or(0.0, |last| {
+                last.saturating_duration_since(load_ended).as_secs_f64()
+            });
+            format!(
+                "events: {received} of {expected} reached {} endpoint(s): {:.0} events/s from the first delivery to the last event, which came {lag:.1} s after the last delivery",
+                self.urls.len(),
+                received as f64 / span.max(1e-9),
+            )
+        }
+    }
+}
+
 mod floor {
     use super::APP_SECRET;
     use http_body_util::{BodyExt, Full};

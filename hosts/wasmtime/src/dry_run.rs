@@ -2,8 +2,11 @@
 //! Graph would in shape, so that every route works locally: sends get
 //! synthetic message ids, uploads synthetic media ids, every media id is a
 //! 1×1 PNG (served from the same origin, with its real digest), and the
-//! phone number and templates have plausible values.
+//! phone number and templates have plausible values. Only Graph's origin
+//! is stood in for: the application's endpoints (`WATS_EVENTS_ENDPOINTS`),
+//! which a local run means to reach, get real HTTP (`DryRun`).
 
+use crate::outbound::LiveHttp;
 use crate::runtime::{OutboundError, OutgoingRequest, Response};
 use crate::services::{BoxFuture, Outbound};
 use serde_json::{json, Value};
@@ -108,5 +111,33 @@ impl Outbound for DryRunGraph {
             body,
         };
         Box::pin(async move { Ok(response) })
+    }
+}
+
+/// Dry-run's transport: the stand-in for requests to Graph's base URL,
+/// real HTTP for any other (the application's endpoints).
+pub struct DryRun {
+    graph: DryRunGraph,
+    graph_base_url: String,
+    network: LiveHttp,
+}
+
+impl DryRun {
+    pub fn new(graph_base_url: &str) -> anyhow::Result<DryRun> {
+        Ok(DryRun {
+            graph: DryRunGraph::default(),
+            graph_base_url: graph_base_url.trim_end_matches('/').to_owned(),
+            network: LiveHttp::new()?,
+        })
+    }
+}
+
+impl Outbound for DryRun {
+    fn send(&self, request: OutgoingRequest) -> BoxFuture<'_, Result<Response, OutboundError>> {
+        if request.url.starts_with(&self.graph_base_url) {
+            self.graph.send(request)
+        } else {
+            self.network.send(request)
+        }
     }
 }

@@ -23,6 +23,22 @@ wasmtime::component::bindgen!({
 use self::wats::service::{clock, config, events, kv, log, metrics, outbound_http, types};
 
 pub use self::exports::wats::service::scheduler::DrainReport;
+
+impl From<DrainReport> for ::wats::DrainReport {
+    fn from(report: DrainReport) -> ::wats::DrainReport {
+        ::wats::DrainReport {
+            claimed: report.claimed,
+            sent: report.sent,
+            retried: report.retried,
+            failed: report.failed,
+            stale: report.stale,
+            events_delivered: report.events_delivered,
+            events_retried: report.events_retried,
+            events_failed: report.events_failed,
+            next_due_millis: report.next_due_millis,
+        }
+    }
+}
 pub use self::wats::service::events::Update;
 pub use self::wats::service::log::Level;
 pub use self::wats::service::metrics::Sample;

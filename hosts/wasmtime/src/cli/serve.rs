@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wats_host::dry_run::DryRunGraph;
+use wats_host::dry_run::DryRun;
 use wats_host::kv::{Commits, MemoryKv, SqliteKv};
 use wats_host::outbound::LiveHttp;
 use wats_host::runtime::{Level, Request, Runtime};
@@ -71,18 +71,27 @@ pub struct ServeArgs {
     drain_every_ms: u64,
 }
 
-/// Outbox items one drain sends at most.
+/// Outbox items (and events) one drain sends at most.
 const DRAIN_BATCH: u32 = 50;
 
-/// Drains the outbox on a timer.
+/// Drains the outbox and the events queue on a timer: each tick, again and
+/// again while a drain takes all it may (a busy number queues an event per
+/// update and endpoint).
 async fn drain_outbox(runtime: Arc<Runtime>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         // The service logs each drain that did something.
-        if runtime.drain(DRAIN_BATCH).await.is_err() {
-            eprintln!("{}", log_line(Level::Warn, "wats.host.drain_failed", &[]));
+        loop {
+            match runtime.drain(DRAIN_BATCH).await {
+                Ok(report) if wats::DrainReport::from(report).took_all_it_could(DRAIN_BATCH) => {}
+                Ok(_) => break,
+                Err(_) => {
+                    eprintln!("{}", log_line(Level::Warn, "wats.host.drain_failed", &[]));
+                    break;
+                }
+            }
         }
     }
 }
@@ -101,7 +110,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let outbound: Arc<dyn Outbound> = if live(&args) {
         Arc::new(LiveHttp::new()?)
     } else {
-        Arc::new(DryRunGraph::default())
+        let graph = settings.get("WATS_GRAPH_BASE_URL").map(String::as_str);
+        Arc::new(DryRun::new(
+            graph.unwrap_or(wats::config::DEFAULT_GRAPH_BASE_URL),
+        )?)
     };
     let events: Arc<dyn EventSink> = match &args.events_out {
         Some(path) => Arc::new(JsonLinesFile::open(path).context("opening the --events-out file")?),
