@@ -1,12 +1,17 @@
 //! The events operator routes: what became of the events for the
-//! application's endpoints, a retry of one, and each endpoint's state.
+//! application's endpoints, a retry of one, each endpoint's state, and a
+//! drain on demand.
 //! Never a payload or an endpoint's URL (docs/events.md).
 
 use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Request, Response};
 use crate::core::http::{json_response, Params};
-use crate::state::events::{self, State};
+use crate::core::time::iso8601;
+use crate::state::{
+    self,
+    events::{self, State},
+};
 use serde_json::json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,7 +19,13 @@ pub(crate) enum Op {
     ListDeliveries,
     RetryDelivery,
     Endpoints,
+    /// The drain a host's timer runs, for a host without one (Spin) and
+    /// its cron.
+    Drain,
 }
+
+/// What `POST {prefix}/drain` sends at most, of each queue.
+const DRAIN_LIMIT: u32 = 50;
 
 pub(crate) async fn run<H: Host>(
     ctx: &Context<'_, H>,
@@ -64,6 +75,20 @@ pub(crate) async fn run<H: Host>(
             200,
             &json!({ "endpoints": events::endpoints(ctx, config).await? }),
         )),
+        Op::Drain => {
+            let report = state::drain(ctx, DRAIN_LIMIT).await?;
+            Ok(json_response(
+                200,
+                &json!({
+                    "claimed": report.claimed, "sent": report.sent, "retried": report.retried,
+                    "failed": report.failed, "stale": report.stale,
+                    "eventsDelivered": report.events_delivered,
+                    "eventsRetried": report.events_retried,
+                    "eventsFailed": report.events_failed,
+                    "nextDueAt": report.next_due_millis.map(iso8601),
+                }),
+            ))
+        }
     }
 }
 

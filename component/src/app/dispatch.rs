@@ -121,7 +121,7 @@ async fn call<H: Host>(
 /// serve`, the Durable Object's alarm, `drain()` in the JS package).
 pub async fn drain<H: Host>(host: &H, limit: u32) -> outbox::DrainReport {
     let ctx = context(host);
-    let report = drain_all(&ctx, limit).await.unwrap_or_else(|error| {
+    let report = state::drain(&ctx, limit).await.unwrap_or_else(|error| {
         // Stable code only: the next scheduled drain tries again.
         host.log(
             Level::Warn,
@@ -135,18 +135,6 @@ pub async fn drain<H: Host>(host: &H, limit: u32) -> outbox::DrainReport {
     }
     ctx.recorder.flush(host);
     report
-}
-
-async fn drain_all<H: Host>(
-    ctx: &Context<'_, H>,
-    limit: u32,
-) -> Result<outbox::DrainReport, ApiError> {
-    let config = ctx.config()?;
-    let mut report = outbox::drain(ctx, limit).await?;
-    if !config.events.endpoints.is_empty() {
-        state::events::drain(ctx, &config.events, limit, &mut report).await?;
-    }
-    Ok(report)
 }
 
 fn check_body_size(operation: &Operation, request: &Request) -> Result<(), ApiError> {

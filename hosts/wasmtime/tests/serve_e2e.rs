@@ -508,3 +508,8 @@ fn a_second_wats_serve_on_the_same_state_refuses_to_start() {
         .stop();
     let _ = std::fs::remove_dir_all(&delivery.dir);
 }
+
+#[test]
+fn events_reach_failing_endpoints_in_the_end() {
+    forwarding::events_survive_failing_endpoints("wats serve --live", &start_live);
+}

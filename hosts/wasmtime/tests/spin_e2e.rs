@@ -119,3 +119,10 @@ fn a_delivery_is_three_statements_and_its_metrics_one() {
     assert_eq!(statements(&delivery), 3 + 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn events_reach_failing_endpoints_in_the_end() {
+    forwarding::events_survive_failing_endpoints("spin", &|settings, dir| {
+        start_spin(settings, dir, SQLITE)
+    });
+}

@@ -112,3 +112,8 @@ fn the_durable_object_holds_dedupe_and_idempotency_under_concurrency() {
 fn a_queued_send_is_delivered_right_after_the_202() {
     forwarding::queued_send_goes_out_after_the_202("workerd", &start_running);
 }
+
+#[test]
+fn events_reach_failing_endpoints_in_the_end() {
+    forwarding::events_survive_failing_endpoints("workerd", &start_running);
+}

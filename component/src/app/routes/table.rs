@@ -414,6 +414,20 @@ pub(crate) static ROUTES: &[Route] = &[
     Route {
         base: Base::Api,
         groups: false,
+        suffix: "/drain",
+        operations: &[op(
+            "POST",
+            Handler::Events(events::Op::Drain),
+            Auth::Bearer,
+            "drain",
+            "Sends due queued sends and due events now, up to 50 of each: what a host's timer runs, for a host without one (Spin) and its cron.",
+        )
+        .success(200, "application/json", "DrainReport")
+        .errors(&[401, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
         suffix: "/phone-number",
         operations: &[manage_op(
             "GET",

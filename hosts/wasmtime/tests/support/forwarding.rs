@@ -206,3 +206,117 @@ pub fn queued_send_goes_out_after_the_202(label: &str, start: Start) {
     assert_eq!(script.lock().unwrap().calls.len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two endpoints that fail on purpose (one refuses the first attempt of
+/// every event, one of about 30%): 50 distinct deliveries of 6 updates are
+/// all answered 200 all the same, and in the end each update reaches each
+/// endpoint, each `webhook-id` accepted once per endpoint, signed; the
+/// retried events show in `GET {prefix}/events/deliveries`. A host without
+/// a timer is drained as a cron would, with `POST {prefix}/drain`.
+pub fn events_survive_failing_endpoints(label: &str, start: Start) {
+    const DELIVERIES: usize = 50;
+    let (_, suites) = load_suites();
+    let (suite, delivery) = signed_delivery(&suites);
+    let executor = executor();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let mut settings = forwarding_settings(&suite.settings, graph);
+    settings.remove("WATS_EVENTS_FORWARD_URL");
+    settings.insert(
+        "WATS_EVENTS_ENDPOINTS".into(),
+        format!("http://{graph}/__events/down-first, http://{graph}/__events/flaky"),
+    );
+    let dir = scratch_dir(label, "failing-endpoints");
+    let host = start(&settings, &dir);
+    let client = reqwest::Client::new();
+    let body = String::from_utf8(delivery.body.clone()).expect("a JSON fixture");
+    let mut answers = Vec::new();
+    let mut updates = 0;
+    for n in 0..DELIVERIES {
+        let distinct = body.replace("wamid.HBgL", &format!("wamid.D{n:03}"));
+        let signature = wats::sign(&settings["WATS_APP_SECRET"], distinct.as_bytes());
+        let headers = [("x-hub-signature-256".to_owned(), signature)];
+        let reply = executor.block_on(send(
+            &client,
+            &host.base,
+            "POST",
+            &delivery.path,
+            &headers,
+            distinct.into_bytes(),
+        ));
+        updates += json_acks(std::slice::from_ref(&reply))[0]["dispatched"]
+            .as_u64()
+            .unwrap_or(0) as usize;
+        answers.push(reply.status);
+    }
+    let bearer = [(
+        "authorization".to_owned(),
+        format!("Bearer {}", settings["WATS_SERVICE_BEARER_TOKEN"]),
+    )];
+    let arrived = |endpoint: &str| {
+        let script = script.lock().unwrap();
+        script.endpoint_events.get(endpoint).map_or(0, Vec::len)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while (arrived("down-first") < updates || arrived("flaky") < updates)
+        && std::time::Instant::now() < deadline
+    {
+        executor.block_on(send(
+            &client,
+            &host.base,
+            "POST",
+            "/api/drain",
+            &bearer,
+            Vec::new(),
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let delivered = executor.block_on(send(
+        &client,
+        &host.base,
+        "GET",
+        "/api/events/deliveries?state=delivered&limit=100",
+        &bearer,
+        Vec::new(),
+    ));
+    let output = host.stop();
+    assert!(answers.iter().all(|status| *status == 200), "{answers:?}");
+    assert_eq!(updates, DELIVERIES * 6);
+    let script = script.lock().unwrap();
+    for endpoint in ["down-first", "flaky"] {
+        assert_eq!(
+            arrived_in(&script, endpoint),
+            updates,
+            "every update at {endpoint}"
+        );
+    }
+    assert_eq!(
+        script.endpoint_refusals["down-first"], updates,
+        "one refusal per event"
+    );
+    let flaky = script.endpoint_refusals["flaky"];
+    assert!(
+        updates / 5 < flaky && flaky < updates * 2 / 5,
+        "about 30%: {flaky}"
+    );
+    assert_eq!(script.unsigned_events, 0, "every event verifies");
+    let page: Value = serde_json::from_slice(&delivered.body).expect("a JSON page");
+    let retried = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["attempts"].as_u64() >= Some(2))
+        .count();
+    assert!(retried > 0, "retried events are listed: {page}");
+    let secrets: Vec<String> = settings
+        .iter()
+        .filter(|(key, _)| wats::config::is_secret(key))
+        .map(|(_, value)| value.clone())
+        .collect();
+    assert_no_canaries(&format!("{label} output"), &output, &secrets);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn arrived_in(script: &GraphScript, endpoint: &str) -> usize {
+    script.endpoint_events.get(endpoint).map_or(0, Vec::len)
+}

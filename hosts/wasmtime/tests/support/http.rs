@@ -10,7 +10,7 @@ use super::{
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -34,6 +34,26 @@ pub struct GraphScript {
     pub redelivered_events: usize,
     /// Events whose Standard Webhooks signature did not verify (refused 401).
     pub unsigned_events: usize,
+    /// The events of the failing endpoints (`/__events/<name>`, below) they
+    /// accepted, by endpoint, each `webhook-id` once; and their refusals.
+    pub endpoint_events: BTreeMap<String, Vec<String>>,
+    pub endpoint_refusals: BTreeMap<String, usize>,
+    attempts: BTreeMap<String, u32>,
+}
+
+/// Endpoints that fail on purpose, deterministically: `down-first` refuses
+/// the first attempt of every event (down while the deliveries came),
+/// `flaky` the first attempt of about 30% of them (chosen by the id).
+fn refuses(endpoint: &str, id: &str, attempt: u32) -> bool {
+    let share = id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
+        % 10;
+    match endpoint {
+        "down-first" => attempt == 1,
+        "flaky" => attempt == 1 && share < 3,
+        _ => false,
+    }
 }
 
 impl GraphScript {
@@ -43,6 +63,36 @@ impl GraphScript {
         self.event_ids.clear();
         self.redelivered_events = 0;
         self.unsigned_events = 0;
+        self.endpoint_events.clear();
+        self.endpoint_refusals.clear();
+        self.attempts.clear();
+    }
+
+    /// An event POSTed to one of the failing endpoints.
+    fn receive_at(&mut self, endpoint: &str, headers: &hyper::HeaderMap, body: &[u8]) -> u16 {
+        let verifier = standardwebhooks::Webhook::new(EVENTS_SECRET).expect("a valid secret");
+        if verifier.verify(body, headers).is_err() {
+            self.unsigned_events += 1;
+            return 401;
+        }
+        let id = headers["webhook-id"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        let attempt = self.attempts.entry(format!("{endpoint} {id}")).or_default();
+        *attempt += 1;
+        if refuses(endpoint, &id, *attempt) {
+            *self
+                .endpoint_refusals
+                .entry(endpoint.to_owned())
+                .or_default() += 1;
+            return if endpoint == "flaky" { 503 } else { 500 };
+        }
+        let accepted = self.endpoint_events.entry(endpoint.to_owned()).or_default();
+        if !accepted.contains(&id) {
+            accepted.push(id);
+        }
+        204
     }
 
     /// An event POSTed to the application's endpoint: verified with the
@@ -97,6 +147,13 @@ pub async fn start_fake_graph(script: Arc<Mutex<GraphScript>>) -> SocketAddr {
                                 })
                                 .collect();
                             let mut script = script.lock().unwrap();
+                            if let Some(endpoint) = parts.uri.path().strip_prefix("/__events/") {
+                                let status = script.receive_at(endpoint, &parts.headers, &body);
+                                let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                                *response.status_mut() =
+                                    hyper::StatusCode::from_u16(status).unwrap();
+                                return Ok(response);
+                            }
                             if parts.uri.path() == "/__events" {
                                 let status = script.receive_event(&parts.headers, &body);
                                 let mut response = hyper::Response::new(Full::new(Bytes::new()));
