@@ -9,6 +9,7 @@
 
 use super::store;
 use crate::context::Context;
+use crate::core::config::STORE_EXCLUSIVE_KEY;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, KvOp};
 use serde::de::DeserializeOwned;
@@ -163,10 +164,20 @@ impl Queue {
         ctx: &Context<'_, H>,
         due: &[(&String, &str)],
     ) -> Result<Vec<Leased<T>>, ApiError> {
+        // A lease names the life of the host that took it (its start), so
+        // that a restarted host that is its store's only writer takes over
+        // the leases its earlier life died holding, as it does webhook
+        // claims, instead of waiting out their TTL.
+        let life = ctx.host.started_millis();
         let lease_ids: Vec<String> = due
             .iter()
-            .map(|(_, id)| unique_hex(ctx.host, id.as_bytes()))
+            .map(|(_, id)| format!("{life}:{}", unique_hex(ctx.host, id.as_bytes())))
             .collect();
+        let exclusive = ctx.host.config(STORE_EXCLUSIVE_KEY).as_deref() == Some("1");
+        let of_earlier_life = |held: &[u8]| {
+            let held = String::from_utf8_lossy(held);
+            exclusive && held.split_once(':').is_none_or(|(at, _)| at != life.to_string())
+        };
         let mut ops = Vec::with_capacity(due.len() * 2);
         for ((_, id), lease_id) in due.iter().zip(&lease_ids) {
             let lease =
@@ -180,8 +191,16 @@ impl Queue {
             let [held, item] = answers else {
                 return Err(ApiError::StoreUnavailable);
             };
-            if held.is_some() {
-                continue; // another worker holds it
+            match held {
+                Some(held) if of_earlier_life(held) => {
+                    cleanup.push(KvOp::set(
+                        self.lease_key(id),
+                        lease_id.as_bytes(),
+                        Some(LEASE_SECONDS),
+                    ));
+                }
+                Some(_) => continue, // another worker holds it
+                None => {}
             }
             match Queue::parse::<T>(item.clone()) {
                 Some(item) if item.is_pending() && self.due_key(&item) == **due_key => {
