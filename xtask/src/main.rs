@@ -134,7 +134,7 @@ fn test() -> Result<()> {
 }
 
 fn run_tests() -> Result<()> {
-    let mut steps = Steps::new(21);
+    let mut steps = Steps::new(22);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -193,6 +193,7 @@ fn run_tests() -> Result<()> {
     fuzz::run(&mut steps, FUZZ_SMOKE_SECONDS)?;
     // `cargo test` built the `wats` binary the end-to-end tests run.
     schemathesis::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
+    schemathesis::python_receiver(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
     let (worker_build, wasm_bindgen, npm_bin) = worker::tools(&mut steps)?;
     let (adapter_passed, adapter_failed) = worker::check(&mut steps, &wasm_bindgen)?;
     worker::build_with(&mut steps, &worker_build, &wasm_bindgen, &npm_bin)?;

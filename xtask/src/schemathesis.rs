@@ -1,6 +1,8 @@
 //! Property-based API testing: schemathesis (PyPI, pinned) generates
 //! requests for every operation of `/openapi.json` and checks that no
-//! response is an undocumented status or breaks its schema.
+//! response is an undocumented status or breaks its schema. Beside it, in
+//! the same virtualenv, PyPI's standardwebhooks verifies the events the
+//! Python receiver of docs/events.md gets (`tests/events/python_receiver.py`).
 
 use crate::steps::{self, Steps};
 use anyhow::{bail, Context, Result};
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const VERSION: &str = "4.32.5";
+const STANDARD_WEBHOOKS_VERSION: &str = "1.3.0";
 /// Examples per operation; a bounded run (about 10 s here).
 const EXAMPLES: &str = "100";
 /// The operator routes answer a missing token with 404 on purpose (the spec
@@ -36,7 +39,18 @@ fn ensure_installed(steps: &mut Steps) -> Result<PathBuf> {
         .output()
         .ok()
         .filter(|o| o.status.success());
-    if installed.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains(VERSION)) {
+    let verifier = Command::new(venv.join("bin/python"))
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('standardwebhooks'))",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let pinned = |output: Option<std::process::Output>, version: &str| {
+        output.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains(version))
+    };
+    if pinned(installed, VERSION) && pinned(verifier, STANDARD_WEBHOOKS_VERSION) {
         eprintln!("    already installed");
         return Ok(bin);
     }
@@ -44,9 +58,26 @@ fn ensure_installed(steps: &mut Steps) -> Result<PathBuf> {
     steps::run(
         Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("schemathesis=={VERSION}")),
+            .arg(format!("schemathesis=={VERSION}"))
+            .arg(format!("standardwebhooks=={STANDARD_WEBHOOKS_VERSION}")),
     )?;
     Ok(bin)
+}
+
+/// The Python receiver of docs/events.md, as written there, fed by a
+/// dry-run `wats serve`; the check runs in the virtualenv above.
+pub fn python_receiver(steps: &mut Steps, wats: &Path, component: &Path) -> Result<()> {
+    steps.start("events to the Python receiver of docs/events.md (PyPI standardwebhooks)");
+    let status = Command::new(venv().join("bin/python"))
+        .arg(steps::root().join("tests/events/python_receiver.py"))
+        .arg(wats)
+        .arg(component)
+        .status()
+        .context("running tests/events/python_receiver.py")?;
+    if !status.success() {
+        bail!("the documented Python receiver did not get every event");
+    }
+    Ok(())
 }
 
 /// Runs schemathesis against a dry-run `wats serve` on a free loopback port.

@@ -176,7 +176,10 @@ impl Queue {
         let exclusive = ctx.host.config(STORE_EXCLUSIVE_KEY).as_deref() == Some("1");
         let of_earlier_life = |held: &[u8]| {
             let held = String::from_utf8_lossy(held);
-            exclusive && held.split_once(':').is_none_or(|(at, _)| at != life.to_string())
+            exclusive
+                && held
+                    .split_once(':')
+                    .is_none_or(|(at, _)| at != life.to_string())
         };
         let mut ops = Vec::with_capacity(due.len() * 2);
         for ((_, id), lease_id) in due.iter().zip(&lease_ids) {

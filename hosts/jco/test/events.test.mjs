@@ -2,7 +2,11 @@
 // Webhooks package from npm (`standardwebhooks`), not with wats's own code.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { connect, createServer as createNetServer } from "node:net";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { Webhook } from "standardwebhooks";
 import { createWats } from "../index.js";
 import { delivery, settings, signed } from "./delivery.mjs";
@@ -88,3 +92,64 @@ test("endpoints without a signing secret are invalid_config on /readyz", async (
   assert.match(body, /WATS_EVENTS_SIGNING_SECRET/);
   assert.doesNotMatch(body, /app\.example/);
 });
+
+// The Node receiver of docs/events.md, run as it stands there.
+test("the Node receiver of docs/events.md verifies every event of a delivery", async () => {
+  const docs = readFileSync(new URL("../../../docs/events.md", import.meta.url), "utf8");
+  const blocks = [...docs.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1]);
+  assert.equal(blocks.length, 1, "docs/events.md has one JavaScript block");
+  // Beside the tests, so that it finds the package's node_modules.
+  const file = fileURLToPath(new URL(`./.receiver-${process.pid}.mjs`, import.meta.url));
+  writeFileSync(file, blocks[0]);
+  const port = await freePort();
+  const receiver = spawn(process.execPath, [file], {
+    env: { ...process.env, WATS_EVENTS_SIGNING_SECRET: SECRET, PORT: String(port) },
+    stdio: ["ignore", "pipe", "ignore"],
+    detached: true,
+  });
+  const printed = [];
+  receiver.stdout.setEncoding("utf8").on("data", (text) => printed.push(...text.split("\n").filter(Boolean)));
+  try {
+    await listening(port);
+    const endpoint = `http://127.0.0.1:${port}/`;
+    const wats = createWats({ config: { ...eventSettings, WATS_EVENTS_ENDPOINTS: endpoint }, log: () => {} });
+    await wats.handle(signed(delivery));
+    const report = await wats.drain(50);
+    assert.equal(report.eventsDelivered, 6, JSON.stringify(report));
+    for (let waited = 0; printed.length < 6 && waited < 5_000; waited += 20) await sleep(20);
+    assert.deepEqual(
+      printed.map((line) => line.split(" ")[0]),
+      ["whatsapp.message", "whatsapp.message", "whatsapp.status", "whatsapp.status", "whatsapp.message", "whatsapp.status"],
+    );
+  } finally {
+    process.kill(-receiver.pid, "SIGKILL");
+    unlinkSync(file);
+  }
+});
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = createNetServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+// Until the receiver accepts connections (at most 10 s).
+async function listening(port) {
+  for (let waited = 0; waited < 10_000; waited += 50) {
+    const open = await new Promise((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.on("error", () => resolve(false));
+    });
+    if (open) return;
+    await sleep(50);
+  }
+  throw new Error("the receiver did not start");
+}
