@@ -31,6 +31,11 @@ const QUEUE: Queue = Queue {
 const GIVE_UP_AFTER_MILLIS: u64 = 3 * 24 * 60 * 60 * 1000;
 /// Finished events stay readable this long.
 const FINISHED_TTL_SECONDS: u32 = 7 * 24 * 60 * 60;
+/// `ev:body:<32 hex>`: an update's event body, shared by its endpoints'
+/// events. It outlives them: 3 days pending (and 3 more per manual retry),
+/// then 7 days readable.
+const BODY_PREFIX: &str = "ev:body:";
+const BODY_TTL_SECONDS: u32 = 14 * 24 * 60 * 60;
 const ID_PREFIX: &str = "evt_";
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +68,9 @@ pub(crate) struct EventDelivery {
     pub last_status: Option<u16>,
     /// A stable code for the last failure, never the endpoint's text.
     pub last_error: Option<String>,
-    /// The signed body, the same on every attempt.
-    pub body: String,
+    /// Where its body is: one per update, whatever the number of
+    /// endpoints, signed anew but the same on every attempt.
+    pub body_key: String,
 }
 
 impl QueueItem for EventDelivery {
@@ -129,9 +135,18 @@ pub(crate) fn queue_ops<H: Host>(
 ) -> Vec<KvOp> {
     let now = ctx.host.now_millis();
     let mut ops = Vec::new();
+    let body_key = format!(
+        "{BODY_PREFIX}{}",
+        hex::encode(&Sha256::digest(update.dedupe_key.as_bytes())[..16])
+    );
     for (index, endpoint) in events.endpoints.iter().enumerate() {
         if !endpoint.wants(update.kind) {
             continue;
+        }
+        if ops.is_empty() {
+            let body = event_body(update.kind, now, update.json);
+            let ttl = Some(BODY_TTL_SECONDS);
+            ops.push(KvOp::set_if_absent(body_key.clone(), body, ttl));
         }
         let event = EventDelivery {
             id: event_id(endpoint, update.dedupe_key),
@@ -145,7 +160,7 @@ pub(crate) fn queue_ops<H: Host>(
             sequence: update.sequence.saturating_add(1),
             last_status: None,
             last_error: None,
-            body: event_body(update.kind, now, update.json),
+            body_key: body_key.clone(),
         };
         let bytes = serde_json::to_vec(&event).unwrap_or_default();
         ops.push(KvOp::set_if_absent(QUEUE.item_key(&event.id), bytes, None));
@@ -213,6 +228,29 @@ fn is_success(response: &Response) -> bool {
     (200..300).contains(&response.status)
 }
 
+/// The bodies of these events, in one batch (each once).
+async fn bodies<H: Host>(
+    ctx: &Context<'_, H>,
+    claimed: &[Leased<EventDelivery>],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let keys: Vec<String> = claimed
+        .iter()
+        .map(|leased| leased.item.body_key.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if keys.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let ops = keys.iter().cloned().map(KvOp::Get).collect();
+    let found = store::batch(ctx, ops).await?;
+    Ok(keys
+        .into_iter()
+        .zip(found)
+        .filter_map(|(key, body)| Some((key, String::from_utf8(body?).ok()?)))
+        .collect())
+}
+
 /// Sends up to `limit` due events, each once, and records what became of
 /// them in one batch.
 pub(crate) async fn drain<H: Host>(
@@ -224,6 +262,7 @@ pub(crate) async fn drain<H: Host>(
     let mut writes = Vec::new();
     let mut last_times = BTreeMap::new();
     let claimed: Vec<Leased<EventDelivery>> = QUEUE.claim(ctx, limit).await?;
+    let bodies = bodies(ctx, &claimed).await?;
     for Leased { mut item, .. } in claimed {
         let old_due_key = QUEUE.due_key(&item);
         let now = ctx.host.now_millis();
@@ -232,12 +271,13 @@ pub(crate) async fn drain<H: Host>(
             .iter()
             .enumerate()
             .find(|(_, endpoint)| endpoint_hash(endpoint) == item.endpoint);
-        let (index, answer) = match endpoint {
-            Some((index, endpoint)) => (
+        let body = bodies.get(&item.body_key);
+        let (index, answer) = match (endpoint, body) {
+            (Some((index, endpoint)), Some(body)) => (
                 Some(index),
-                post(ctx, events, endpoint, &item.id, &item.body).await,
+                post(ctx, events, endpoint, &item.id, body).await,
             ),
-            None => (None, Err(())),
+            (endpoint, _) => (endpoint.map(|(index, _)| index), Err(())),
         };
         item.attempts += 1;
         item.updated_at = now;
@@ -250,16 +290,18 @@ pub(crate) async fn drain<H: Host>(
             }
             _ => {
                 item.last_error = Some(
-                    match (&answer, index) {
-                        (_, None) => "endpoint_removed",
-                        (Ok(_), _) => "endpoint_refused",
-                        (Err(()), _) => "endpoint_unreachable",
+                    match (&answer, index, body) {
+                        (_, None, _) => "endpoint_removed",
+                        (_, _, None) => "event_expired",
+                        (Ok(_), _, _) => "endpoint_refused",
+                        (Err(()), _, _) => "endpoint_unreachable",
                     }
                     .into(),
                 );
                 let retry_after = answer.as_ref().ok().and_then(|r| r.header("retry-after"));
                 let next = queue::retry_at(now, item.attempts - 1, retry_after);
-                if index.is_none() || next >= item.created_at + GIVE_UP_AFTER_MILLIS {
+                let hopeless = index.is_none() || body.is_none();
+                if hopeless || next >= item.created_at + GIVE_UP_AFTER_MILLIS {
                     item.state = State::Failed;
                     "failed"
                 } else {
