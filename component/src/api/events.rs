@@ -6,7 +6,7 @@
 use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Request, Response};
-use crate::core::http::{json_response, Params};
+use crate::core::http::{json_response, page_limit, Params};
 use crate::core::time::iso8601;
 use crate::state::{
     self,
@@ -89,21 +89,5 @@ pub(crate) async fn run<H: Host>(
                 }),
             ))
         }
-    }
-}
-
-fn page_limit(request: &Request) -> Result<u32, ApiError> {
-    match request.query("limit") {
-        None => Ok(events::DEFAULT_PAGE),
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=events::MAX_PAGE).contains(limit))
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(format!(
-                    "`limit` must be an integer from 1 to {}.",
-                    events::MAX_PAGE
-                ))
-            }),
     }
 }

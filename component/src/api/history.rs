@@ -4,7 +4,7 @@
 use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Request, Response};
-use crate::core::http::{json_response, Params};
+use crate::core::http::{json_response, page_limit, Params};
 use crate::core::ids::is_safe_wamid;
 use crate::state::{outbox, projections};
 use serde_json::json;
@@ -34,19 +34,7 @@ async fn list_messages<H: Host>(
     ctx: &Context<'_, H>,
     request: &Request,
 ) -> Result<Response, ApiError> {
-    let limit = match request.query("limit") {
-        None => projections::DEFAULT_PAGE,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=projections::MAX_PAGE).contains(limit))
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(format!(
-                    "`limit` must be an integer from 1 to {}.",
-                    projections::MAX_PAGE
-                ))
-            })?,
-    };
+    let limit = page_limit(request)?;
     let cursor = request.query("cursor");
     let page = projections::list(ctx, limit, cursor.as_deref()).await?;
     Ok(json_response(

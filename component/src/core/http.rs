@@ -1,9 +1,29 @@
 //! Small helpers over the host's request and response records.
 
+use super::error::ApiError;
 use super::host::{find_header, Request, Response};
 use serde::Serialize;
 
 pub(crate) const JSON: &str = "application/json";
+/// The page sizes of the paged routes (`?limit=`, `PageLimit` in OpenAPI).
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 100;
+
+/// `?limit=`: 1 to 100, 50 when absent.
+pub(crate) fn page_limit(request: &Request) -> Result<u32, ApiError> {
+    match request.query("limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "`limit` must be an integer from 1 to {MAX_PAGE}."
+                ))
+            }),
+    }
+}
 
 pub(crate) fn json_response<T: Serialize + ?Sized>(status: u16, body: &T) -> Response {
     let body = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());

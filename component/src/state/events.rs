@@ -335,9 +335,6 @@ pub(crate) async fn drain<H: Host>(
     Ok(())
 }
 
-/// Listing pages of events, as of `GET {prefix}/events/deliveries`.
-pub(crate) const DEFAULT_PAGE: u32 = 50;
-pub(crate) const MAX_PAGE: u32 = 100;
 /// `ev:fin:<state>:<inverted millis>:<id>`: delivered and failed events,
 /// newest first, for as long as the events themselves are kept.
 const FINISHED_PREFIX: &str = "ev:fin:";

@@ -20,8 +20,6 @@ const RECORD_PREFIX: &str = "msg:rec:";
 const ROW_PREFIX: &str = "msg:row:";
 const STATUS_PREFIX: &str = "msg:st:";
 const ROW_ID_PREFIX: &str = "wats-msg-";
-pub(crate) const DEFAULT_PAGE: u32 = 50;
-pub(crate) const MAX_PAGE: u32 = 100;
 /// Listings one page may take to fill itself past orphan rows.
 const LISTINGS_PER_PAGE: usize = 3;
 

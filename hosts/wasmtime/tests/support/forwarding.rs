@@ -253,10 +253,7 @@ pub fn events_survive_failing_endpoints(label: &str, start: Start) {
         "authorization".to_owned(),
         format!("Bearer {}", settings["WATS_SERVICE_BEARER_TOKEN"]),
     )];
-    let arrived = |endpoint: &str| {
-        let script = script.lock().unwrap();
-        script.endpoint_events.get(endpoint).map_or(0, Vec::len)
-    };
+    let arrived = |endpoint: &str| arrived_in(&script.lock().unwrap(), endpoint);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while (arrived("down-first") < updates || arrived("flaky") < updates)
         && std::time::Instant::now() < deadline

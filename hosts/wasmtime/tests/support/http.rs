@@ -68,17 +68,27 @@ impl GraphScript {
         self.attempts.clear();
     }
 
-    /// An event POSTed to one of the failing endpoints.
-    fn receive_at(&mut self, endpoint: &str, headers: &hyper::HeaderMap, body: &[u8]) -> u16 {
+    /// The `webhook-id` of an event whose signature the Standard Webhooks
+    /// library verifies; none (and counted) otherwise.
+    fn verified_id(&mut self, headers: &hyper::HeaderMap, body: &[u8]) -> Option<String> {
         let verifier = standardwebhooks::Webhook::new(EVENTS_SECRET).expect("a valid secret");
         if verifier.verify(body, headers).is_err() {
             self.unsigned_events += 1;
-            return 401;
+            return None;
         }
-        let id = headers["webhook-id"]
-            .to_str()
-            .unwrap_or_default()
-            .to_owned();
+        Some(
+            headers["webhook-id"]
+                .to_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    }
+
+    /// An event POSTed to one of the failing endpoints.
+    fn receive_at(&mut self, endpoint: &str, headers: &hyper::HeaderMap, body: &[u8]) -> u16 {
+        let Some(id) = self.verified_id(headers, body) else {
+            return 401;
+        };
         let attempt = self.attempts.entry(format!("{endpoint} {id}")).or_default();
         *attempt += 1;
         if refuses(endpoint, &id, *attempt) {
@@ -98,15 +108,9 @@ impl GraphScript {
     /// An event POSTed to the application's endpoint: verified with the
     /// Standard Webhooks library, then kept once per `webhook-id`.
     fn receive_event(&mut self, headers: &hyper::HeaderMap, body: &[u8]) -> u16 {
-        let verifier = standardwebhooks::Webhook::new(EVENTS_SECRET).expect("a valid secret");
-        if verifier.verify(body, headers).is_err() {
-            self.unsigned_events += 1;
+        let Some(id) = self.verified_id(headers, body) else {
             return 401;
-        }
-        let id = headers["webhook-id"]
-            .to_str()
-            .unwrap_or_default()
-            .to_owned();
+        };
         if self.event_ids.contains(&id) {
             self.redelivered_events += 1;
             return 200;
