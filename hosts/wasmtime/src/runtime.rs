@@ -80,6 +80,8 @@ pub struct Runtime {
     /// keeps nothing in the guest between calls (its state is in kv); an
     /// instance whose call trapped or failed is dropped, never reused.
     warm: Arc<std::sync::Mutex<Vec<Warm>>>,
+    /// Woken when a request may have queued work for the drain (`queued`).
+    queued: Arc<tokio::sync::Notify>,
 }
 
 /// An instance between calls.
@@ -212,6 +214,7 @@ impl Runtime {
             services: Arc::new(services),
             slots: new_slots(),
             warm: Arc::default(),
+            queued: Arc::default(),
         })
     }
 
@@ -224,6 +227,7 @@ impl Runtime {
             services: Arc::new(services),
             slots: self.slots.clone(),
             warm: Arc::default(),
+            queued: Arc::default(),
         }
     }
 
@@ -247,7 +251,20 @@ impl Runtime {
         instance.store.data_mut().finish().await?;
         let response = response?;
         self.keep_warm(instance);
+        // A send was queued (202), or a delivery's events may have been:
+        // the drain sends them now rather than at its next tick.
+        let events = request.method == "POST"
+            && (200..300).contains(&response.status)
+            && ::wats::config::events_configured(&|key| self.services.config.get(key).cloned());
+        if response.status == 202 || events {
+            self.queued.notify_one();
+        }
         Ok(response)
+    }
+
+    /// Completes when a request may have queued work for the drain.
+    pub async fn queued(&self) {
+        self.queued.notified().await;
     }
 
     /// Sends up to `limit` due outbox items, in a warm instance if one is

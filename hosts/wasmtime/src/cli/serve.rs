@@ -66,22 +66,32 @@ pub struct ServeArgs {
     /// Append each dispatched update as a JSON line to this file.
     #[arg(long, value_name = "PATH")]
     events_out: Option<PathBuf>,
-    /// Drain the outbox (sends queued with `Prefer: respond-async`) this often.
+    /// Drain the outbox and the events queue this often (and right after a request that queued work).
     #[arg(long, value_name = "MILLIS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
     drain_every_ms: u64,
 }
 
+/// How long a drain woken by a request waits for more work to gather.
+const COALESCE: Duration = Duration::from_millis(100);
 /// Outbox items (and events) one drain sends at most.
 const DRAIN_BATCH: u32 = 50;
 
-/// Drains the outbox and the events queue on a timer: each tick, again and
-/// again while a drain takes all it may (a busy number queues an event per
-/// update and endpoint).
+/// Drains the outbox and the events queue on a timer, and right after a
+/// request that may have queued some: each time again and again while a
+/// drain takes all it may (a busy number queues an event per update and
+/// endpoint).
 async fn drain_outbox(runtime: Arc<Runtime>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = runtime.queued() => {
+                // Gathers what the next requests queue too: fewer, larger
+                // drains cost the deliveries less than one per request.
+                tokio::time::sleep(COALESCE).await;
+            }
+        }
         // The service logs each drain that did something.
         loop {
             match runtime.drain(DRAIN_BATCH).await {
