@@ -109,6 +109,9 @@ impl SpinHost {
     pub fn flush_metrics(&self) {
         let samples = self.samples.take();
         let Ok(store) = self.store() else { return };
+        if samples.is_empty() {
+            return;
+        }
         let added = match store {
             Store::Sql(sql) => sql.metrics_add(&samples),
             Store::KeyValue(kv) => kv.update(METRICS_KEY, now_millis(), |stored| {

@@ -54,8 +54,11 @@ impl Guest for WatsSpin {
                 && wats::config::events_configured(&|key| host.config(key)));
         http::write_response(out, response);
         // The response is complete; the instance lives on until this
-        // returns, so what was queued goes out now rather than on a timer
-        // Spin does not have.
+        // returns. The request's metric totals are written first, so that
+        // `/metrics` counts it by the time a client can ask again; then
+        // what was queued goes out now rather than on a timer Spin does not
+        // have.
+        host.flush_metrics();
         if queued {
             for _ in 0..MAX_DRAIN_ROUNDS {
                 let report = wats::block_on(wats::drain(&host, DRAIN_BATCH));
@@ -63,8 +66,8 @@ impl Guest for WatsSpin {
                     break;
                 }
             }
+            host.flush_metrics();
         }
-        host.flush_metrics();
     }
 }
 
