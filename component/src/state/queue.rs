@@ -291,4 +291,59 @@ mod tests {
         assert_eq!(earliest(None, Some(2)), Some(2));
         assert_eq!(earliest(None, None), None);
     }
+
+    /// A lease names its host's life: a restarted host that is its store's
+    /// only writer takes over the leases of its earlier life at once; a
+    /// host sharing its store waits for them to expire.
+    #[test]
+    fn a_restarted_exclusive_host_takes_over_leases_of_its_earlier_life() {
+        use crate::core::config::Secret;
+        use crate::core::signing::SigningKey;
+        use crate::state::events::{self, NewEvent};
+        use crate::testing::{block_on, TestHost};
+        let events = crate::core::config::Events {
+            endpoints: vec![crate::core::config::Endpoint {
+                url: Secret::new("https://app.example/hook"),
+                kinds: Vec::new(),
+            }],
+            signing_key: SigningKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        };
+        for exclusive in [true, false] {
+            let mut host = TestHost::configured();
+            if exclusive {
+                host.settings.insert(STORE_EXCLUSIVE_KEY.into(), "1".into());
+            }
+            host.started.set(1_000);
+            let ctx = Context::new(&host, |_| None);
+            let update = NewEvent {
+                kind: "message",
+                sequence: 0,
+                dedupe_key: "message:wamid.L1",
+                json: "{}",
+            };
+            block_on(store::write(
+                &ctx,
+                events::queue_ops(&ctx, &events, &update),
+            ))
+            .unwrap();
+            let queue = Queue {
+                item: "ev:item:",
+                due: "ev:due:",
+                lease: "ev:lease:",
+            };
+            let first: Vec<Leased<events::EventDelivery>> =
+                block_on(queue.claim(&ctx, 10)).unwrap();
+            assert_eq!(first.len(), 1);
+            // The host dies holding the lease, and starts again.
+            host.started.set(2_000);
+            let ctx = Context::new(&host, |_| None);
+            let again: Vec<Leased<events::EventDelivery>> =
+                block_on(queue.claim(&ctx, 10)).unwrap();
+            assert_eq!(
+                again.len(),
+                usize::from(exclusive),
+                "exclusive: {exclusive}"
+            );
+        }
+    }
 }
