@@ -53,7 +53,7 @@ pub use state::outbox::DrainReport;
 /// CLI that checks a profile without running the service.
 pub mod config {
     pub use crate::core::config::{
-        events_configured, is_secret, Config, ConfigError, Lookup, Paths, DEFAULT_API_PREFIX,
+        is_secret, work_queued, Config, ConfigError, Lookup, Paths, DEFAULT_API_PREFIX,
         DEFAULT_GRAPH_API_VERSION, DEFAULT_GRAPH_BASE_URL, DEFAULT_WEBHOOK_PATH, FORWARD_URL_KEY,
         KEYS, OPTIONAL_SECRETS, RUNTIME_KEY, STORE_EXCLUSIVE_KEY, STORE_KEY,
     };

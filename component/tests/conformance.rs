@@ -9,7 +9,7 @@ use wats::testing::TestHost;
 use wats::{block_on, drain, handle, Host, OutboundError, Request, Response};
 use wats_suite::{
     assert_no_canaries, check, drain_limit, graph_replies, load_suites, prepare, run_suites,
-    CaseFaults, DrainCounts, GraphCall, GraphReply, Observed, Suite,
+    CaseFaults, GraphCall, GraphReply, Observed, Suite,
 };
 
 fn host_for(suite: &Suite) -> TestHost {
@@ -53,20 +53,10 @@ fn respond(host: &TestHost, suite: &Suite, case: &Value, clock_offset: &mut u64)
     *host.refused_ids.borrow_mut() = faults.dispatch_fails_for;
     let response = if let Some(limit) = drain_limit(case) {
         let report = block_on(drain(host, limit));
-        let counts = DrainCounts {
-            claimed: report.claimed,
-            sent: report.sent,
-            retried: report.retried,
-            failed: report.failed,
-            stale: report.stale,
-            events_delivered: report.events_delivered,
-            events_retried: report.events_retried,
-            events_failed: report.events_failed,
-        };
         Response {
             status: 200,
             headers: Vec::new(),
-            body: counts.body(),
+            body: report.to_json().to_string().into_bytes(),
         }
     } else {
         let prepared = prepare(case, suite);

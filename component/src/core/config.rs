@@ -49,10 +49,13 @@ pub const KEYS: &[(&str, bool)] = &[
 pub const FORWARD_URL_KEY: &str = "WATS_EVENTS_FORWARD_URL";
 const ENDPOINTS_KEY: &str = "WATS_EVENTS_ENDPOINTS";
 const SIGNING_SECRET_KEY: &str = "WATS_EVENTS_SIGNING_SECRET";
-/// Whether any endpoint is set: a host without a timer of its own then
-/// drains right after each request, so that events go out at once.
-pub fn events_configured(get: Lookup<'_>) -> bool {
-    setting(get, ENDPOINTS_KEY).is_some() || setting(get, FORWARD_URL_KEY).is_some()
+/// Whether a request answered `status` may have queued work for the
+/// drain: a send queued with `Prefer: respond-async` (202), or, with
+/// endpoints set, a delivery's events (any POST answered 2xx). A host then
+/// drains soon rather than at its next tick (or, without a timer, never).
+pub fn work_queued(get: Lookup<'_>, method: &str, status: u16) -> bool {
+    let events = setting(get, ENDPOINTS_KEY).is_some() || setting(get, FORWARD_URL_KEY).is_some();
+    status == 202 || (events && method == "POST" && (200..300).contains(&status))
 }
 
 /// Endpoints one deployment may feed.

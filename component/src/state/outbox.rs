@@ -347,6 +347,19 @@ impl DrainReport {
         self.claimed >= limit || events >= limit
     }
 
+    /// The report as `POST {prefix}/drain` answers it (and the conformance
+    /// runners show a drain).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "claimed": self.claimed, "sent": self.sent, "retried": self.retried,
+            "failed": self.failed, "stale": self.stale,
+            "eventsDelivered": self.events_delivered,
+            "eventsRetried": self.events_retried,
+            "eventsFailed": self.events_failed,
+            "nextDueAt": self.next_due_millis.map(iso8601),
+        })
+    }
+
     /// Whether the drain did anything worth a log line.
     pub fn handled_any(&self) -> bool {
         self.claimed + self.events_delivered + self.events_retried + self.events_failed > 0

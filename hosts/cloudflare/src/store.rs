@@ -19,7 +19,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wats::{Host, KvEntry, KvError, KvOp, KvPage};
 use worker::{
-    durable_object, js_sys, Date, DurableObject, Env, Method, Request, Response, SqlStorage,
+    durable_object, js_sys, Date, DurableObject, Env, Request, Response, SqlStorage,
     SqlStorageValue, State, Storage,
 };
 
@@ -215,17 +215,15 @@ impl DurableObject for WatsState {
     /// A request the Worker forwarded: the service answers it here.
     async fn fetch(&self, request: Request) -> worker::Result<Response> {
         let host = self.host();
-        let posted = request.method() == Method::Post;
+        let method = request.method().to_string();
         let response = crate::serve(&host, request).await?;
         let now = now() as u64;
-        // A send was queued (202), or a delivery's events may have been:
-        // the alarm sends them now, not a minute later. The answer stands
-        // whatever happens to the alarm: the next request tries again.
-        let status = response.status_code();
-        let events = posted
-            && (200..300).contains(&status)
-            && wats::config::events_configured(&|key| host.config(key));
-        let armed = if status == 202 || events {
+        // Work was queued (a send, a delivery's events): the alarm sends it
+        // now, not a minute later. The answer stands whatever happens to
+        // the alarm: the next request tries again.
+        let queued =
+            wats::config::work_queued(&|key| host.config(key), &method, response.status_code());
+        let armed = if queued {
             self.arm(now).await
         } else if !self.alarm_checked.get() {
             self.arm(now + SWEEP_MILLIS).await

@@ -45,13 +45,9 @@ impl Guest for WatsSpin {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let host = host::SpinHost::open();
         let request = http::read_request(&request);
-        let posted = request.method == "POST";
+        let method = request.method.clone();
         let response = wats::block_on(wats::handle(&host, request));
-        // A send was queued (202), or a delivery's events may have been.
-        let queued = response.status == 202
-            || (posted
-                && (200..300).contains(&response.status)
-                && wats::config::events_configured(&|key| host.config(key)));
+        let queued = wats::config::work_queued(&|key| host.config(key), &method, response.status);
         http::write_response(out, response);
         // The response is complete; the instance lives on until this
         // returns. The request's metric totals are written first, so that

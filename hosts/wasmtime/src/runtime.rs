@@ -251,12 +251,9 @@ impl Runtime {
         instance.store.data_mut().finish().await?;
         let response = response?;
         self.keep_warm(instance);
-        // A send was queued (202), or a delivery's events may have been:
-        // the drain sends them now rather than at its next tick.
-        let events = request.method == "POST"
-            && (200..300).contains(&response.status)
-            && ::wats::config::events_configured(&|key| self.services.config.get(key).cloned());
-        if response.status == 202 || events {
+        // The drain sends what was queued now rather than at its next tick.
+        let config = |key: &str| self.services.config.get(key).cloned();
+        if ::wats::config::work_queued(&config, &request.method, response.status) {
             self.queued.notify_one();
         }
         Ok(response)

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use support::{
     assert_no_canaries, check, component_path, drain_limit, graph_replies, load_suites, prepare,
-    run_suites, CapturedLog, CaseFaults, DrainCounts, GraphCall, GraphReply, Observed,
-    ShiftedClock, Suite,
+    run_suites, CapturedLog, CaseFaults, GraphCall, GraphReply, Observed, ShiftedClock, Suite,
 };
 use wats_host::kv::MemoryKv;
 use wats_host::runtime::{OutboundError, OutgoingRequest, Request, Response, Runtime, Update};
@@ -197,23 +196,14 @@ impl Fakes {
         let calls_before = state_calls();
         let response = if let Some(limit) = drain_limit(case) {
             // The scheduler export, as a host's timer calls it.
-            let report = executor
+            let report: wats::DrainReport = executor
                 .block_on(runtime.drain(limit))
-                .map_err(|error| format!("drain failed: {error:#}"))?;
-            let counts = DrainCounts {
-                claimed: report.claimed,
-                sent: report.sent,
-                retried: report.retried,
-                failed: report.failed,
-                stale: report.stale,
-                events_delivered: report.events_delivered,
-                events_retried: report.events_retried,
-                events_failed: report.events_failed,
-            };
+                .map_err(|error| format!("drain failed: {error:#}"))?
+                .into();
             Response {
                 status: 200,
                 headers: Vec::new(),
-                body: counts.body(),
+                body: report.to_json().to_string().into_bytes(),
             }
         } else {
             let prepared = prepare(case, suite);

@@ -245,31 +245,6 @@ pub fn drain_limit(case: &Value) -> Option<u32> {
         .map(|limit| u32::try_from(limit).expect("a drain limit fits u32"))
 }
 
-/// A drain's report, answered to the case as a 200 JSON body.
-pub struct DrainCounts {
-    pub claimed: u32,
-    pub sent: u32,
-    pub retried: u32,
-    pub failed: u32,
-    pub stale: u32,
-    pub events_delivered: u32,
-    pub events_retried: u32,
-    pub events_failed: u32,
-}
-
-impl DrainCounts {
-    pub fn body(&self) -> Vec<u8> {
-        serde_json::json!({
-            "claimed": self.claimed, "sent": self.sent, "retried": self.retried,
-            "failed": self.failed, "stale": self.stale,
-            "eventsDelivered": self.events_delivered, "eventsRetried": self.events_retried,
-            "eventsFailed": self.events_failed,
-        })
-        .to_string()
-        .into_bytes()
-    }
-}
-
 #[derive(Clone, Debug)]
 pub enum GraphReply {
     Http {

@@ -2,8 +2,8 @@
 //! retry, each endpoint's state. Never a body or an endpoint's URL.
 
 use super::{
-    endpoint_hash, EventDelivery, State, ENDPOINT_PREFIX, FINISHED_PREFIX, FINISHED_TTL_SECONDS,
-    ID_PREFIX, QUEUE,
+    endpoint_hash, endpoint_index, EventDelivery, State, ENDPOINT_PREFIX, FINISHED_PREFIX,
+    FINISHED_TTL_SECONDS, ID_PREFIX, QUEUE,
 };
 use crate::context::Context;
 use crate::core::config::Events;
@@ -31,13 +31,6 @@ impl EventDelivery {
             "lastError": self.last_error,
         })
     }
-}
-
-fn endpoint_index(events: &Events, hash: &str) -> Option<usize> {
-    events
-        .endpoints
-        .iter()
-        .position(|endpoint| endpoint_hash(endpoint) == hash)
 }
 
 /// Whether `id` is an event id this service could have issued.

@@ -99,6 +99,15 @@ fn endpoint_hash(endpoint: &Endpoint) -> String {
     hex::encode(&Sha256::digest(endpoint.url.expose().as_bytes())[..8])
 }
 
+/// Where the endpoint of this hash is in `WATS_EVENTS_ENDPOINTS`, if it
+/// still is.
+fn endpoint_index(events: &Events, hash: &str) -> Option<usize> {
+    events
+        .endpoints
+        .iter()
+        .position(|endpoint| endpoint_hash(endpoint) == hash)
+}
+
 /// The `webhook-id` of an update for an endpoint: the same for every
 /// delivery of the update by Meta, and different per endpoint.
 fn event_id(endpoint: &Endpoint, dedupe_key: &str) -> String {
@@ -269,18 +278,13 @@ pub(crate) async fn drain<H: Host>(
     for Leased { mut item, .. } in claimed {
         let old_due_key = QUEUE.due_key(&item);
         let now = ctx.host.now_millis();
-        let endpoint = events
-            .endpoints
-            .iter()
-            .enumerate()
-            .find(|(_, endpoint)| endpoint_hash(endpoint) == item.endpoint);
+        let index = endpoint_index(events, &item.endpoint);
         let body = bodies.get(&item.body_key);
-        let (index, answer) = match (endpoint, body) {
-            (Some((index, endpoint)), Some(body)) => (
-                Some(index),
-                post(ctx, events, endpoint, &item.id, body).await,
-            ),
-            (endpoint, _) => (endpoint.map(|(index, _)| index), Err(())),
+        let answer = match (index, body) {
+            (Some(index), Some(body)) => {
+                post(ctx, events, &events.endpoints[index], &item.id, body).await
+            }
+            _ => Err(()),
         };
         item.attempts += 1;
         item.updated_at = now;
