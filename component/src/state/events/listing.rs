@@ -20,6 +20,7 @@ impl EventDelivery {
     fn view(&self, events: &Events) -> Value {
         json!({
             "id": self.id,
+            "webhookId": self.webhook_id(),
             "endpoint": endpoint_index(events, &self.endpoint),
             "kind": self.kind,
             "state": self.state,
