@@ -459,7 +459,7 @@ mod tests {
         host.advance(1_500);
         queue_one(&host, &events);
         let mut queued = stored(&host);
-        queued.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        queued.sort_by_key(|event| event.created_at);
         let [first, second] = &queued[..] else {
             panic!("two events: {queued:?}")
         };
