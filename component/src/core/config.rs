@@ -23,6 +23,12 @@ pub const STORE_KEY: &str = "wats.store";
 /// host (a crash, a restart) then died with it, and is taken over at once
 /// instead of blocking Meta's retries until it expires.
 pub const STORE_EXCLUSIVE_KEY: &str = "wats.store.exclusive";
+/// A host sets this to `1` when its `send` delivers to a `queue:NAME`
+/// URL, a Cloudflare Queue producer binding (the Worker); elsewhere a
+/// `queue:` endpoint is a configuration error.
+pub const QUEUES_KEY: &str = "wats.queues";
+/// How an events endpoint names a Cloudflare Queue binding.
+pub const QUEUE_SCHEME: &str = "queue:";
 
 /// Every key the service reads, with whether it is a secret: the table that
 /// docs/configuration.md and `/debug/diagnostics` describe.
@@ -164,9 +170,18 @@ impl Endpoint {
         self.kinds.is_empty() || self.kinds.contains(&kind)
     }
 
-    /// The URL's host (and port), which operator routes may show.
+    /// The binding name of a Cloudflare Queue endpoint (`queue:NAME`).
+    pub fn queue(&self) -> Option<&str> {
+        self.url.expose().strip_prefix(QUEUE_SCHEME)
+    }
+
+    /// The URL's host (and port), or `queue:NAME`, which operator routes
+    /// may show.
     pub fn host(&self) -> &str {
         let url = self.url.expose();
+        if self.queue().is_some() {
+            return url;
+        }
         let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
         rest.split(['/', '?']).next().unwrap_or_default()
     }
@@ -175,7 +190,8 @@ impl Endpoint {
 impl Events {
     /// `WATS_EVENTS_ENDPOINTS`: endpoints separated by commas, each a URL
     /// optionally followed by the update kinds it takes, separated by
-    /// spaces (`https://crm.example/wa message status, https://audit.example/all`).
+    /// spaces (`https://crm.example/wa message status, https://audit.example/all`),
+    /// or on the Worker `queue:NAME`, a Queue producer binding.
     /// `WATS_EVENTS_FORWARD_URL` is one endpoint taking every kind.
     fn from_settings(get: Lookup<'_>) -> Result<Events, ConfigError> {
         let (key, list) = match setting(get, ENDPOINTS_KEY) {
@@ -190,7 +206,16 @@ impl Events {
         for entry in list.split(',') {
             let mut words = entry.split_whitespace();
             let Some(url) = words.next() else { continue };
-            if !is_endpoint_url(url) || (key == FORWARD_URL_KEY && words.clone().next().is_some()) {
+            if let Some(name) = url.strip_prefix(QUEUE_SCHEME) {
+                if get(QUEUES_KEY).as_deref() != Some("1") || !is_binding_name(name) {
+                    return Err(invalid(
+                        key,
+                        "queue:NAME only on the Cloudflare Worker, NAME a Queue producer binding",
+                    ));
+                }
+            } else if !is_endpoint_url(url)
+                || (key == FORWARD_URL_KEY && words.clone().next().is_some())
+            {
                 return Err(invalid(key, expected));
             }
             let kinds = words
@@ -372,6 +397,16 @@ fn is_base_url(url: &str) -> bool {
 }
 
 /// An absolute http(s) URL with a host, no fragment and no credentials.
+/// A name wrangler.toml can give a binding: a JavaScript identifier.
+fn is_binding_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        && name.len() <= 64
+}
+
 fn is_endpoint_url(url: &str) -> bool {
     let rest = url
         .strip_prefix("https://")
@@ -426,6 +461,47 @@ mod tests {
     }
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn queue_endpoints_are_bindings_on_a_host_that_sends_to_queues() {
+        let list = "queue:WATS_EVENTS message, https://crm.example/wa";
+        let on_worker = events(&[
+            (ENDPOINTS_KEY, list),
+            (SIGNING_SECRET_KEY, SECRET),
+            (QUEUES_KEY, "1"),
+        ])
+        .unwrap();
+        let queue = &on_worker.endpoints[0];
+        assert_eq!(queue.queue(), Some("WATS_EVENTS"));
+        assert_eq!(queue.host(), "queue:WATS_EVENTS");
+        assert!(queue.wants("message") && !queue.wants("status"));
+        assert_eq!(on_worker.endpoints[1].queue(), None);
+        for (settings, what) in [
+            (vec![(ENDPOINTS_KEY, list)], "a host without queues"),
+            (
+                vec![(ENDPOINTS_KEY, "queue:9lives"), (QUEUES_KEY, "1")],
+                "a bad name",
+            ),
+            (
+                vec![(ENDPOINTS_KEY, "queue:"), (QUEUES_KEY, "1")],
+                "no name",
+            ),
+        ] {
+            let mut settings = settings;
+            settings.push((SIGNING_SECRET_KEY, SECRET));
+            let error = events(&settings).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::Invalid {
+                        key: ENDPOINTS_KEY,
+                        ..
+                    }
+                ),
+                "{what}"
+            );
+        }
+    }
 
     #[test]
     fn endpoints_are_urls_with_optional_kinds_and_need_a_secret() {

@@ -7,7 +7,10 @@ use wats::{
     log_line, Host, KvError, KvOp, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample,
     Update,
 };
-use worker::{js_sys, Date, Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{
+    js_sys, Date, Env, Fetch, Headers, Method, QueueContentType, RawMessageBuilder, Request,
+    RequestInit,
+};
 
 /// The Durable Object namespace that holds the service's state.
 pub const STATE_BINDING: &str = "WATS_STATE";
@@ -72,8 +75,37 @@ fn outbound_request(request: &OutgoingRequest) -> worker::Result<Request> {
     Request::new_with_init(&request.url, &init)
 }
 
+impl WorkerHost {
+    /// Sends an event to a Queue producer binding (`queue:NAME`) as a JSON
+    /// message; the Queue's own retries and dead-letter queue take it from
+    /// there. A binding that is missing or refuses is unreachable, so the
+    /// service's queue offers the event again later.
+    async fn send_to_queue(&self, name: &str, body: &[u8]) -> Result<Response, OutboundError> {
+        let unreachable = |_| OutboundError::Unreachable("queue send failed".into());
+        let text = std::str::from_utf8(body)
+            .map_err(|_| OutboundError::Other("a queue message is JSON".into()))?;
+        let message = js_sys::JSON::parse(text)
+            .map_err(|_| OutboundError::Other("a queue message is JSON".into()))?;
+        let queue = self.env.queue(name).map_err(unreachable)?;
+        queue
+            .send_raw(
+                RawMessageBuilder::new(message).build_with_content_type(QueueContentType::Json),
+            )
+            .await
+            .map_err(unreachable)?;
+        Ok(Response {
+            status: 202,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+}
+
 impl Host for WorkerHost {
     async fn send(&self, request: OutgoingRequest) -> Result<Response, OutboundError> {
+        if let Some(name) = request.url.strip_prefix(wats::config::QUEUE_SCHEME) {
+            return self.send_to_queue(name, &request.body).await;
+        }
         let outgoing = outbound_request(&request)
             .map_err(|_| OutboundError::Other("invalid outbound request".into()))?;
         // The reason stays generic: runtime errors may quote the URL.
@@ -123,6 +155,7 @@ impl Host for WorkerHost {
         match key {
             wats::config::RUNTIME_KEY => Some("cloudflare".into()),
             wats::config::STORE_KEY => Some("durable-object".into()),
+            wats::config::QUEUES_KEY => Some("1".into()),
             // The object runs once, so a claim of its earlier life is dead.
             wats::config::STORE_EXCLUSIVE_KEY if self.store.is_some() => Some("1".into()),
             _ => setting(&self.env, key),

@@ -8,8 +8,9 @@
 //!   itself, with no store.
 //! - Outbound HTTP: `Fetch`.
 //! - Configuration: Worker vars and secrets.
-//! - Events: the service's queue for the application's endpoints, drained
-//!   by the object's alarm, armed right after each request that may have
+//! - Events: the service's queue for the application's endpoints (over
+//!   `Fetch`, or a Cloudflare Queue binding for `queue:NAME`), drained by
+//!   the object's alarm, armed right after each request that may have
 //!   queued some; else a PII-free log line.
 //! - Metrics: the totals of the isolate that serves (the object's).
 //! - The outbox: drained by the object's alarm, set to when the next queued

@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::forwarding::{self, Running};
@@ -29,6 +29,12 @@ fn free_port() -> u16 {
 }
 
 fn start_worker(settings: &HashMap<String, String>, dir: &Path) -> Workerd {
+    start_workers(settings, dir, &[workspace_root().join("wrangler.toml")])
+}
+
+/// wrangler dev of these configurations, the first the Worker under test
+/// (which the `--var`s set).
+fn start_workers(settings: &HashMap<String, String>, dir: &Path, configs: &[PathBuf]) -> Workerd {
     let root = workspace_root();
     let wrangler = root.join("hosts/cloudflare/node_modules/.bin/wrangler");
     assert!(
@@ -41,8 +47,11 @@ fn start_worker(settings: &HashMap<String, String>, dir: &Path) -> Workerd {
     command
         .args(["dev", "--local", "--ip", "127.0.0.1", "--port"])
         .arg(port.to_string())
-        .arg("--config")
-        .arg(root.join("wrangler.toml"))
+        .args(
+            configs
+                .iter()
+                .flat_map(|config| [Path::new("--config"), config]),
+        )
         .arg("--persist-to")
         .arg(dir.join("state"))
         .args(["--show-interactive-dev-session=false"])
@@ -77,11 +86,64 @@ fn start_worker(settings: &HashMap<String, String>, dir: &Path) -> Workerd {
     );
 }
 
+/// The Worker with a Queue producer binding, `WATS_EVENTS_QUEUE`, and the
+/// queue's consumer: a second Worker (tests/support/queue-consumer.mjs)
+/// that POSTs each message to the fake Graph's `/__queue`.
+fn start_with_queue(settings: &HashMap<String, String>, dir: &Path) -> Running {
+    let root = workspace_root();
+    let worker = root.join("hosts/cloudflare/build/index.js");
+    let producer = dir.join("wrangler.toml");
+    std::fs::write(
+        &producer,
+        format!(
+            r#"name = "wats"
+main = "{}"
+compatibility_date = "2026-04-20"
+[[durable_objects.bindings]]
+name = "WATS_STATE"
+class_name = "WatsState"
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["WatsState"]
+[[queues.producers]]
+binding = "WATS_EVENTS_QUEUE"
+queue = "wats-events"
+"#,
+            worker.display()
+        ),
+    )
+    .unwrap();
+    let consumer = dir.join("consumer.toml");
+    std::fs::write(
+        &consumer,
+        format!(
+            r#"name = "wats-events-consumer"
+main = "{}"
+compatibility_date = "2026-04-20"
+[[queues.consumers]]
+queue = "wats-events"
+max_batch_size = 10
+max_batch_timeout = 1
+[vars]
+SINK_URL = "{}/__queue"
+"#,
+            root.join("hosts/wasmtime/tests/support/queue-consumer.mjs")
+                .display(),
+            settings["WATS_GRAPH_BASE_URL"]
+        ),
+    )
+    .unwrap();
+    running(start_workers(settings, dir, &[producer, consumer]))
+}
+
 /// wrangler dev as a `Running` host: its output is everything but its own
 /// access log (`[wrangler:info] GET /path 200`), which prints request paths
 /// the suites fill with WAMIDs: that line is the platform's, not the Worker's.
 fn start_running(settings: &HashMap<String, String>, dir: &Path) -> Running {
-    let worker = start_worker(settings, dir);
+    running(start_worker(settings, dir))
+}
+
+fn running(worker: Workerd) -> Running {
     let base = worker.base.clone();
     Running::new(base, move || {
         let log = worker.log.clone();
@@ -117,4 +179,10 @@ fn a_queued_send_is_delivered_right_after_the_202() {
 #[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
 fn events_reach_failing_endpoints_in_the_end() {
     forwarding::events_survive_failing_endpoints("workerd", &start_running);
+}
+
+#[test]
+#[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
+fn events_reach_a_cloudflare_queue_through_its_binding() {
+    forwarding::events_reach_a_cloudflare_queue("workerd", &start_with_queue);
 }

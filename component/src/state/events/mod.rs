@@ -236,7 +236,10 @@ pub(crate) async fn send_inline<H: Host>(
     delivered.then_some(()).ok_or(ApiError::DispatchFailed)
 }
 
-/// POSTs a signed event body; the timestamp is the attempt's.
+/// POSTs a signed event body; the timestamp is the attempt's. A Cloudflare
+/// Queue gets the body with its `webhook-id` as `webhookId`, for the
+/// consumer to dedupe by (a queue has no headers, and only Workers the
+/// account binds to it can write to it).
 async fn post<H: Host>(
     ctx: &Context<'_, H>,
     events: &Events,
@@ -246,6 +249,13 @@ async fn post<H: Host>(
 ) -> Result<Response, ()> {
     let key = events.signing_key.as_ref().ok_or(())?;
     let timestamp = ctx.host.now_millis() / 1000;
+    let body = match endpoint.queue() {
+        Some(_) => format!(
+            r#"{{"webhookId":"{id}",{}"#,
+            body.strip_prefix('{').ok_or(())?
+        ),
+        None => body.to_owned(),
+    };
     let request = OutgoingRequest {
         method: "POST".into(),
         url: endpoint.url.expose().to_owned(),
@@ -258,7 +268,7 @@ async fn post<H: Host>(
                 key.sign(id, timestamp, body.as_bytes()),
             ),
         ],
-        body: body.as_bytes().to_vec(),
+        body: body.into_bytes(),
     };
     ctx.host.send(request).await.map_err(drop)
 }
@@ -477,6 +487,22 @@ mod tests {
         let reread: EventDelivery =
             serde_json::from_slice(&serde_json::to_vec(&older).unwrap()).unwrap();
         assert_eq!(reread.webhook_id(), older.id);
+    }
+
+    #[test]
+    fn a_queue_endpoint_gets_the_event_with_its_webhook_id_inside() {
+        let host = TestHost::configured();
+        let events = events(&["queue:WATS_EVENTS"]);
+        queue_one(&host, &events);
+        host.reply(200, "");
+        let ctx = Context::new(&host, |_| None);
+        assert_eq!(drained(&ctx, &events).events_delivered, 1);
+        let sent = host.sent.borrow();
+        assert_eq!(sent[0].url, "queue:WATS_EVENTS");
+        let message: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
+        assert_eq!(message["webhookId"], stored(&host)[0].webhook_id());
+        assert_eq!(message["type"], "whatsapp.message");
+        assert_eq!(message["data"]["kind"], "message");
     }
 
     #[test]

@@ -317,3 +317,99 @@ pub fn events_survive_failing_endpoints(label: &str, start: Start) {
 fn arrived_in(script: &GraphScript, endpoint: &str) -> usize {
     script.endpoint_events.get(endpoint).map_or(0, Vec::len)
 }
+
+/// A Cloudflare Queue as an endpoint (`queue:NAME`): 10 distinct
+/// deliveries of 6 updates, and each update reaches the queue's consumer
+/// Worker (which POSTs each message to the fake Graph's `/__queue`) with
+/// its `webhook-id` inside, once per update; the endpoint is listed by its
+/// binding name.
+pub fn events_reach_a_cloudflare_queue(label: &str, start: Start) {
+    const DELIVERIES: usize = 10;
+    let (_, suites) = load_suites();
+    let (suite, delivery) = signed_delivery(&suites);
+    let executor = executor();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let mut settings = forwarding_settings(&suite.settings, graph);
+    settings.remove("WATS_EVENTS_FORWARD_URL");
+    settings.insert(
+        "WATS_EVENTS_ENDPOINTS".into(),
+        "queue:WATS_EVENTS_QUEUE".into(),
+    );
+    let dir = scratch_dir(label, "queue-endpoint");
+    let host = start(&settings, &dir);
+    let client = reqwest::Client::new();
+    let body = String::from_utf8(delivery.body.clone()).expect("a JSON fixture");
+    let mut answers = Vec::new();
+    let mut updates = 0;
+    for n in 0..DELIVERIES {
+        let distinct = body.replace("wamid.HBgL", &format!("wamid.Q{n:03}"));
+        let signature = wats::sign(&settings["WATS_APP_SECRET"], distinct.as_bytes());
+        let headers = [("x-hub-signature-256".to_owned(), signature)];
+        let reply = executor.block_on(send(
+            &client,
+            &host.base,
+            "POST",
+            &delivery.path,
+            &headers,
+            distinct.into_bytes(),
+        ));
+        updates += json_acks(std::slice::from_ref(&reply))[0]["dispatched"]
+            .as_u64()
+            .unwrap_or(0) as usize;
+        answers.push(reply.status);
+    }
+    let distinct_ids = |script: &GraphScript| {
+        let mut ids: Vec<&str> = script
+            .queue_messages
+            .iter()
+            .filter_map(|message| message["webhookId"].as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    // The Durable Object's alarm drains the events; the queue hands them
+    // to its consumer in batches. Bounded: a minute at most.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while distinct_ids(&script.lock().unwrap()) < updates && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let bearer = [(
+        "authorization".to_owned(),
+        format!("Bearer {}", settings["WATS_SERVICE_BEARER_TOKEN"]),
+    )];
+    let endpoints = executor.block_on(send(
+        &client,
+        &host.base,
+        "GET",
+        "/api/events/endpoints",
+        &bearer,
+        Vec::new(),
+    ));
+    let output = host.stop();
+    assert!(answers.iter().all(|status| *status == 200), "{answers:?}");
+    assert_eq!(updates, DELIVERIES * 6);
+    let script = script.lock().unwrap();
+    assert_eq!(distinct_ids(&script), updates, "every update in the queue");
+    for message in &script.queue_messages {
+        let id = message["webhookId"].as_str().unwrap_or_default();
+        assert!(id.starts_with("evt_") && id.len() == 36, "{message}");
+        assert!(message["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("whatsapp.")));
+        assert!(message["data"]["kind"].is_string(), "{message}");
+    }
+    let endpoints: Value = serde_json::from_slice(&endpoints.body).expect("a JSON body");
+    assert_eq!(
+        endpoints["endpoints"][0]["host"], "queue:WATS_EVENTS_QUEUE",
+        "{endpoints}"
+    );
+    let secrets: Vec<String> = settings
+        .iter()
+        .filter(|(key, _)| wats::config::is_secret(key))
+        .map(|(_, value)| value.clone())
+        .collect();
+    assert_no_canaries(&format!("{label} output"), &output, &secrets);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -38,6 +38,9 @@ pub struct GraphScript {
     /// accepted, by endpoint, each `webhook-id` once; and their refusals.
     pub endpoint_events: BTreeMap<String, Vec<String>>,
     pub endpoint_refusals: BTreeMap<String, usize>,
+    /// What a Cloudflare Queue's consumer Worker POSTed to `/__queue`: each
+    /// message as the queue carried it.
+    pub queue_messages: Vec<Value>,
     attempts: BTreeMap<String, u32>,
 }
 
@@ -65,6 +68,7 @@ impl GraphScript {
         self.unsigned_events = 0;
         self.endpoint_events.clear();
         self.endpoint_refusals.clear();
+        self.queue_messages.clear();
         self.attempts.clear();
     }
 
@@ -156,6 +160,13 @@ pub async fn start_fake_graph(script: Arc<Mutex<GraphScript>>) -> SocketAddr {
                                 let mut response = hyper::Response::new(Full::new(Bytes::new()));
                                 *response.status_mut() =
                                     hyper::StatusCode::from_u16(status).unwrap();
+                                return Ok(response);
+                            }
+                            if parts.uri.path() == "/__queue" {
+                                let message = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                                script.queue_messages.push(message);
+                                let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                                *response.status_mut() = hyper::StatusCode::NO_CONTENT;
                                 return Ok(response);
                             }
                             if parts.uri.path() == "/__events" {
