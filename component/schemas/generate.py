@@ -18,13 +18,14 @@ def lines(n, desc=None):
     if desc: s["description"]=desc
     return s
 REF = "#/components/schemas/"
-TO = {"type":"string","pattern":"^\\+?[0-9]{5,31}$","description":"Recipient phone number in international format, or WhatsApp id."}
+TO = {"type":"string","pattern":"^(\\+?[0-9]{5,32}|[A-Z]{2}\\.(ENT\\.)?[A-Za-z0-9]{1,128})$","description":"Recipient: a phone number in international format (or WhatsApp id), or a business-scoped user id (US.1349…) or parent one (US.ENT.1181…), which Graph gets as `recipient`."}
+FROM = {"type":"string","pattern":"^[0-9]{1,32}$","description":"Which of the configured numbers (WATS_PHONE_NUMBER_ID) sends it; the first when absent."}
 REPLY = {"$ref":REF+"Wamid","description":"Sends the message as a reply: Graph's context.message_id."}
 MEDIA_ID = {"type":"string","pattern":"^[A-Za-z0-9_-]{1,128}$","description":"A media id from Graph's media upload."}
 LINK = {"type":"string","maxLength":2048,"pattern":"^https?://[^\\s"+CTRL+"]+$"}
 
 def obj(kind, required, props, desc):
-    p = {"type":{"const":kind}}
+    p = {"type":{"const":kind},"from":FROM}
     p.update(props)
     return {"type":"object","title":kind,"description":desc,"required":["type"]+required,"properties":p,"additionalProperties":False}
 
@@ -39,7 +40,7 @@ nullable_bool = {"type":["boolean","null"]}
 variants = []
 variants.append({"type":"object","title":"graphNativeText","description":"Graph's own text message body.",
   "required":["messaging_product","to","type","text"],"additionalProperties":False,
-  "properties":{"messaging_product":{"const":"whatsapp"},"recipient_type":{"const":"individual"},"to":{"$ref":REF+"Recipient"},"type":{"const":"text"},
+  "properties":{"messaging_product":{"const":"whatsapp"},"recipient_type":{"const":"individual"},"from":FROM,"to":{"$ref":REF+"Recipient"},"type":{"const":"text"},
     "text":{"type":"object","required":["body"],"additionalProperties":False,"properties":{"body":lines(4096),"preview_url":nullable_bool}},
     "context":{"type":"object","required":["message_id"],"additionalProperties":False,"properties":{"message_id":{"$ref":REF+"Wamid"}}}}})
 variants.append(obj("text",["to","text"],{"to":{"$ref":REF+"Recipient"},"text":lines(4096),"previewUrl":nullable_bool,"replyToMessageId":REPLY},"A text message."))

@@ -4,7 +4,7 @@
 //! outbox and answered 202. An `Idempotency-Key` is the dispatcher's (the
 //! routes are declared `.idempotent()`).
 
-use crate::compose::fields::{json_object, Fields, Limit};
+use crate::compose::fields::{invalid, json_object, Fields, Limit};
 use crate::compose::{self, envelope, Composed, MAX_TEXT_CHARS};
 use crate::context::Context;
 use crate::core::error::ApiError;
@@ -13,7 +13,7 @@ use crate::core::http::{json_response, Params};
 use crate::core::ids::is_safe_wamid;
 use crate::manage::messaging;
 use crate::state::{idempotency, outbox, send};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -39,13 +39,15 @@ pub(crate) async fn run<H: Host>(
 /// says, its text may hold no control characters at all (the generic route
 /// accepts line breaks).
 async fn send_text<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Response, ApiError> {
-    let body = json_object(request)?;
+    let mut body = json_object(request)?;
+    let sender = take_sender(ctx, &mut body)?;
     let fields = Fields::root(&body);
     let to = compose::recipient(&fields)?;
     let text = fields.required_text("text", Limit::line(MAX_TEXT_CHARS))?;
     let preview_url = fields.bool("previewUrl")?.unwrap_or(false);
     let object = json!({ "body": text, "preview_url": preview_url });
-    deliver(ctx, request, envelope(to, "text", object, None)).await
+    let composed = envelope(to, "text", object, None);
+    deliver(ctx, request, Composed { sender, ..composed }).await
 }
 
 /// `POST {prefix}/messages`: the Graph-native text body or a composer body.
@@ -53,10 +55,32 @@ async fn send_message<H: Host>(
     ctx: &Context<'_, H>,
     request: &Request,
 ) -> Result<Response, ApiError> {
-    let body = json_object(request)?;
+    let mut body = json_object(request)?;
+    let sender = take_sender(ctx, &mut body)?;
     let groups = ctx.config()?.paths.group_routes;
     let composed = compose::compose(&body, groups)?;
-    deliver(ctx, request, composed).await
+    deliver(ctx, request, Composed { sender, ..composed }).await
+}
+
+/// A send body's optional `from`: which of the configured numbers sends
+/// it (none: the default one). Taken out of the body before the composers,
+/// which refuse fields they do not know.
+fn take_sender<H: Host>(
+    ctx: &Context<'_, H>,
+    body: &mut Map<String, Value>,
+) -> Result<Option<String>, ApiError> {
+    let Some(from) = body.remove("from") else {
+        return Ok(None);
+    };
+    let config = ctx.config()?;
+    match from.as_str().filter(|from| config.serves(from)) {
+        Some(id) if id == config.phone_number_id => Ok(None),
+        Some(id) => Ok(Some(id.to_owned())),
+        None => Err(invalid(
+            "from",
+            "must be one of the phone number ids in WATS_PHONE_NUMBER_ID",
+        )),
+    }
 }
 
 /// `POST {prefix}/messages/{messageId}/read`: marks an inbound message read,

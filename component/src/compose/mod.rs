@@ -10,7 +10,7 @@ mod media;
 mod template;
 
 use crate::core::error::ApiError;
-use crate::core::ids::{is_opaque_token, is_phone_number, is_safe_wamid};
+use crate::core::ids::{is_bsuid, is_opaque_token, is_phone_number, is_safe_wamid};
 use fields::{invalid, Fields, Limit};
 use serde_json::{json, Map, Value};
 
@@ -26,6 +26,9 @@ pub struct Composed {
     /// Graph's message type (`text`, `image`, `interactive`…).
     pub kind: &'static str,
     pub payload: Value,
+    /// The phone number id it is sent from, when not the default one
+    /// (a send body's `from`).
+    pub sender: Option<String>,
 }
 
 /// Every `type` a body may have; group bodies only with group routes on.
@@ -105,13 +108,14 @@ pub fn compose(body: &Map<String, Value>, groups_enabled: bool) -> Result<Compos
 }
 
 /// A recipient: a phone number in international format (or a WhatsApp id,
-/// which has the same shape).
+/// which has the same shape), or a business-scoped user id (or its
+/// parent's), for a user who shows Meta a username instead of a number.
 pub fn recipient<'a>(fields: &Fields<'a>) -> Result<&'a str, ApiError> {
-    let to = fields.required_text("to", Limit::line(32))?;
-    if !is_phone_number(to) {
+    let to = fields.required_text("to", Limit::line(136))?;
+    if !is_phone_number(to) && !is_bsuid(to) {
         return Err(invalid(
             "to",
-            "must be a phone number in international format (digits, optional leading +)",
+            "must be a phone number in international format (digits, optional leading +) or a business-scoped user id (CC.…)",
         ));
     }
     Ok(to)
@@ -135,12 +139,15 @@ fn required_message_id<'a>(fields: &Fields<'a>, name: &str) -> Result<&'a str, A
     message_id(fields, name)?.ok_or_else(|| invalid(&fields.path(name), "is required"))
 }
 
-/// The Graph envelope around a message object of type `kind`.
+/// The Graph envelope around a message object of type `kind`. A phone
+/// number goes in `to`; a business-scoped user id in `recipient`, the
+/// field Meta's Messages API takes it in (`to` would win over it).
 pub fn envelope(to: &str, kind: &'static str, object: Value, reply_to: Option<&str>) -> Composed {
+    let field = if is_bsuid(to) { "recipient" } else { "to" };
     let mut payload = json!({
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": to,
+        field: to,
         "type": kind,
     });
     payload[kind] = object;
@@ -151,6 +158,7 @@ pub fn envelope(to: &str, kind: &'static str, object: Value, reply_to: Option<&s
         to: to.to_owned(),
         kind,
         payload,
+        sender: None,
     }
 }
 

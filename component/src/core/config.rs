@@ -137,7 +137,11 @@ pub struct Config {
     pub paths: Paths,
     pub graph_base_url: String,
     pub graph_api_version: String,
+    /// The default sender: the first of `phone_number_ids`.
     pub phone_number_id: String,
+    /// Every number this deployment serves (`WATS_PHONE_NUMBER_ID`, a
+    /// comma-separated list): one Meta app has one callback URL.
+    pub phone_number_ids: Vec<String>,
     pub waba_id: Option<String>,
     pub access_token: Secret,
     pub app_secret: Secret,
@@ -317,10 +321,17 @@ impl Config {
         if !is_api_version(&graph_api_version) {
             return Err(invalid("WATS_GRAPH_API_VERSION", "a version such as v25.0"));
         }
-        let phone_number_id = required(get, "WATS_PHONE_NUMBER_ID")?;
-        if !is_numeric_id(&phone_number_id) {
-            return Err(invalid("WATS_PHONE_NUMBER_ID", "a numeric id"));
+        let phone_number_ids: Vec<String> = required(get, "WATS_PHONE_NUMBER_ID")?
+            .split(',')
+            .map(|id| id.trim().to_owned())
+            .collect();
+        let expected = "numeric ids separated by commas (the first is the default sender)";
+        if phone_number_ids.len() > MAX_PHONE_NUMBERS
+            || phone_number_ids.iter().any(|id| !is_numeric_id(id))
+        {
+            return Err(invalid("WATS_PHONE_NUMBER_ID", expected));
         }
+        let phone_number_id = phone_number_ids[0].clone();
         let waba_id = setting(get, "WATS_WABA_ID");
         if waba_id.as_deref().is_some_and(|id| !is_numeric_id(id)) {
             return Err(invalid("WATS_WABA_ID", "a numeric id"));
@@ -330,6 +341,7 @@ impl Config {
             graph_base_url,
             graph_api_version,
             phone_number_id,
+            phone_number_ids,
             waba_id,
             access_token: secret(get, "WATS_ACCESS_TOKEN")?,
             app_secret: secret(get, "WATS_APP_SECRET")?,
@@ -339,6 +351,16 @@ impl Config {
             echo_reply: flag(get, "WATS_ECHO_REPLY")?,
             events: Events::from_settings(get)?,
         })
+    }
+}
+
+/// Numbers one deployment may serve.
+const MAX_PHONE_NUMBERS: usize = 20;
+
+impl Config {
+    /// Whether a send body's `from` names one of the configured numbers.
+    pub fn serves(&self, phone_number_id: &str) -> bool {
+        self.phone_number_ids.iter().any(|id| id == phone_number_id)
     }
 }
 

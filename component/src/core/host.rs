@@ -144,6 +144,9 @@ pub(crate) const UPDATE_KINDS: &[&str] = &[
     "group_participants",
     "group_settings",
     "group_status",
+    "standby",
+    "messaging_handover",
+    "user_id_change",
     "unknown",
 ];
 

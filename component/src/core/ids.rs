@@ -38,6 +38,20 @@ pub(crate) fn is_phone_number(to: &str) -> bool {
     (5..=32).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A business-scoped user id (BSUID): an ISO 3166 alpha-2 country code, a
+/// dot, then up to 128 letters and digits (`US.13491208655302741918`); a
+/// parent BSUID has `ENT.` after the dot (`US.ENT.11815799212886844830`).
+pub(crate) fn is_bsuid(id: &str) -> bool {
+    let Some((country, rest)) = id.split_once('.') else {
+        return false;
+    };
+    let rest = rest.strip_prefix("ENT.").unwrap_or(rest);
+    country.len() == 2
+        && country.bytes().all(|b| b.is_ascii_uppercase())
+        && (1..=128).contains(&rest.len())
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +67,26 @@ mod tests {
         assert!(!is_prefixed_id("wacid.", "wacid."));
         assert!(!is_prefixed_id("wacid.", "wamid.ABC"));
         assert!(!is_prefixed_id("wacid.", "wacid.a/b"));
+    }
+
+    #[test]
+    fn business_scoped_user_ids_and_their_parents() {
+        assert!(is_bsuid("US.13491208655302741918"));
+        assert!(is_bsuid("US.ENT.11815799212886844830"));
+        assert!(is_bsuid(&format!("BR.{}", "a".repeat(128))));
+        for bad in [
+            "US.",
+            "US.ENT.",
+            "us.1349",
+            "USA.1349",
+            "US.13-49",
+            "US.1349.1",
+            "15551234567",
+            "",
+        ] {
+            assert!(!is_bsuid(bad), "{bad}");
+        }
+        assert!(!is_bsuid(&format!("BR.{}", "a".repeat(129))));
     }
 
     #[test]

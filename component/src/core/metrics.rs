@@ -63,6 +63,11 @@ const FAMILIES: &[Family] = &[
         help: "Outbox items by outcome: queued, sent, retried, failed, stale_lease.",
     },
     Family {
+        name: "whatsapp_messages_priced_total",
+        kind: Kind::Counter,
+        help: "Messages Meta reported delivered with pricing, by pricing category and type.",
+    },
+    Family {
         name: "event_deliveries_total",
         kind: Kind::Counter,
         help: "Events for the application's endpoints by endpoint index and outcome: queued, delivered, retried, failed.",
@@ -210,6 +215,15 @@ impl Recorder {
     }
 
     /// An endpoint by its position in `WATS_EVENTS_ENDPOINTS`, never its URL.
+    /// `category` and `kind` come clamped from `pricing_labels`.
+    pub fn priced(&self, category: &str, kind: &str) {
+        self.add(
+            "whatsapp_messages_priced_total",
+            &[("category", category), ("type", kind)],
+            1.0,
+        );
+    }
+
     pub fn event_delivery(&self, endpoint: usize, outcome: &str) {
         let endpoint = endpoint.to_string();
         self.add(

@@ -68,6 +68,9 @@ pub(crate) struct Item {
     pub kind: String,
     /// The Graph payload, sent as it is.
     pub payload: Value,
+    /// The number it is sent from, when not the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
     pub attempts: u32,
     pub created_at: u64,
     pub updated_at: u64,
@@ -161,6 +164,7 @@ pub(crate) async fn enqueue<H: Host>(
                 to: composed.to.clone(),
                 kind: composed.kind.into(),
                 payload: composed.payload.clone(),
+                sender: composed.sender.clone(),
                 attempts: 0,
                 created_at: now,
                 updated_at: now,
@@ -378,6 +382,7 @@ pub(crate) async fn drain<H: Host>(
             to: claimed.item.to.clone(),
             kind: crate::compose::graph_kind(&claimed.item.kind),
             payload: claimed.item.payload.clone(),
+            sender: claimed.item.sender.clone(),
         };
         let sent_key = format!("{SENT_PREFIX}{}", claimed.item.id);
         // Sent by an earlier claim whose record or mark did not land: that

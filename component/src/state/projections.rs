@@ -44,9 +44,16 @@ struct StoredRecord {
     from_phone: Option<String>,
     to_phone: Option<String>,
     /// The sender's business-scoped user id beside the number (records
-    /// made before it read as null). The recipient's comes from statuses.
+    /// made before it read as null), and the recipient's of a send to one;
+    /// else the recipient's comes from statuses.
     #[serde(default)]
     from_user_id: Option<String>,
+    #[serde(default)]
+    to_user_id: Option<String>,
+    /// Which of the deployment's numbers sent or received it (shown as its
+    /// place in `WATS_PHONE_NUMBER_ID`, never as the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone_number_id: Option<String>,
     #[serde(rename = "type")]
     kind: String,
     graph_message_id: Option<String>,
@@ -71,6 +78,8 @@ pub(crate) struct NewMessage<'a> {
     pub from_phone: Option<&'a str>,
     pub to_phone: Option<&'a str>,
     pub from_user_id: Option<&'a str>,
+    pub to_user_id: Option<&'a str>,
+    pub phone_number_id: Option<&'a str>,
     pub kind: &'a str,
     /// Orders records made in the same millisecond (a batch's items).
     pub sequence: u16,
@@ -113,6 +122,8 @@ pub(crate) fn new_record<H: Host>(ctx: &Context<'_, H>, message: &NewMessage<'_>
         from_phone: message.from_phone.map(str::to_owned),
         to_phone: message.to_phone.map(str::to_owned),
         from_user_id: message.from_user_id.map(str::to_owned),
+        to_user_id: message.to_user_id.map(str::to_owned),
+        phone_number_id: message.phone_number_id.map(str::to_owned),
         kind: message.kind.to_owned(),
         graph_message_id: message.outbound.then(|| message.wamid.to_owned()),
         created_at: iso8601(now),
@@ -202,11 +213,19 @@ async fn load_many<H: Host>(
         }
     }
     let found = store::batch(ctx, ops).await?;
-    Ok(found.chunks(keys_per_message).map(assemble).collect())
+    let numbers = ctx
+        .config()
+        .map(|config| config.phone_number_ids.as_slice());
+    let numbers = numbers.unwrap_or_default();
+    Ok(found
+        .chunks(keys_per_message)
+        .map(|values| assemble(values, numbers))
+        .collect())
 }
 
-/// A record as read: its stored value, then each status's in rank order.
-fn assemble(values: &[Option<Vec<u8>>]) -> Option<serde_json::Value> {
+/// A record as read: its stored value, then each status's in rank order;
+/// `numbers` are the configured phone number ids.
+fn assemble(values: &[Option<Vec<u8>>], numbers: &[String]) -> Option<serde_json::Value> {
     let (record, statuses) = values.split_first()?;
     let stored = serde_json::from_slice::<StoredRecord>(record.as_deref()?).ok()?;
     // The record stands for its direction's first status; a key of that
@@ -238,6 +257,14 @@ fn assemble(values: &[Option<Vec<u8>>]) -> Option<serde_json::Value> {
         .collect();
     let current = statuses.last();
     let mut record = serde_json::to_value(&stored).unwrap_or_default();
+    if let Some(fields) = record.as_object_mut() {
+        fields.remove("phoneNumberId");
+    }
+    // Records made before numbers were recorded were the default's.
+    record["numberIndex"] = json!(match &stored.phone_number_id {
+        Some(id) => numbers.iter().position(|number| number == id),
+        None => (!numbers.is_empty()).then_some(0),
+    });
     record["status"] = json!(current.map(|(status, _)| *status));
     record["updatedAt"] = json!(current
         .map(|(_, entry)| entry.at.clone())
@@ -245,11 +272,13 @@ fn assemble(values: &[Option<Vec<u8>>]) -> Option<serde_json::Value> {
     if let Some((_, entry)) = statuses.iter().find(|(status, _)| *status == "failed") {
         record["errorCode"] = json!(entry.error_code);
     }
-    // A send's recipient by user id, as its latest status names it.
+    // A send's recipient by user id, as its latest status names it (or
+    // the send itself, when it went to one).
     record["toUserId"] = json!(statuses
         .iter()
         .rev()
-        .find_map(|(_, entry)| entry.recipient_user_id.as_deref()));
+        .find_map(|(_, entry)| entry.recipient_user_id.as_deref())
+        .or(stored.to_user_id.as_deref()));
     record["statuses"] = statuses
         .iter()
         .map(|(status, entry)| json!({ "status": status, "at": entry.at }))
@@ -353,6 +382,8 @@ mod tests {
                 from_phone: Some("15551230000"),
                 to_phone: None,
                 from_user_id: None,
+                to_user_id: None,
+                phone_number_id: None,
                 kind: "text",
                 sequence,
             };

@@ -5,17 +5,25 @@ use crate::compose::Composed;
 use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::Host;
-use crate::core::ids::is_safe_wamid;
+use crate::core::ids::{is_bsuid, is_safe_wamid};
 use crate::graph::EndpointFamily;
 use crate::state::projections::{self, NewMessage};
 use serde_json::Value;
 
-/// POSTs a payload to the phone number's messages endpoint.
-async fn post_message<H: Host>(ctx: &Context<'_, H>, payload: &Value) -> Result<Value, ApiError> {
+/// POSTs a payload to its sender's messages endpoint (the default number
+/// unless the send names another).
+async fn post_message<H: Host>(
+    ctx: &Context<'_, H>,
+    composed: &Composed,
+) -> Result<Value, ApiError> {
     let graph = ctx.graph()?;
-    let path = format!("{}/messages", graph.config.phone_number_id);
+    let sender = composed
+        .sender
+        .as_deref()
+        .unwrap_or(&graph.config.phone_number_id);
+    let path = format!("{sender}/messages");
     Ok(graph
-        .post_json(EndpointFamily::Messages, &path, payload)
+        .post_json(EndpointFamily::Messages, &path, &composed.payload)
         .await?)
 }
 
@@ -46,7 +54,7 @@ pub(crate) async fn send_unrecorded<H: Host>(
     ctx: &Context<'_, H>,
     composed: &Composed,
 ) -> Result<Value, ApiError> {
-    let result = post_message(ctx, &composed.payload).await;
+    let result = post_message(ctx, composed).await;
     let outcome = match &result {
         Ok(_) => "sent",
         Err(ApiError::Graph(error)) if error.is_rate_limit() => "rate_limited",
@@ -71,12 +79,17 @@ pub(crate) async fn record_sent<H: Host>(
     composed: &Composed,
     wamid: &str,
 ) -> Result<(), ApiError> {
+    // A send to a business-scoped user id has no number to record.
+    let to_user = is_bsuid(&composed.to);
+    let default_sender = ctx.config().ok().map(|c| c.phone_number_id.as_str());
     let message = NewMessage {
         wamid,
         outbound: true,
         from_phone: None,
-        to_phone: Some(&composed.to),
+        to_phone: (!to_user).then_some(composed.to.as_str()),
         from_user_id: None,
+        to_user_id: to_user.then_some(composed.to.as_str()),
+        phone_number_id: composed.sender.as_deref().or(default_sender),
         kind: composed.kind,
         sequence: 0,
     };

@@ -2,8 +2,8 @@
 //! crate (`component/`) natively and implements its host interface over the
 //! Workers runtime; it holds no service logic of its own.
 //!
-//! - Requests: the Worker forwards each one, in one hop, to the phone
-//!   number's Durable Object (`store.rs`), and the service answers it there
+//! - Requests: the Worker forwards each one, in one hop, to the
+//!   deployment's Durable Object (`store.rs`), and the service answers it there
 //!   over the object's SQL storage. Without the binding the Worker answers
 //!   itself, with no store.
 //! - Outbound HTTP: `Fetch`.
@@ -26,10 +26,17 @@ use worker::{event, Context, Env, Headers, Request, Response};
 
 #[event(fetch)]
 async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    // One Durable Object per phone number: it holds the number's state and
-    // serializes what touches it.
+    // One Durable Object per deployment, named after its first (default)
+    // number: it holds the state of every number the deployment serves and
+    // serializes what touches it, so a delivery with changes for two
+    // numbers is still one claim per update. (A one-number deployment
+    // keeps the object it had before lists.)
     if let Ok(namespace) = env.durable_object(STATE_BINDING) {
-        let name = setting(&env, "WATS_PHONE_NUMBER_ID").unwrap_or_else(|| "default".into());
+        let numbers = setting(&env, "WATS_PHONE_NUMBER_ID").unwrap_or_default();
+        let name = match numbers.split(',').next().map(str::trim) {
+            Some(first) if !first.is_empty() => first.to_owned(),
+            _ => "default".to_owned(),
+        };
         let forwarded = match namespace.id_from_name(&name).and_then(|id| id.get_stub()) {
             Ok(stub) => stub.fetch_with_request(request).await,
             Err(error) => Err(error),

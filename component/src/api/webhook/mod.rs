@@ -227,12 +227,15 @@ async fn claim_all<'d, 'a, H: Host>(
         ));
         let sequence = u16::try_from(sequence).unwrap_or(u16::MAX);
         let row_id = message_id(update).map(|wamid| {
+            let number = delivery.phone_number_id(update);
             let message = NewMessage {
                 wamid,
                 outbound: false,
                 from_phone: update.from(),
                 to_phone: None,
                 from_user_id: update.user_id(),
+                to_user_id: None,
+                phone_number_id: number.as_deref(),
                 kind: update.log_detail,
                 sequence,
             };
@@ -399,6 +402,13 @@ async fn dispatch_all<'d, 'a, H: Host>(
             continue;
         }
         ctx.recorder.webhook_update(kind, "dispatched");
+        // Each of a message's statuses repeats its pricing; Meta charges
+        // on delivery, so the delivered status counts it, once.
+        if let (Some((category, kind)), Some("delivered")) =
+            (claim.update.pricing, claim.update.status())
+        {
+            ctx.recorder.priced(category, kind);
+        }
         dispatched.push(claim);
     }
     (dispatched, refused)

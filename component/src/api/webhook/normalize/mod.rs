@@ -34,6 +34,10 @@ fn kind_of_field(field: &str) -> &'static str {
         "group_participants_update" => "group_participants",
         "group_settings_update" => "group_settings",
         "group_status_update" => "group_status",
+        // Meta's Business Agent: messages that reached the number while the
+        // agent held the conversation, and control passing between them.
+        "standby" => "standby",
+        "messaging_handovers" => "messaging_handover",
         _ => "unknown",
     }
 }
@@ -150,6 +154,8 @@ pub struct NormalizedUpdate<'a> {
     status: Option<JsonStr<'a>>,
     /// Detail safe to log: a clamped message type or status, never content.
     pub log_detail: &'static str,
+    /// A status's pricing as metric labels (category, type), clamped.
+    pub pricing: Option<(&'static str, &'static str)>,
     /// Identifies the update across redeliveries and re-batching.
     pub dedupe_key: String,
 }
@@ -393,6 +399,67 @@ struct ItemHead<'a> {
     event: Option<JsonStr<'a>>,
     #[serde(default, rename = "type", borrow)]
     kind: Option<JsonStr<'a>>,
+    /// Read only when present, and never at the cost of the fields above:
+    /// any JSON value is accepted here.
+    #[serde(default, borrow)]
+    system: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pricing: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct SystemHead<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<JsonStr<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PricingHead<'a> {
+    #[serde(default, borrow)]
+    category: Option<JsonStr<'a>>,
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<JsonStr<'a>>,
+}
+
+/// The pricing categories and types Meta documents for per-message
+/// pricing, as metric labels; anything else is `other`.
+fn pricing_labels(raw: &RawValue) -> Option<(&'static str, &'static str)> {
+    const CATEGORIES: &[&str] = &[
+        "marketing",
+        "marketing_lite",
+        "utility",
+        "authentication",
+        "authentication_international",
+        "service",
+        "referral_conversion",
+    ];
+    const TYPES: &[&str] = &["regular", "free_customer_service", "free_entry_point"];
+    let pricing: PricingHead = serde_json::from_str(raw.get()).ok()?;
+    let clamp = |value: Option<JsonStr>, known: &[&'static str]| {
+        let value = value?;
+        Some(
+            known
+                .iter()
+                .find(|k| **k == &*value)
+                .copied()
+                .unwrap_or("other"),
+        )
+    };
+    let category = clamp(pricing.category, CATEGORIES);
+    let kind = clamp(pricing.kind, TYPES);
+    (category.is_some() || kind.is_some())
+        .then(|| (category.unwrap_or("other"), kind.unwrap_or("other")))
+}
+
+/// Whether a message is Meta's notice that its sender's business-scoped
+/// user id changed (`system.type` = `user_changed_user_id`).
+fn is_user_id_change(head: &ItemHead) -> bool {
+    head.kind.as_deref() == Some("system")
+        && head
+            .system
+            .and_then(|raw| serde_json::from_str::<SystemHead>(raw.get()).ok())
+            .and_then(|system| system.kind)
+            .is_some_and(|kind| &*kind == "user_changed_user_id")
 }
 
 pub fn normalize(body: &[u8]) -> Result<Delivery<'_>, InvalidDelivery> {
@@ -466,6 +533,7 @@ fn change_update<'a>(change: usize, field: &str, whole: Box<RawValue>) -> Normal
         user_id: None,
         status: None,
         log_detail: "unknown",
+        pricing: None,
         dedupe_key,
     }
 }
@@ -492,6 +560,10 @@ fn item_update<'a>(
     raw: &'a RawValue,
 ) -> NormalizedUpdate<'a> {
     let head: ItemHead = serde_json::from_str(raw.get()).unwrap_or_default();
+    let kind = match kind {
+        "message" if is_user_id_change(&head) => "user_id_change",
+        _ => kind,
+    };
     // A call's `event` (connect, terminate) is what happened; its `status`
     // only qualifies a terminate. Statuses carry just `status`.
     let status = match kind {
@@ -500,7 +572,7 @@ fn item_update<'a>(
         _ => None,
     };
     let log_detail = match kind {
-        "message" | "message_echo" => head
+        "message" | "message_echo" | "user_id_change" => head
             .kind
             .as_deref()
             .map(message_type_label)
@@ -530,6 +602,10 @@ fn item_update<'a>(
             .filter(|id| !id.is_empty()),
         status,
         log_detail,
+        pricing: match kind {
+            "status" => head.pricing.and_then(pricing_labels),
+            _ => None,
+        },
         dedupe_key,
     }
 }

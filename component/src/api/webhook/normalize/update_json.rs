@@ -69,6 +69,31 @@ struct Item<'a> {
     errors: Vec<ErrorItem>,
     #[serde(default)]
     code: Option<i64>,
+    /// Parsed only where used, and never at the cost of the fields above.
+    #[serde(default, borrow)]
+    pricing: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    system: Option<&'a RawValue>,
+}
+
+/// A status's pricing (per-message pricing, since July 2025).
+#[derive(Deserialize)]
+struct Pricing<'a> {
+    #[serde(default, borrow)]
+    category: Option<JsonStr<'a>>,
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<JsonStr<'a>>,
+}
+
+/// A `user_changed_user_id` system message: the sender's new ids.
+#[derive(Deserialize)]
+struct System<'a> {
+    #[serde(default, borrow)]
+    user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    parent_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    previous_user_id: Option<JsonStr<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +188,13 @@ struct UpdateJson<'a> {
     recipient_user_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parent_recipient_user_id: Option<&'a str>,
+    /// A `user_id_change`: the sender's old and new business-scoped ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_parent_user_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     contact_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -187,6 +219,11 @@ struct UpdateJson<'a> {
     flow_response: Option<Compact<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'a str>,
+    /// A status's pricing category and type, as Meta sends them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pricing_category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pricing_type: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     error_codes: Vec<i64>,
     raw: Compact<'a>,
@@ -286,6 +323,9 @@ impl Delivery<'_> {
             username: None,
             recipient_user_id: None,
             parent_recipient_user_id: None,
+            previous_user_id: None,
+            new_user_id: None,
+            new_parent_user_id: None,
             contact_name: None,
             message_type: None,
             text: None,
@@ -298,20 +338,48 @@ impl Delivery<'_> {
             reply_title: None,
             flow_response: None,
             status: update.status(),
+            pricing_category: None,
+            pricing_type: None,
             error_codes: item.errors.iter().filter_map(|e| e.code).collect(),
             raw: Compact::of(update.raw()),
         };
+        let system: Option<System> = item
+            .system
+            .and_then(|raw| serde_json::from_str(raw.get()).ok());
         match update.kind {
             "message" | "message_echo" => fill_message(&mut json, &item, &contacts),
+            "user_id_change" => {
+                fill_message(&mut json, &item, &contacts);
+                let system = system.as_ref();
+                json.previous_user_id = system
+                    .and_then(|s| present(&s.previous_user_id))
+                    .or(present(&item.from_user_id));
+                json.new_user_id = system.and_then(|s| present(&s.user_id));
+                json.new_parent_user_id = system.and_then(|s| present(&s.parent_user_id));
+            }
             "status" | "call" | "call_status" => {
                 json.to = present(&item.recipient_id).or(json.to);
                 json.recipient_user_id = present(&item.recipient_user_id);
                 json.parent_recipient_user_id = present(&item.parent_recipient_user_id);
+                let pricing: Option<Pricing> = item
+                    .pricing
+                    .and_then(|raw| serde_json::from_str(raw.get()).ok());
+                if let Some(pricing) = pricing {
+                    json.pricing_category = pricing.category.map(|c| c.to_string());
+                    json.pricing_type = pricing.kind.map(|k| k.to_string());
+                }
             }
             "message_error" => json.error_codes = item.code.into_iter().collect(),
             _ => {}
         }
         serde_json::to_string(&json).unwrap_or_default()
+    }
+
+    /// The business number an update came to (its change's
+    /// `metadata.phone_number_id`).
+    pub fn phone_number_id(&self, update: &NormalizedUpdate) -> Option<String> {
+        let metadata: Metadata = parse_or_default(self.changes[update.change].metadata);
+        present(&metadata.phone_number_id).map(str::to_owned)
     }
 
     /// The sender and body of an inbound text message, for the echo demo.
