@@ -5,6 +5,7 @@ mod component;
 mod fuzz;
 mod jco;
 mod leftovers;
+mod promtool;
 mod schemathesis;
 mod spin;
 mod steps;
@@ -134,7 +135,7 @@ fn test() -> Result<()> {
 }
 
 fn run_tests() -> Result<()> {
-    let mut steps = Steps::new(22);
+    let mut steps = Steps::new(24);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -194,6 +195,7 @@ fn run_tests() -> Result<()> {
     // `cargo test` built the `wats` binary the end-to-end tests run.
     schemathesis::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
     schemathesis::python_receiver(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
+    promtool::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
     let (worker_build, wasm_bindgen, npm_bin) = worker::tools(&mut steps)?;
     let (adapter_passed, adapter_failed) = worker::check(&mut steps, &wasm_bindgen)?;
     worker::build_with(&mut steps, &worker_build, &wasm_bindgen, &npm_bin)?;
