@@ -14,13 +14,6 @@ const VERSION: &str = "4.32.5";
 const STANDARD_WEBHOOKS_VERSION: &str = "1.3.0";
 /// Examples per operation; a bounded run (about 10 s here).
 const EXAMPLES: &str = "100";
-/// The operator routes answer a missing token with 404 on purpose (the spec
-/// keeps their existence undisclosed); schemathesis expects 401/403 there.
-/// The conformance suite asserts the 401 of the API routes instead.
-/// `use_after_free` expects a deleted resource to be gone; the Groups routes
-/// pass through to Graph, and the dry-run Graph keeps no state (it answers
-/// every read). The Groups mapping is asserted by the conformance suite.
-const EXCLUDED_CHECKS: &str = "ignored_auth,missing_required_header,use_after_free";
 
 /// A virtualenv outside the clone, reused across runs.
 fn venv() -> PathBuf {
@@ -108,9 +101,11 @@ pub fn run(steps: &mut Steps, wats: &Path, component: &Path) -> Result<()> {
     // Keep reading what it writes, so that it never writes to a closed pipe.
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let status = Command::new(&schemathesis)
+        // Which checks run, and why some do not.
+        .arg("--config-file")
+        .arg(steps::root().join("tests/schemathesis/schemathesis.toml"))
         .args(["run", &format!("http://{address}/openapi.json")])
         .args(["--header", "Authorization: Bearer dry-run-service-token"])
-        .args(["--checks", "all", "--exclude-checks", EXCLUDED_CHECKS])
         .args(["--max-examples", EXAMPLES, "--generation-deterministic"])
         // It keeps a cache in its working directory: keep that out of the tree.
         .current_dir(steps::root().join("target"))
