@@ -81,8 +81,12 @@ struct Options {
     /// `wats spin --kv-latency-ms`: a store across the network.
     kv_latency_ms: u64,
     /// Application endpoints on loopback that `wats serve` POSTs each
-    /// update's event to (`WATS_EVENTS_ENDPOINTS`): the events' throughput.
+    /// update's event to (`WATS_EVENTS_ENDPOINTS`): the events' throughput,
+    /// and the deliveries' latency beside a run without endpoints.
     endpoints: usize,
+    /// The first endpoint answers 500 for this long from the start of the
+    /// load: an application that is down while Meta's deliveries come.
+    endpoint_down_seconds: u64,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -107,6 +111,7 @@ fn options() -> Options {
         spin_component: None,
         kv_latency_ms: 0,
         endpoints: 0,
+        endpoint_down_seconds: 0,
     };
     // `cargo bench` passes `--bench`; everything else is ours.
     let mut args = std::env::args().skip(1).filter(|arg| arg != "--bench");
@@ -137,6 +142,9 @@ fn options() -> Options {
                 options.kv_latency_ms = value().parse().unwrap_or_else(|_| usage(&arg))
             }
             "--endpoints" => options.endpoints = value().parse().unwrap_or_else(|_| usage(&arg)),
+            "--endpoint-down-seconds" => {
+                options.endpoint_down_seconds = value().parse().unwrap_or_else(|_| usage(&arg))
+            }
             "--rate" => match value().parse::<f64>() {
                 Ok(rate) if rate > 0.0 => options.rate = Some(rate),
                 _ => usage(&arg),
@@ -152,7 +160,7 @@ fn options() -> Options {
 
 fn usage(at: &str) -> ! {
     eprintln!(
-        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--rate R] [--max-seconds S] [--memory] [--host serve|worker|wrangler-dev|spin] [--kv-latency-ms MS] [--endpoints N] [--wats PATH] [--component PATH] [--spin-component PATH]"
+        "loadtest: bad argument near {at}\nusage: loadtest [--requests N] [--connections C] [--rate R] [--max-seconds S] [--memory] [--host serve|worker|wrangler-dev|spin] [--kv-latency-ms MS] [--endpoints N] [--endpoint-down-seconds S] [--wats PATH] [--component PATH] [--spin-component PATH]"
     );
     std::process::exit(2)
 }
@@ -183,12 +191,17 @@ fn main() {
     std::fs::create_dir_all(&scratch).expect("a scratch directory");
     let mut rows = Vec::new();
     let hosts = match options.host {
-        Host::Serve => vec![
-            Target::Wats {
+        // With endpoints, the same load without them first: the cost of
+        // the events on Meta's deliveries, in one run.
+        Host::Serve => [false, true]
+            .into_iter()
+            .filter(|events| !events || options.endpoints > 0)
+            .map(|events| Target::Wats {
                 memory: options.memory,
-            },
-            Target::Refusing,
-        ],
+                events,
+            })
+            .chain([Target::Refusing])
+            .collect(),
         Host::Worker => vec![Target::Worker { dev: false }],
         Host::WranglerDev => vec![Target::Worker { dev: true }],
         Host::Spin => vec![Target::Spin],
@@ -206,8 +219,11 @@ fn main() {
             _ => (&deliveries, 200),
         };
         let load_started = std::time::Instant::now();
+        if let (Target::Wats { events: true, .. }, Some(sinks)) = (target, &sinks) {
+            sinks.first_down_for(Duration::from_secs(options.endpoint_down_seconds));
+        }
         let result = run_load(&server, requests, answer, &options);
-        if let (Target::Wats { .. }, Some(sinks)) = (target, &sinks) {
+        if let (Target::Wats { events: true, .. }, Some(sinks)) = (target, &sinks) {
             let expected = (result.completed * updates_per_delivery * options.endpoints) as u64;
             events_report = Some(sinks.wait_for(
                 expected,
@@ -237,7 +253,7 @@ fn main() {
 
     let read = |name: &str| std::fs::read_to_string(scratch.join(name)).unwrap_or_default();
     let events = read("events.jsonl");
-    let log = read("wats.log") + &read("refused.log");
+    let log = read("wats.log") + &read("refused.log") + &read("endpoints.log");
     let forged_dispatched = read("refused-events.jsonl").lines().count();
     let _ = std::fs::remove_dir_all(&scratch);
 
@@ -280,6 +296,27 @@ fn main() {
     }
     if let Some(events) = &events_report {
         println!("  {events}");
+    }
+    let with_events = rows
+        .iter()
+        .find(|row| matches!(row.target, Target::Wats { events: true, .. }));
+    let without = rows
+        .iter()
+        .find(|row| matches!(row.target, Target::Wats { events: false, .. }));
+    if let (Some(with_events), Some(without)) = (with_events, without) {
+        let (p50, base) = (
+            with_events.result.percentile(0.50),
+            without.result.percentile(0.50),
+        );
+        println!(
+            "  Meta's deliveries with {} endpoint(s) (the first down for {} s): p50 {p50:.3} ms against {base:.3} ms without endpoints ({:.2}×), p99 {:.3} against {:.3} ms, {} errors",
+            options.endpoints,
+            options.endpoint_down_seconds,
+            p50 / base.max(1e-9),
+            with_events.result.percentile(0.99),
+            without.result.percentile(0.99),
+            with_events.result.errors,
+        );
     }
     let of = |target: fn(&Target) -> bool| rows.iter().find(|row| target(&row.target));
     let floor = of(|t| *t == Target::Floor).map(|row| &row.result);
@@ -456,9 +493,11 @@ enum Target {
     Floor,
     /// The Node 24 + node:sqlite receiver a user would write instead.
     Reference,
-    /// `wats serve` on SQLite, or with `--memory`.
+    /// `wats serve` on SQLite, or with `--memory`; with `--endpoints`, or
+    /// without.
     Wats {
         memory: bool,
+        events: bool,
     },
     /// `wats serve --memory` sent forged signatures only.
     Refusing,
@@ -486,8 +525,22 @@ impl Target {
             Target::Spin => "wats spin (Spin SQLite)",
             Target::Floor => "floor (verify + parse only)",
             Target::Reference => "Node 24 + node:sqlite reference",
-            Target::Wats { memory: false } => "wats serve (SQLite)",
-            Target::Wats { memory: true } => "wats serve (--memory)",
+            Target::Wats {
+                memory: false,
+                events: false,
+            } => "wats serve (SQLite)",
+            Target::Wats {
+                memory: false,
+                events: true,
+            } => "wats serve (SQLite), endpoints",
+            Target::Wats {
+                memory: true,
+                events: false,
+            } => "wats serve (--memory)",
+            Target::Wats {
+                memory: true,
+                events: true,
+            } => "wats serve (--memory), endpoints",
             Target::Refusing => "wats serve, forged (401)",
         }
     }
@@ -577,21 +630,26 @@ impl Server {
             Target::Wats { .. } | Target::Refusing => {
                 // A refusal touches no store: no SQLite file for that run.
                 let memory = match target {
-                    Target::Wats { memory } => memory,
+                    Target::Wats { memory, .. } => memory,
                     _ => true,
+                };
+                // Each run its own files: the same deliveries are new to each.
+                let (state, events, log) = match target {
+                    Target::Refusing => ("refused.sqlite3", "refused-events.jsonl", "refused.log"),
+                    Target::Wats { events: true, .. } => (
+                        "endpoints.sqlite3",
+                        "endpoints-events.jsonl",
+                        "endpoints.log",
+                    ),
+                    _ => ("state.sqlite3", "events.jsonl", "wats.log"),
                 };
                 let mut command = Command::new(&options.wats);
                 command.args(["serve", "--port", "0"]);
                 if memory {
                     command.arg("--memory");
                 } else {
-                    command.arg("--state").arg(scratch.join("state.sqlite3"));
+                    command.arg("--state").arg(scratch.join(state));
                 }
-                // The refusing run dispatches nothing; its log is its own.
-                let (events, log) = match target {
-                    Target::Refusing => ("refused-events.jsonl", "refused.log"),
-                    _ => ("events.jsonl", "wats.log"),
-                };
                 command.arg("--events-out").arg(scratch.join(events));
                 if let Some(component) = &options.component {
                     command.arg("--component").arg(component);
@@ -608,7 +666,7 @@ impl Server {
             command.env_remove(key);
         }
         command.env("WATS_PHONE_NUMBER_ID", PHONE_NUMBER_ID);
-        if matches!(target, Target::Wats { .. }) && !endpoint_urls.is_empty() {
+        if matches!(target, Target::Wats { events: true, .. }) {
             command
                 .env("WATS_EVENTS_ENDPOINTS", endpoint_urls.join(","))
                 .env("WATS_EVENTS_SIGNING_SECRET", EVENTS_SECRET);
@@ -909,6 +967,9 @@ mod sink {
         pub urls: Vec<String>,
         received: Arc<AtomicU64>,
         last: Arc<Mutex<Option<Instant>>>,
+        /// Until when the first endpoint answers 500 (it is down).
+        first_down_until: Arc<Mutex<Option<Instant>>>,
+        refused: Arc<AtomicU64>,
         _runtime: tokio::runtime::Runtime,
     }
 
@@ -921,8 +982,10 @@ mod sink {
                 .expect("a tokio runtime");
             let received = Arc::new(AtomicU64::new(0));
             let last = Arc::new(Mutex::new(None));
+            let first_down_until = Arc::new(Mutex::new(None));
+            let refused = Arc::new(AtomicU64::new(0));
             let mut urls = Vec::new();
-            for _ in 0..count {
+            for index in 0..count {
                 let listener = runtime
                     .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
                     .expect("a loopback port");
@@ -931,15 +994,29 @@ mod sink {
                     listener.local_addr().expect("bound")
                 ));
                 let (received, last) = (received.clone(), last.clone());
+                let down = (index == 0).then(|| (first_down_until.clone(), refused.clone()));
                 runtime.spawn(async move {
                     while let Ok((stream, _)) = listener.accept().await {
-                        let (received, last) = (received.clone(), last.clone());
+                        let (received, last, down) = (received.clone(), last.clone(), down.clone());
                         tokio::spawn(async move {
                             let service = service_fn(
                                 move |request: hyper::Request<hyper::body::Incoming>| {
                                     let (received, last) = (received.clone(), last.clone());
+                                    let down = down.clone();
                                     async move {
                                         let _ = request.into_body().collect().await?;
+                                        if let Some((until, refused)) = &down {
+                                            let until =
+                                                *until.lock().unwrap_or_else(|p| p.into_inner());
+                                            if until.is_some_and(|until| Instant::now() < until) {
+                                                refused.fetch_add(1, Ordering::Relaxed);
+                                                let mut response =
+                                                    hyper::Response::new(Full::new(Bytes::new()));
+                                                *response.status_mut() =
+                                                    hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                                                return Ok(response);
+                                            }
+                                        }
                                         received.fetch_add(1, Ordering::Relaxed);
                                         *last.lock().unwrap_or_else(|p| p.into_inner()) =
                                             Some(Instant::now());
@@ -961,8 +1038,19 @@ mod sink {
                 urls,
                 received,
                 last,
+                first_down_until,
+                refused,
                 _runtime: runtime,
             }
+        }
+
+        /// The first endpoint answers 500 for `down` from now.
+        pub fn first_down_for(&self, down: Duration) {
+            let until = (!down.is_zero()).then(|| Instant::now() + down);
+            *self
+                .first_down_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = until;
         }
 
         /// Waits (at most `bound`) for `expected` events; says how many
@@ -973,13 +1061,14 @@ mod sink {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let received = self.received.swap(0, Ordering::Relaxed);
+            let refused = self.refused.swap(0, Ordering::Relaxed);
             let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).take();
             let span = last.map_or(0.0, |last| last.duration_since(load_started).as_secs_f64());
             let lag = last.map_or(0.0, |last| {
                 last.saturating_duration_since(load_ended).as_secs_f64()
             });
             format!(
-                "events: {received} of {expected} reached {} endpoint(s): {:.0} events/s from the first delivery to the last event, which came {lag:.1} s after the last delivery",
+                "events: {received} of {expected} reached {} endpoint(s) ({refused} attempts refused while the first was down): {:.0} events/s from the first delivery to the last event, which came {lag:.1} s after the last delivery",
                 self.urls.len(),
                 received as f64 / span.max(1e-9),
             )
