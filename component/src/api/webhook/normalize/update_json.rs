@@ -53,6 +53,16 @@ struct Item<'a> {
     recipient_user_id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     parent_recipient_user_id: Option<JsonStr<'a>>,
+    /// A group message's status: the group is the recipient, and a
+    /// delivered or read one names the participant.
+    #[serde(default, borrow)]
+    recipient_type: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    recipient_participant_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    recipient_participant_user_id: Option<JsonStr<'a>>,
+    #[serde(default, borrow)]
+    recipient_participant_parent_user_id: Option<JsonStr<'a>>,
     #[serde(default, borrow)]
     timestamp: Option<&'a RawValue>,
     #[serde(default, rename = "type", borrow)]
@@ -74,6 +84,15 @@ struct Item<'a> {
     pricing: Option<&'a RawValue>,
     #[serde(default, borrow)]
     system: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    unsupported: Option<&'a RawValue>,
+}
+
+/// What v25 says of a message it cannot show (`type: unsupported`).
+#[derive(Deserialize)]
+struct Unsupported<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<JsonStr<'a>>,
 }
 
 /// A status's pricing (per-message pricing, since July 2025).
@@ -188,6 +207,18 @@ struct UpdateJson<'a> {
     recipient_user_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parent_recipient_user_id: Option<&'a str>,
+    /// A group message's status: `group`, and the participant it names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_participant_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_participant_user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_participant_parent_user_id: Option<&'a str>,
+    /// The kind of an `unsupported` message, as Meta names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unsupported_type: Option<String>,
     /// A `user_id_change`: the sender's old and new business-scoped ids.
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_user_id: Option<&'a str>,
@@ -323,6 +354,11 @@ impl Delivery<'_> {
             username: None,
             recipient_user_id: None,
             parent_recipient_user_id: None,
+            recipient_type: None,
+            recipient_participant_id: None,
+            recipient_participant_user_id: None,
+            recipient_participant_parent_user_id: None,
+            unsupported_type: None,
             previous_user_id: None,
             new_user_id: None,
             new_parent_user_id: None,
@@ -346,6 +382,12 @@ impl Delivery<'_> {
         let system: Option<System> = item
             .system
             .and_then(|raw| serde_json::from_str(raw.get()).ok());
+        let unsupported: Option<Unsupported> = item
+            .unsupported
+            .and_then(|raw| serde_json::from_str(raw.get()).ok());
+        json.unsupported_type = unsupported
+            .and_then(|u| u.kind)
+            .map(|kind| kind.to_string());
         match update.kind {
             "message" | "message_echo" => fill_message(&mut json, &item, &contacts),
             "user_id_change" => {
@@ -361,6 +403,11 @@ impl Delivery<'_> {
                 json.to = present(&item.recipient_id).or(json.to);
                 json.recipient_user_id = present(&item.recipient_user_id);
                 json.parent_recipient_user_id = present(&item.parent_recipient_user_id);
+                json.recipient_type = present(&item.recipient_type);
+                json.recipient_participant_id = present(&item.recipient_participant_id);
+                json.recipient_participant_user_id = present(&item.recipient_participant_user_id);
+                json.recipient_participant_parent_user_id =
+                    present(&item.recipient_participant_parent_user_id);
                 let pricing: Option<Pricing> = item
                     .pricing
                     .and_then(|raw| serde_json::from_str(raw.get()).ok());
