@@ -97,7 +97,32 @@ export interface Wats {
   drain(limit?: number): Promise<DrainReport>;
 }
 
+/**
+ * Throws `WatsServiceError` when an option is wrong, naming it: `runtime`
+ * (no WebAssembly JSPI: Node >= 24 is needed) and `options`, `config`,
+ * `now`, `onUpdate`, `log` (`invalid_config`), `kv` or a missing
+ * `kv.<method>` (`invalid_persistence`), `fetch` (`invalid_transport`).
+ * The `WATS_*` settings themselves are checked by the service: `/readyz`
+ * answers 503 `invalid_config` naming the key.
+ */
 export function createWats(options?: WatsOptions): Wats;
+
+/** The construction error: the reference service's codes. */
+export class WatsServiceError extends Error {
+  readonly name: "WatsServiceError";
+  readonly code:
+    | "invalid_config"
+    | "invalid_profile"
+    | "invalid_secrets"
+    | "invalid_secret"
+    | "invalid_path"
+    | "invalid_transport"
+    | "invalid_crypto_provider"
+    | "invalid_whatsapp"
+    | "invalid_persistence";
+  /** The option (or `kv.<method>`) at fault; never its value. */
+  readonly key: string;
+}
 
 /** A kv in a Map, with expiry and ordered listing; lost when the process ends. */
 export function memoryKv(options?: { now?: () => number }): Kv;

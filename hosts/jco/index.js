@@ -224,9 +224,57 @@ function toResponse({ status, headers, body }) {
 }
 
 /**
+ * A construction error, as the reference service throws them: a stable
+ * `code` and the option or key at fault (`key`), never its value.
+ */
+export class WatsServiceError extends Error {
+  constructor(code, key, message) {
+    super(message);
+    this.name = "WatsServiceError";
+    this.code = code;
+    this.key = key;
+  }
+}
+
+// What a kv must have: listing, and a batch or each single op.
+const KV_METHODS = ["get", "set", "setIfAbsent", "remove"];
+
+// Checks the options a caller hands over, before any request: a wrong
+// one fails here, naming it, rather than on first use. (The `WATS_*`
+// settings are the component's to judge: `/readyz` says 503 invalid_config
+// with the key's name.)
+function checkOptions(options) {
+  const fail = (code, key, what) => {
+    throw new WatsServiceError(code, key, `${key} ${what}`);
+  };
+  if (typeof WebAssembly.Suspending !== "function") {
+    fail("invalid_config", "runtime", "lacks WebAssembly JSPI: @wats/service needs Node >= 24 (or a runtime with JSPI)");
+  }
+  if (options === null || typeof options !== "object") fail("invalid_config", "options", "must be an object");
+  const { config, kv, fetch, now, onUpdate, log } = options;
+  const isFunction = (value) => typeof value === "function";
+  if (config !== undefined && !(config instanceof Map) && !isFunction(config) && (config === null || typeof config !== "object")) {
+    fail("invalid_config", "config", "must be an object, a Map or a function of the key");
+  }
+  if (kv !== undefined && kv !== null) {
+    if (typeof kv !== "object") fail("invalid_persistence", "kv", "must be an object with the Kv methods of index.d.ts");
+    if (!isFunction(kv.listKeys)) fail("invalid_persistence", "kv.listKeys", "must be a function");
+    if (!isFunction(kv.batch)) {
+      const missing = KV_METHODS.find((method) => !isFunction(kv[method]));
+      if (missing) fail("invalid_persistence", `kv.${missing}`, "must be a function (or give the kv a batch)");
+    }
+  }
+  if (fetch !== undefined && !isFunction(fetch)) fail("invalid_transport", "fetch", "must be a function");
+  for (const [key, value] of Object.entries({ now, onUpdate, log })) {
+    if (value !== undefined && !isFunction(value)) fail("invalid_config", key, "must be a function");
+  }
+}
+
+/**
  * Creates the service. See index.d.ts for the options.
  */
 export function createWats(options = {}) {
+  checkOptions(options);
   const settings = options.config ?? {};
   const readSetting =
     typeof settings === "function"

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createWats, memoryKv } from "../index.js";
+import { createWats, memoryKv, WatsServiceError } from "../index.js";
 import { delivery, settings, signed } from "./delivery.mjs";
 
 test("concurrent copies of a delivery dispatch each update once", async () => {
@@ -110,4 +110,42 @@ test("an oversized body is refused from its first 4 MiB", async () => {
   );
   assert.equal(response.status, 413);
   assert.ok(pulled <= 6 << 20, `read ${pulled} bytes of an endless body`);
+});
+
+test("wrong options fail construction with the reference's codes, naming the option", () => {
+  const cases = [
+    [{ kv: { listKeys() {}, get() {} } }, "invalid_persistence", "kv.set"],
+    [{ kv: { get() {}, set() {}, setIfAbsent() {}, remove() {} } }, "invalid_persistence", "kv.listKeys"],
+    [{ kv: "sqlite://CANARY-DB-URL" }, "invalid_persistence", "kv"],
+    [{ fetch: "CANARY-FETCH" }, "invalid_transport", "fetch"],
+    [{ onUpdate: "CANARY-HANDLER" }, "invalid_config", "onUpdate"],
+    [{ config: 42 }, "invalid_config", "config"],
+  ];
+  for (const [options, code, key] of cases) {
+    assert.throws(
+      () => createWats({ config: settings, ...options }),
+      (error) =>
+        error instanceof WatsServiceError &&
+        error.code === code &&
+        error.key === key &&
+        !error.message.includes("CANARY"),
+      `${code} ${key}`,
+    );
+  }
+  // A kv with a batch needs no single ops; without a store is allowed.
+  createWats({ config: settings, kv: { listKeys() {}, batch() {} } });
+  createWats({ config: settings, kv: null });
+});
+
+test("a runtime without JSPI is told what it needs at construction", () => {
+  const suspending = WebAssembly.Suspending;
+  delete WebAssembly.Suspending;
+  try {
+    assert.throws(
+      () => createWats({ config: settings }),
+      (error) => error instanceof WatsServiceError && error.key === "runtime" && /Node >= 24/.test(error.message),
+    );
+  } finally {
+    WebAssembly.Suspending = suspending;
+  }
 });
