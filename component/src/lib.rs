@@ -54,9 +54,9 @@ pub use state::outbox::DrainReport;
 pub mod config {
     pub use crate::core::config::{
         is_secret, work_queued, Config, ConfigError, Lookup, Paths, DEFAULT_API_PREFIX,
-        DEFAULT_GRAPH_API_VERSION, DEFAULT_GRAPH_BASE_URL, DEFAULT_WEBHOOK_PATH, FORWARD_URL_KEY,
-        KEYS, OPTIONAL_SECRETS, QUEUES_KEY, QUEUE_SCHEME, RUNTIME_KEY, STORE_EXCLUSIVE_KEY,
-        STORE_KEY,
+        DEFAULT_GRAPH_API_VERSION, DEFAULT_GRAPH_BASE_URL, DEFAULT_WEBHOOK_PATH,
+        EMBEDDER_DISPATCH_KEY, FORWARD_URL_KEY, KEYS, OPTIONAL_SECRETS, QUEUES_KEY, QUEUE_SCHEME,
+        RUNTIME_KEY, STORE_EXCLUSIVE_KEY, STORE_KEY,
     };
     pub use crate::core::ids::is_numeric_id;
     pub use crate::core::signing::SigningKey;

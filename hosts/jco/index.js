@@ -302,6 +302,9 @@ export function createWats(options = {}) {
   const hostSettings = {
     "wats.runtime": "jco",
     "wats.store": kv ? (kv.name ?? "custom") : undefined,
+    // The embedder's own seam: WATS_LOG_WEBHOOK_EVENTS and WATS_ECHO_REPLY
+    // then do nothing, as in the reference.
+    "wats.dispatch.embedder": onUpdate ? "1" : undefined,
   };
 
   const imports = {

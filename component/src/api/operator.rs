@@ -81,6 +81,17 @@ fn counted_outcomes(snapshot: &[Sample], family: &str, outcome: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// The reference's three backends for a host's store name (a Durable
+/// Object keeps SQLite); the name itself is shown as `store`.
+fn backend_label(store: &str) -> &'static str {
+    match store {
+        "durable-object" => "sqlite",
+        name if name.contains("sqlite") => "sqlite",
+        name if name.contains("postgres") => "postgres",
+        _ => "unknown",
+    }
+}
+
 /// Store health, or null when the host runs without a store: a real read,
 /// the backend the host names, the failures and outbox outcomes so far.
 async fn persistence_summary<H: Host>(ctx: &Context<'_, H>) -> Value {
@@ -96,16 +107,18 @@ async fn persistence_summary<H: Host>(ctx: &Context<'_, H>) -> Value {
             (outcome.to_string(), count.into())
         })
         .collect();
-    let backend = ctx
+    let store = ctx
         .host
         .config(config::STORE_KEY)
         .filter(|name| {
             name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
         .unwrap_or_else(|| "kv".into());
+    let backend = backend_label(&store);
     json!({
         "ok": probe.is_ok(),
         "backend": backend,
+        "store": store,
         "currentVersion": 1,
         "redactedLocation": "[REDACTED]",
         "failedOperations": counted_outcomes(&snapshot, "persistence_operations_total", "failure"),
@@ -214,4 +227,23 @@ async fn diagnostics<H: Host>(
             "configShape": config_shape,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backend_label;
+
+    #[test]
+    fn backends_are_clamped_to_the_reference_s_three() {
+        for (store, backend) in [
+            ("sqlite", "sqlite"),
+            ("spin-sqlite", "sqlite"),
+            ("durable-object", "sqlite"),
+            ("memory", "unknown"),
+            ("spin-key-value", "unknown"),
+            ("custom", "unknown"),
+        ] {
+            assert_eq!(backend_label(store), backend, "{store}");
+        }
+    }
 }

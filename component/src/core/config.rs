@@ -27,6 +27,10 @@ pub const STORE_EXCLUSIVE_KEY: &str = "wats.store.exclusive";
 /// URL, a Cloudflare Queue producer binding (the Worker); elsewhere a
 /// `queue:` endpoint is a configuration error.
 pub const QUEUES_KEY: &str = "wats.queues";
+/// A host sets this to `1` when the embedder hands updates to its own
+/// application seam (the JS package's `onUpdate`): then, as in the
+/// reference, `WATS_LOG_WEBHOOK_EVENTS` and `WATS_ECHO_REPLY` do nothing.
+pub const EMBEDDER_DISPATCH_KEY: &str = "wats.dispatch.embedder";
 /// How an events endpoint names a Cloudflare Queue binding.
 pub const QUEUE_SCHEME: &str = "queue:";
 
@@ -333,6 +337,7 @@ impl Config {
         }
         let phone_number_id = phone_number_ids[0].clone();
         let waba_id = setting(get, "WATS_WABA_ID");
+        let embedder_dispatch = get(EMBEDDER_DISPATCH_KEY).as_deref() == Some("1");
         if waba_id.as_deref().is_some_and(|id| !is_numeric_id(id)) {
             return Err(invalid("WATS_WABA_ID", "a numeric id"));
         }
@@ -347,8 +352,8 @@ impl Config {
             app_secret: secret(get, "WATS_APP_SECRET")?,
             verify_token: secret(get, "WATS_VERIFY_TOKEN")?,
             service_bearer_token: secret(get, "WATS_SERVICE_BEARER_TOKEN")?,
-            log_webhook_events: flag(get, "WATS_LOG_WEBHOOK_EVENTS")?,
-            echo_reply: flag(get, "WATS_ECHO_REPLY")?,
+            log_webhook_events: flag(get, "WATS_LOG_WEBHOOK_EVENTS")? && !embedder_dispatch,
+            echo_reply: flag(get, "WATS_ECHO_REPLY")? && !embedder_dispatch,
             events: Events::from_settings(get)?,
         })
     }

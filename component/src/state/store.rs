@@ -9,11 +9,12 @@ use crate::core::error::ApiError;
 use crate::core::host::{Host, KvError, KvOp, KvPage};
 
 fn counted<T>(ctx: &Context<'_, impl Host>, result: Result<T, KvError>) -> Result<T, ApiError> {
-    ctx.recorder.persistence(match &result {
-        Ok(_) => "success",
-        Err(KvError::NotConfigured) => "not_configured",
-        Err(_) => "failure",
-    });
+    // Without a store the family is absent, as the reference has it.
+    match &result {
+        Ok(_) => ctx.recorder.persistence("success"),
+        Err(KvError::NotConfigured) => {}
+        Err(_) => ctx.recorder.persistence("failure"),
+    }
     result.map_err(|error| match error {
         KvError::NotConfigured => ApiError::PersistenceNotConfigured,
         KvError::Unavailable(_) | KvError::TooLarge | KvError::Other(_) => {

@@ -149,3 +149,28 @@ test("a runtime without JSPI is told what it needs at construction", () => {
     WebAssembly.Suspending = suspending;
   }
 });
+
+test("with the embedder's onUpdate, WATS_ECHO_REPLY and WATS_LOG_WEBHOOK_EVENTS do nothing", async () => {
+  const flags = { ...settings, WATS_ECHO_REPLY: "1", WATS_LOG_WEBHOOK_EVENTS: "1" };
+  for (const own of [true, false]) {
+    const graphCalls = [];
+    const logs = [];
+    const wats = createWats({
+      config: flags,
+      fetch: async (url) => {
+        graphCalls.push(url);
+        return Response.json({ messaging_product: "whatsapp", messages: [{ id: "wamid.ECHO" }] });
+      },
+      onUpdate: own ? () => {} : undefined,
+      log: (line) => logs.push(JSON.parse(line)),
+    });
+    const ack = await (await wats.handle(signed(delivery))).json();
+    assert.ok(ack.dispatched > 0, JSON.stringify(ack));
+    const webhookLines = logs.filter((line) => line.event === "wats.webhook.update").length;
+    if (own) {
+      assert.deepEqual([graphCalls.length, webhookLines], [0, 0], "no echo, no webhook log lines");
+    } else {
+      assert.ok(graphCalls.length > 0 && webhookLines > 0, "echo and log lines without onUpdate");
+    }
+  }
+});
