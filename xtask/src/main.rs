@@ -31,7 +31,8 @@ commands:
                    without SQLite) --host serve|worker|wrangler-dev|spin (the Worker in workerd
                    as deployed, or under wrangler dev's proxy; wats spin)
                    --kv-latency-ms MS (wats spin's store delay) --endpoints N (wats serve's
-                   events to N endpoints on loopback, counted)
+                   events to N endpoints on loopback, counted, beside the same load without them)
+                   --endpoint-down-seconds S (the first endpoint answers 500 for S seconds)
   worker [--port P]  build the Cloudflare Worker and run it in workerd (wrangler dev --local) on 127.0.0.1
   worker-build     build the Cloudflare Worker only (the [build] command of wrangler.toml)
   spin [--port P]  build the Spin component and serve it with `wats spin` on 127.0.0.1 (live Graph
