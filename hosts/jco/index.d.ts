@@ -90,6 +90,9 @@ export interface DrainReport {
 export interface Wats {
   /** Answers one request: every route of the service. */
   handle(request: Request): Promise<Response>;
+  /** The same as `handle`, under the name JS runtimes call a handler
+   * (`Bun.serve({ fetch: wats.fetch })`, Deno, Hono). */
+  fetch(request: Request): Promise<Response>;
   /** Sends up to `limit` due outbox items (queued with `Prefer: respond-async`)
    * and up to `limit` due events for the application's endpoints
    * (`WATS_EVENTS_ENDPOINTS`); call it on a timer. It also runs right after
@@ -126,3 +129,31 @@ export class WatsServiceError extends Error {
 
 /** A kv in a Map, with expiry and ordered listing; lost when the process ends. */
 export function memoryKv(options?: { now?: () => number }): Kv;
+
+/** The reference's configuration (`createWatsServiceApp`). */
+export interface WatsServiceConfig {
+  /** A `wats init` profile (`wats-profile/1`): its `settings` are the
+   * `WATS_*` settings; secrets never sit in it. */
+  profile: { format?: string; settings?: Record<string, string> };
+  secrets: {
+    accessToken: string;
+    webhookVerifyToken: string;
+    webhookAppSecret: string;
+    serviceBearerToken: string;
+  };
+  /** Outbound HTTP: a fetch function, or an object with one. */
+  transport?: typeof fetch | { fetch: typeof fetch };
+  /** Receives each normalized update; a rejection fails the delivery. */
+  whatsapp?: { dispatch(update: Update): unknown | Promise<unknown> };
+  /** The store; none keeps no state (dedupe off, history 503). */
+  persistence?: Kv;
+  enableGroupRoutes?: boolean;
+}
+
+/**
+ * The reference's constructor over `createWats`. Throws `WatsServiceError`:
+ * `invalid_config`, `invalid_profile`, `invalid_secrets`,
+ * `invalid_secret` (naming `secrets.<name>`), `invalid_transport`,
+ * `invalid_whatsapp`, `invalid_persistence`.
+ */
+export function createWatsServiceApp(config: WatsServiceConfig): Wats;

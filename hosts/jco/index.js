@@ -445,5 +445,68 @@ export function createWats(options = {}) {
     }
   }
 
-  return { handle, drain };
+  // `fetch` is what JS runtimes call a handler (`Bun.serve({ fetch })`,
+  // Deno's `export default`, Hono's mount); `handle` is the same.
+  return { handle, fetch: handle, drain };
+}
+
+// The reference's secret names, and the settings they are.
+const REFERENCE_SECRETS = {
+  accessToken: "WATS_ACCESS_TOKEN",
+  webhookVerifyToken: "WATS_VERIFY_TOKEN",
+  webhookAppSecret: "WATS_APP_SECRET",
+  serviceBearerToken: "WATS_SERVICE_BEARER_TOKEN",
+};
+
+/**
+ * The reference's constructor: `{ profile, secrets, transport, whatsapp,
+ * persistence, enableGroupRoutes }` onto `createWats`'s options. See
+ * index.d.ts.
+ */
+export function createWatsServiceApp(config) {
+  const fail = (code, key, what) => {
+    throw new WatsServiceError(code, key, `${key} ${what}`);
+  };
+  if (config === null || typeof config !== "object") fail("invalid_config", "config", "must be an object");
+  const { profile, secrets, transport, whatsapp, persistence, enableGroupRoutes } = config;
+  // A profile of `wats init` (wats-profile/1): its settings, never secrets.
+  if (profile === null || typeof profile !== "object") fail("invalid_profile", "profile", "must be an object");
+  const settings = profile.settings ?? {};
+  if (typeof settings !== "object" || Object.values(settings).some((value) => typeof value !== "string")) {
+    fail("invalid_profile", "profile.settings", "must map WATS_* keys to strings");
+  }
+  if (secrets === null || typeof secrets !== "object") fail("invalid_secrets", "secrets", "must be an object");
+  const secretSettings = {};
+  for (const [name, key] of Object.entries(REFERENCE_SECRETS)) {
+    const value = secrets[name];
+    if (typeof value !== "string" || value.trim() === "") fail("invalid_secret", `secrets.${name}`, "must be a non-empty string");
+    secretSettings[key] = value;
+  }
+  const fetchImpl = typeof transport === "function" ? transport : transport?.fetch;
+  if (transport !== undefined && typeof fetchImpl !== "function") {
+    fail("invalid_transport", "transport", "must be a fetch function or an object with one");
+  }
+  if (whatsapp !== undefined && typeof whatsapp?.dispatch !== "function") {
+    fail("invalid_whatsapp", "whatsapp.dispatch", "must be a function");
+  }
+  if (enableGroupRoutes !== undefined && typeof enableGroupRoutes !== "boolean") {
+    fail("invalid_config", "enableGroupRoutes", "must be a boolean");
+  }
+  const groups = enableGroupRoutes === undefined ? {} : { WATS_ENABLE_GROUP_ROUTES: enableGroupRoutes ? "1" : "0" };
+  const options = {
+    config: { ...settings, ...secretSettings, ...groups },
+    // The reference keeps no state without a store.
+    kv: persistence ?? null,
+    fetch: fetchImpl,
+    onUpdate: whatsapp ? (update) => whatsapp.dispatch(update) : undefined,
+  };
+  // createWats names the option at fault; here it is `persistence`.
+  try {
+    return createWats(options);
+  } catch (error) {
+    if (error instanceof WatsServiceError && error.key.startsWith("kv")) {
+      fail(error.code, error.key.replace(/^kv/, "persistence"), "must be a Kv (index.d.ts)");
+    }
+    throw error;
+  }
 }

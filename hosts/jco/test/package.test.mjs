@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createWats, memoryKv, WatsServiceError } from "../index.js";
+import { createWats, createWatsServiceApp, memoryKv, WatsServiceError } from "../index.js";
 import { delivery, settings, signed } from "./delivery.mjs";
 
 test("concurrent copies of a delivery dispatch each update once", async () => {
@@ -172,5 +172,40 @@ test("with the embedder's onUpdate, WATS_ECHO_REPLY and WATS_LOG_WEBHOOK_EVENTS 
     } else {
       assert.ok(graphCalls.length > 0 && webhookLines > 0, "echo and log lines without onUpdate");
     }
+  }
+});
+
+test("createWatsServiceApp maps the reference's config and names what is wrong", async () => {
+  const secrets = {
+    accessToken: settings.WATS_ACCESS_TOKEN,
+    webhookVerifyToken: settings.WATS_VERIFY_TOKEN,
+    webhookAppSecret: settings.WATS_APP_SECRET,
+    serviceBearerToken: settings.WATS_SERVICE_BEARER_TOKEN,
+  };
+  const profile = { format: "wats-profile/1", settings: { WATS_PHONE_NUMBER_ID: settings.WATS_PHONE_NUMBER_ID } };
+  const dispatched = [];
+  const app = createWatsServiceApp({
+    profile,
+    secrets,
+    whatsapp: { dispatch: (update) => dispatched.push(update.kind) },
+    persistence: memoryKv(),
+  });
+  const ack = await (await app.fetch(signed(delivery))).json();
+  assert.ok(ack.dispatched > 0 && dispatched.length === ack.dispatched, JSON.stringify(ack));
+  const cases = [
+    [{ profile: null }, "invalid_profile", "profile"],
+    [{ secrets: undefined }, "invalid_secrets", "secrets"],
+    [{ secrets: { ...secrets, accessToken: 7 } }, "invalid_secret", "secrets.accessToken"],
+    [{ transport: "CANARY-TRANSPORT" }, "invalid_transport", "transport"],
+    [{ whatsapp: {} }, "invalid_whatsapp", "whatsapp.dispatch"],
+    [{ persistence: { listKeys() {} } }, "invalid_persistence", "persistence.get"],
+    [{ enableGroupRoutes: "yes" }, "invalid_config", "enableGroupRoutes"],
+  ];
+  for (const [change, code, key] of cases) {
+    assert.throws(
+      () => createWatsServiceApp({ profile, secrets, ...change }),
+      (error) => error instanceof WatsServiceError && error.code === code && error.key === key && !error.message.includes("CANARY"),
+      `${code} ${key}`,
+    );
   }
 });
