@@ -4,14 +4,14 @@
 
 use crate::block_on;
 use crate::core::host::{
-    self, Host, KvEntry, KvError, KvOp, KvPage, Level, OutboundError, OutgoingRequest, Response,
-    Sample, Update,
+    self, Host, KvEntry, KvError, KvOp, KvPage, Level, Measurement, OutboundError, OutgoingRequest,
+    Response, Sample, Update,
 };
 
 wit_bindgen::generate!({ world: "service", path: "../wit" });
 
 use exports::wats::service::handler::Guest;
-use wats::service::{clock, config, events, kv, log, metrics, outbound_http, types};
+use wats::service::{clock, config, events, kv, log, metrics, outbound_http, telemetry, types};
 
 struct Component;
 
@@ -163,6 +163,27 @@ impl Host for ImportedHost {
                 value: s.value,
             })
             .collect()
+    }
+
+    fn telemetry(&self, measurements: Vec<Measurement>) {
+        let measurements: Vec<telemetry::Measurement> = measurements
+            .into_iter()
+            .map(|m| telemetry::Measurement {
+                instrument: if m.histogram {
+                    telemetry::Instrument::Histogram
+                } else {
+                    telemetry::Instrument::Counter
+                },
+                name: m.name.into(),
+                value: m.value,
+                attributes: m
+                    .attributes
+                    .into_iter()
+                    .map(|(key, value)| (key.into(), value))
+                    .collect(),
+            })
+            .collect();
+        telemetry::emit(&measurements);
     }
 
     fn log(&self, level: Level, event: &str, fields: &[(&str, String)]) {

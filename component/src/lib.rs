@@ -39,8 +39,8 @@ pub use app::openapi::document as openapi_document;
 pub use core::auth::{sign, signature_valid};
 pub use core::error::ApiError;
 pub use core::host::{
-    block_on, log_line, log_update, Host, KvEntry, KvError, KvOp, KvPage, Level, OutboundError,
-    OutgoingRequest, Request, Response, Sample, Update,
+    block_on, log_line, log_update, Host, KvEntry, KvError, KvOp, KvPage, Level, Measurement,
+    OutboundError, OutgoingRequest, Request, Response, Sample, Update,
 };
 pub use core::http::percent_decode;
 pub use core::limits::{MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BYTES};

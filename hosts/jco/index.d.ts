@@ -69,7 +69,33 @@ export interface WatsOptions {
   onUpdate?: (update: Update) => void | Promise<void>;
   /** Receives each log line (JSON, already redacted). Defaults to stderr. */
   log?: (line: string) => void;
+  /** Receives every measurement with its full attribute set (OTEL_ATTR
+   * keys), where `/metrics` narrows the labels. */
+  telemetrySink?: TelemetrySink;
 }
+
+/** The reference's telemetry sink: synchronous; a sink that throws changes
+ * no response (its failure is logged once). */
+export interface TelemetrySink {
+  incrementCounter(name: string, value: number, attributes: Record<string, string | number | boolean>): void;
+  recordHistogram(name: string, valueSeconds: number, attributes: Record<string, string | number | boolean>): void;
+  /** Reserved, as in the reference: not called yet. */
+  recordSpan?(name: string, start: Date, end: Date, attributes: Record<string, string | number | boolean>): void;
+  /** Reserved, as in the reference: not called yet. */
+  recordEvent?(name: string, attributes: Record<string, string | number | boolean>): void;
+}
+
+/** The attribute keys a telemetry sink receives. */
+export const OTEL_ATTR: {
+  readonly httpRoute: "http.route";
+  readonly httpRequestMethod: "http.request.method";
+  readonly httpStatusCode: "http.status_code";
+  readonly httpResponseStatusClass: "http.response.status.class";
+  readonly graphEndpointFamily: "wats.graph.endpoint_family";
+  readonly operationOutcome: "wats.operation.outcome";
+  readonly webhookUpdateKind: "wats.webhook.update_kind";
+  readonly persistenceAdapter: "wats.persistence.adapter";
+};
 
 export interface DrainReport {
   claimed: number;
@@ -148,6 +174,7 @@ export interface WatsServiceConfig {
   /** The store; none keeps no state (dedupe off, history 503). */
   persistence?: Kv;
   enableGroupRoutes?: boolean;
+  telemetrySink?: TelemetrySink;
 }
 
 /**

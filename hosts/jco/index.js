@@ -236,6 +236,40 @@ export class WatsServiceError extends Error {
   }
 }
 
+/**
+ * The attribute keys a telemetry sink receives (OpenTelemetry's where a
+ * convention exists), as the reference names them.
+ */
+export const OTEL_ATTR = Object.freeze({
+  httpRoute: "http.route",
+  httpRequestMethod: "http.request.method",
+  httpStatusCode: "http.status_code",
+  httpResponseStatusClass: "http.response.status.class",
+  graphEndpointFamily: "wats.graph.endpoint_family",
+  operationOutcome: "wats.operation.outcome",
+  webhookUpdateKind: "wats.webhook.update_kind",
+  persistenceAdapter: "wats.persistence.adapter",
+});
+
+// Hands the service's measurements to the embedder's sink, synchronously.
+// A sink that throws changes no response: its error is logged once.
+function telemetryTo(sink, log) {
+  let reported = false;
+  return (measurements) => {
+    if (!sink) return;
+    for (const { instrument, name, value, attributes } of measurements) {
+      try {
+        const attrs = Object.fromEntries(attributes);
+        if (instrument === "histogram") sink.recordHistogram(name, value, attrs);
+        else sink.incrementCounter(name, value, attrs);
+      } catch {
+        if (!reported) log(logLine("warn", "wats.host.telemetry_sink_failed", []));
+        reported = true;
+      }
+    }
+  };
+}
+
 // What a kv must have: listing, and a batch or each single op.
 const KV_METHODS = ["get", "set", "setIfAbsent", "remove"];
 
@@ -251,7 +285,7 @@ function checkOptions(options) {
     fail("invalid_config", "runtime", "lacks WebAssembly JSPI: @wats/service needs Node >= 24 (or a runtime with JSPI)");
   }
   if (options === null || typeof options !== "object") fail("invalid_config", "options", "must be an object");
-  const { config, kv, fetch, now, onUpdate, log } = options;
+  const { config, kv, fetch, now, onUpdate, log, telemetrySink } = options;
   const isFunction = (value) => typeof value === "function";
   if (config !== undefined && !(config instanceof Map) && !isFunction(config) && (config === null || typeof config !== "object")) {
     fail("invalid_config", "config", "must be an object, a Map or a function of the key");
@@ -265,6 +299,11 @@ function checkOptions(options) {
     }
   }
   if (fetch !== undefined && !isFunction(fetch)) fail("invalid_transport", "fetch", "must be a function");
+  if (telemetrySink !== undefined) {
+    for (const method of ["incrementCounter", "recordHistogram"]) {
+      if (!isFunction(telemetrySink?.[method])) fail("invalid_config", `telemetrySink.${method}`, "must be a function");
+    }
+  }
   for (const [key, value] of Object.entries({ now, onUpdate, log })) {
     if (value !== undefined && !isFunction(value)) fail("invalid_config", key, "must be a function");
   }
@@ -288,6 +327,7 @@ export function createWats(options = {}) {
   const started = now();
   const monotonicOrigin = performance.now();
   const metrics = metricTotals();
+  const emitTelemetry = telemetryTo(options.telemetrySink, log);
 
   // The keys that name the application's endpoints (docs/events.md).
   const eventsConfigured = () =>
@@ -378,6 +418,9 @@ export function createWats(options = {}) {
     [`${IFACE}/metrics`]: {
       add: (samples) => metrics.add(samples),
       snapshot: () => metrics.snapshot(),
+    },
+    [`${IFACE}/telemetry`]: {
+      emit: (measurements) => emitTelemetry(measurements),
     },
     [`${IFACE}/log`]: {
       write: (level, event, fields) => log(logLine(level, event, fields)),
@@ -499,6 +542,7 @@ export function createWatsServiceApp(config) {
     kv: persistence ?? null,
     fetch: fetchImpl,
     onUpdate: whatsapp ? (update) => whatsapp.dispatch(update) : undefined,
+    telemetrySink: config.telemetrySink,
   };
   // createWats names the option at fault; here it is `persistence`.
   try {

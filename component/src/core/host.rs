@@ -168,6 +168,16 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// One measurement for a telemetry sink: the full attribute set, under
+/// OpenTelemetry's keys; a histogram's value is one observation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    pub histogram: bool,
+    pub name: &'static str,
+    pub value: f64,
+    pub attributes: Vec<(&'static str, String)>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
     Debug,
@@ -252,6 +262,10 @@ pub trait Host {
 
     fn metrics_add(&self, samples: Vec<Sample>);
     fn metrics_snapshot(&self) -> Vec<Sample>;
+
+    /// The request's measurements for a telemetry sink, once at its end; a
+    /// host without a sink drops them.
+    fn telemetry(&self, _measurements: Vec<Measurement>) {}
 
     /// Field values are already redacted by the service.
     fn log(&self, level: Level, event: &str, fields: &[(&str, String)]);

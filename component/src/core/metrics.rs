@@ -4,7 +4,7 @@
 //! Every label value comes from a fixed set or a route template, never from
 //! request data.
 
-use crate::core::host::{Host, Sample};
+use crate::core::host::{Host, Measurement, Sample};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -107,13 +107,64 @@ pub(crate) fn method_label(method: &str) -> &'static str {
     }
 }
 
-/// The samples of one request, sent to the host once at its end.
+/// OpenTelemetry's attribute keys, where a convention exists, and the
+/// service's own (`wats.*`) where none does: what a telemetry sink gets.
+pub(crate) mod otel {
+    pub(crate) const HTTP_ROUTE: &str = "http.route";
+    pub(crate) const HTTP_METHOD: &str = "http.request.method";
+    pub(crate) const HTTP_STATUS_CODE: &str = "http.status_code";
+    pub(crate) const HTTP_STATUS_CLASS: &str = "http.response.status.class";
+    pub(crate) const ENDPOINT_FAMILY: &str = "wats.graph.endpoint_family";
+    pub(crate) const OUTCOME: &str = "wats.operation.outcome";
+    pub(crate) const UPDATE_KIND: &str = "wats.webhook.update_kind";
+    pub(crate) const PERSISTENCE_ADAPTER: &str = "wats.persistence.adapter";
+}
+
+/// The samples of one request, and its measurements for a telemetry sink,
+/// sent to the host once at its end.
 #[derive(Default)]
 pub struct Recorder {
     samples: RefCell<Vec<Sample>>,
+    measurements: RefCell<Vec<Measurement>>,
 }
 
 impl Recorder {
+    /// A counter's measurements with the same attributes are summed; each
+    /// histogram observation is kept.
+    fn measure(
+        &self,
+        histogram: bool,
+        name: &'static str,
+        value: f64,
+        attributes: &[(&'static str, &str)],
+    ) {
+        let mut measurements = self.measurements.borrow_mut();
+        let same = |held: &&mut Measurement| {
+            !histogram
+                && !held.histogram
+                && held.name == name
+                && held.attributes.len() == attributes.len()
+                && held
+                    .attributes
+                    .iter()
+                    .zip(attributes)
+                    .all(|(held, (key, value))| held.0 == *key && held.1 == *value)
+        };
+        if let Some(held) = measurements.iter_mut().find(same) {
+            held.value += value;
+            return;
+        }
+        measurements.push(Measurement {
+            histogram,
+            name,
+            value,
+            attributes: attributes
+                .iter()
+                .map(|(key, value)| (*key, value.to_string()))
+                .collect(),
+        });
+    }
+
     fn add(&self, name: &str, labels: &[(&str, &str)], value: f64) {
         let mut samples = self.samples.borrow_mut();
         // A request repeats a few series many times (one per store call):
@@ -168,6 +219,17 @@ impl Recorder {
         );
         self.add("http_request_duration_seconds_sum", &labels, seconds);
         self.add("http_request_duration_seconds_count", &labels, 1.0);
+        // The sink gets the method and exact status too, where /metrics
+        // narrows them for cardinality.
+        let status = status.to_string();
+        let attributes = [
+            (otel::HTTP_ROUTE, route),
+            (otel::HTTP_METHOD, method),
+            (otel::HTTP_STATUS_CODE, status.as_str()),
+            (otel::HTTP_STATUS_CLASS, class),
+        ];
+        self.measure(false, "http_requests_total", 1.0, &attributes);
+        self.measure(true, "http_request_duration_seconds", seconds, &attributes);
     }
 
     pub fn error(&self, code: &str) {
@@ -180,6 +242,8 @@ impl Recorder {
             &[("update_kind", update_kind), ("outcome", outcome)],
             1.0,
         );
+        let attributes = [(otel::UPDATE_KIND, update_kind), (otel::OUTCOME, outcome)];
+        self.measure(false, "webhook_normalization_total", 1.0, &attributes);
     }
 
     pub fn graph_operation(&self, family: &str, status_class: &str, outcome: &str) {
@@ -192,6 +256,16 @@ impl Recorder {
             ],
             1.0,
         );
+        self.measure(
+            false,
+            "graph_operations_total",
+            1.0,
+            &[
+                (otel::ENDPOINT_FAMILY, family),
+                (otel::HTTP_STATUS_CLASS, status_class),
+                (otel::OUTCOME, outcome),
+            ],
+        );
     }
 
     pub fn send_outcome(&self, family: &str, outcome: &str) {
@@ -200,6 +274,8 @@ impl Recorder {
             &[("endpoint_family", family), ("outcome", outcome)],
             1.0,
         );
+        let attributes = [(otel::ENDPOINT_FAMILY, family), (otel::OUTCOME, outcome)];
+        self.measure(false, "send_outcomes_total", 1.0, &attributes);
     }
 
     pub fn persistence(&self, outcome: &str) {
@@ -208,6 +284,8 @@ impl Recorder {
             &[("adapter", "kv"), ("outcome", outcome)],
             1.0,
         );
+        let attributes = [(otel::PERSISTENCE_ADAPTER, "kv"), (otel::OUTCOME, outcome)];
+        self.measure(false, "persistence_operations_total", 1.0, &attributes);
     }
 
     pub fn outbox(&self, outcome: &str) {
@@ -242,6 +320,10 @@ impl Recorder {
         let samples = self.take();
         if !samples.is_empty() {
             host.metrics_add(samples);
+        }
+        let measurements = self.measurements.take();
+        if !measurements.is_empty() {
+            host.telemetry(measurements);
         }
     }
 }
@@ -439,6 +521,41 @@ fn format_number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sink_gets_the_full_attribute_set_and_each_observation() {
+        let recorder = Recorder::default();
+        recorder.http_request("/api/messages/:messageId", "GET", 404, 0.002);
+        recorder.http_request("/api/messages/:messageId", "GET", 404, 0.004);
+        recorder.webhook_update("message", "dispatched");
+        let measurements = recorder.measurements.take();
+        let counter = measurements
+            .iter()
+            .find(|m| m.name == "http_requests_total")
+            .unwrap();
+        assert!(!counter.histogram);
+        assert_eq!(counter.value, 2.0, "a counter's measurements are summed");
+        assert_eq!(
+            counter.attributes,
+            vec![
+                (otel::HTTP_ROUTE, "/api/messages/:messageId".to_owned()),
+                (otel::HTTP_METHOD, "GET".to_owned()),
+                (otel::HTTP_STATUS_CODE, "404".to_owned()),
+                (otel::HTTP_STATUS_CLASS, "4xx".to_owned()),
+            ]
+        );
+        let observations: Vec<f64> = measurements
+            .iter()
+            .filter(|m| m.histogram && m.name == "http_request_duration_seconds")
+            .map(|m| m.value)
+            .collect();
+        assert_eq!(observations, vec![0.002, 0.004], "each observation kept");
+        assert!(measurements
+            .iter()
+            .any(|m| m.name == "webhook_normalization_total"
+                && m.attributes
+                    .contains(&(otel::UPDATE_KIND, "message".to_owned()))));
+    }
 
     #[test]
     fn numbers_are_written_as_prometheus_reads_them() {

@@ -120,6 +120,7 @@ test("wrong options fail construction with the reference's codes, naming the opt
     [{ fetch: "CANARY-FETCH" }, "invalid_transport", "fetch"],
     [{ onUpdate: "CANARY-HANDLER" }, "invalid_config", "onUpdate"],
     [{ config: 42 }, "invalid_config", "config"],
+    [{ telemetrySink: { incrementCounter() {} } }, "invalid_config", "telemetrySink.recordHistogram"],
   ];
   for (const [options, code, key] of cases) {
     assert.throws(

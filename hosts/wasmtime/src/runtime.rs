@@ -20,7 +20,9 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use self::wats::service::{clock, config, events, kv, log, metrics, outbound_http, types};
+use self::wats::service::{
+    clock, config, events, kv, log, metrics, outbound_http, telemetry, types,
+};
 
 pub use self::exports::wats::service::scheduler::DrainReport;
 
@@ -461,6 +463,12 @@ impl metrics::Host for State {
     async fn snapshot(&mut self) -> Vec<Sample> {
         self.services.metrics.snapshot()
     }
+}
+
+/// `wats serve` has no telemetry sink yet (an OTLP export is the plan):
+/// its numbers are `/metrics`'.
+impl telemetry::Host for State {
+    async fn emit(&mut self, _measurements: Vec<telemetry::Measurement>) {}
 }
 
 impl log::Host for State {
