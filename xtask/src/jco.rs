@@ -97,15 +97,21 @@ pub fn package_size() -> Result<(usize, usize)> {
     Ok((raw, gzip))
 }
 
-/// `node --test`: the conformance suite in-process against the package,
-/// and the package's own tests. Returns (passed, failed).
+/// `node --test`: every `test/*.test.mjs` of the package (the conformance
+/// suite in-process, the package's own tests, the events receiver, the
+/// telemetry sink, the packed install). Returns (passed, failed).
 pub fn test(steps: &mut Steps) -> Result<(usize, usize)> {
     steps.start("the JS package under node --test (conformance suite, package tests)");
+    let mut files: Vec<String> = std::fs::read_dir(package_dir().join("test"))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".test.mjs"))
+        .map(|name| format!("test/{name}"))
+        .collect();
+    files.sort();
     let mut command = with_node(Command::new(node()));
     command
         .args(["--test", "--test-reporter=spec"])
-        .arg("test/conformance.test.mjs")
-        .arg("test/package.test.mjs")
+        .args(&files)
         .stdout(Stdio::piped());
     let output = command.spawn()?.wait_with_output()?;
     let text = String::from_utf8_lossy(&output.stdout);
