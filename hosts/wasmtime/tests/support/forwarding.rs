@@ -215,40 +215,20 @@ pub fn queued_send_goes_out_after_the_202(label: &str, start: Start) {
 /// a timer is drained as a cron would, with `POST {prefix}/drain`.
 pub fn events_survive_failing_endpoints(label: &str, start: Start) {
     const DELIVERIES: usize = 50;
-    let (_, suites) = load_suites();
-    let (suite, delivery) = signed_delivery(&suites);
-    let executor = executor();
-    let script = Arc::new(Mutex::new(GraphScript::default()));
-    let graph = executor.block_on(start_fake_graph(script.clone()));
-    let mut settings = forwarding_settings(&suite.settings, graph);
-    settings.remove("WATS_EVENTS_FORWARD_URL");
-    settings.insert(
-        "WATS_EVENTS_ENDPOINTS".into(),
-        format!("http://{graph}/__events/down-first, http://{graph}/__events/flaky"),
-    );
+    let EventsRun {
+        executor,
+        script,
+        settings,
+        delivery,
+    } = events_run(|graph| {
+        format!("http://{graph}/__events/down-first, http://{graph}/__events/flaky")
+    });
     let dir = scratch_dir(label, "failing-endpoints");
     let host = start(&settings, &dir);
     let client = reqwest::Client::new();
-    let body = String::from_utf8(delivery.body.clone()).expect("a JSON fixture");
-    let mut answers = Vec::new();
-    let mut updates = 0;
-    for n in 0..DELIVERIES {
-        let distinct = body.replace("wamid.HBgL", &format!("wamid.D{n:03}"));
-        let signature = wats::sign(&settings["WATS_APP_SECRET"], distinct.as_bytes());
-        let headers = [("x-hub-signature-256".to_owned(), signature)];
-        let reply = executor.block_on(send(
-            &client,
-            &host.base,
-            "POST",
-            &delivery.path,
-            &headers,
-            distinct.into_bytes(),
-        ));
-        updates += json_acks(std::slice::from_ref(&reply))[0]["dispatched"]
-            .as_u64()
-            .unwrap_or(0) as usize;
-        answers.push(reply.status);
-    }
+    let (answers, updates) = post_distinct(
+        &executor, &client, &host.base, &settings, &delivery, "D", DELIVERIES,
+    );
     let bearer = [(
         "authorization".to_owned(),
         format!("Bearer {}", settings["WATS_SERVICE_BEARER_TOKEN"]),
@@ -305,13 +285,80 @@ pub fn events_survive_failing_endpoints(label: &str, start: Start) {
         .filter(|item| item["attempts"].as_u64() >= Some(2))
         .count();
     assert!(retried > 0, "retried events are listed: {page}");
+    assert_no_secrets(label, &output, &settings);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fake Graph that also plays the application's endpoints, and the
+/// suite's settings with `WATS_EVENTS_ENDPOINTS` (given the Graph's
+/// address) in place of the forward URL.
+struct EventsRun {
+    executor: tokio::runtime::Runtime,
+    script: Arc<Mutex<GraphScript>>,
+    settings: HashMap<String, String>,
+    delivery: PreparedRequest,
+}
+
+fn events_run(endpoints: impl FnOnce(SocketAddr) -> String) -> EventsRun {
+    let (_, suites) = load_suites();
+    let (suite, delivery) = signed_delivery(&suites);
+    let executor = executor();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let mut settings = forwarding_settings(&suite.settings, graph);
+    settings.remove("WATS_EVENTS_FORWARD_URL");
+    settings.insert("WATS_EVENTS_ENDPOINTS".into(), endpoints(graph));
+    EventsRun {
+        executor,
+        script,
+        settings,
+        delivery,
+    }
+}
+
+/// Fails if the host's output holds any of its secret settings.
+fn assert_no_secrets(label: &str, output: &str, settings: &HashMap<String, String>) {
     let secrets: Vec<String> = settings
         .iter()
         .filter(|(key, _)| wats::config::is_secret(key))
         .map(|(_, value)| value.clone())
         .collect();
-    assert_no_canaries(&format!("{label} output"), &output, &secrets);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_no_canaries(&format!("{label} output"), output, &secrets);
+}
+
+/// Posts `count` distinct copies of the signed fixture delivery (its
+/// WAMIDs marked `marker` and a number); returns each answer's status and
+/// how many updates the host said it dispatched.
+fn post_distinct(
+    executor: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    base: &str,
+    settings: &HashMap<String, String>,
+    delivery: &PreparedRequest,
+    marker: &str,
+    count: usize,
+) -> (Vec<u16>, usize) {
+    let body = String::from_utf8(delivery.body.clone()).expect("a JSON fixture");
+    let mut answers = Vec::new();
+    let mut updates = 0;
+    for n in 0..count {
+        let distinct = body.replace("wamid.HBgL", &format!("wamid.{marker}{n:03}"));
+        let signature = wats::sign(&settings["WATS_APP_SECRET"], distinct.as_bytes());
+        let headers = [("x-hub-signature-256".to_owned(), signature)];
+        let reply = executor.block_on(send(
+            client,
+            base,
+            "POST",
+            &delivery.path,
+            &headers,
+            distinct.into_bytes(),
+        ));
+        updates += json_acks(std::slice::from_ref(&reply))[0]["dispatched"]
+            .as_u64()
+            .unwrap_or(0) as usize;
+        answers.push(reply.status);
+    }
+    (answers, updates)
 }
 
 fn arrived_in(script: &GraphScript, endpoint: &str) -> usize {
@@ -325,40 +372,18 @@ fn arrived_in(script: &GraphScript, endpoint: &str) -> usize {
 /// binding name.
 pub fn events_reach_a_cloudflare_queue(label: &str, start: Start) {
     const DELIVERIES: usize = 10;
-    let (_, suites) = load_suites();
-    let (suite, delivery) = signed_delivery(&suites);
-    let executor = executor();
-    let script = Arc::new(Mutex::new(GraphScript::default()));
-    let graph = executor.block_on(start_fake_graph(script.clone()));
-    let mut settings = forwarding_settings(&suite.settings, graph);
-    settings.remove("WATS_EVENTS_FORWARD_URL");
-    settings.insert(
-        "WATS_EVENTS_ENDPOINTS".into(),
-        "queue:WATS_EVENTS_QUEUE".into(),
-    );
+    let EventsRun {
+        executor,
+        script,
+        settings,
+        delivery,
+    } = events_run(|_| "queue:WATS_EVENTS_QUEUE".into());
     let dir = scratch_dir(label, "queue-endpoint");
     let host = start(&settings, &dir);
     let client = reqwest::Client::new();
-    let body = String::from_utf8(delivery.body.clone()).expect("a JSON fixture");
-    let mut answers = Vec::new();
-    let mut updates = 0;
-    for n in 0..DELIVERIES {
-        let distinct = body.replace("wamid.HBgL", &format!("wamid.Q{n:03}"));
-        let signature = wats::sign(&settings["WATS_APP_SECRET"], distinct.as_bytes());
-        let headers = [("x-hub-signature-256".to_owned(), signature)];
-        let reply = executor.block_on(send(
-            &client,
-            &host.base,
-            "POST",
-            &delivery.path,
-            &headers,
-            distinct.into_bytes(),
-        ));
-        updates += json_acks(std::slice::from_ref(&reply))[0]["dispatched"]
-            .as_u64()
-            .unwrap_or(0) as usize;
-        answers.push(reply.status);
-    }
+    let (answers, updates) = post_distinct(
+        &executor, &client, &host.base, &settings, &delivery, "Q", DELIVERIES,
+    );
     let distinct_ids = |script: &GraphScript| {
         let mut ids: Vec<&str> = script
             .queue_messages
@@ -405,11 +430,6 @@ pub fn events_reach_a_cloudflare_queue(label: &str, start: Start) {
         endpoints["endpoints"][0]["host"], "queue:WATS_EVENTS_QUEUE",
         "{endpoints}"
     );
-    let secrets: Vec<String> = settings
-        .iter()
-        .filter(|(key, _)| wats::config::is_secret(key))
-        .map(|(_, value)| value.clone())
-        .collect();
-    assert_no_canaries(&format!("{label} output"), &output, &secrets);
+    assert_no_secrets(label, &output, &settings);
     let _ = std::fs::remove_dir_all(&dir);
 }
