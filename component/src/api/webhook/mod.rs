@@ -494,6 +494,10 @@ async fn after_dispatch<H: Host>(
             let reply: String = reply.chars().take(compose::MAX_TEXT_CHARS).collect();
             let object = json!({ "body": reply, "preview_url": false });
             let composed = compose::envelope(&from, "text", object, None);
+            // From the number the message came to.
+            let number = delivery.phone_number_id(update);
+            let sender = number.filter(|id| config.serves(id) && *id != config.phone_number_id);
+            let composed = compose::Composed { sender, ..composed };
             // A demo: its failure is counted and logged by the Graph client
             // and does not fail the delivery.
             let _ = send(ctx, &composed).await;
