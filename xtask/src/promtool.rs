@@ -25,12 +25,19 @@ fn ensure_installed(steps: &mut Steps) -> Result<PathBuf> {
     let download = steps::tools_dir().join("prometheus-download");
     let _ = std::fs::remove_dir_all(&download);
     std::fs::create_dir_all(&download)?;
-    steps::run(
-        Command::new("apt-get")
-            .args(["download", "--quiet", PACKAGE])
-            .current_dir(&download),
-    )
-    .context("downloading Debian's prometheus package (apt-get download)")?;
+    let fetch = || {
+        steps::run(
+            Command::new("apt-get")
+                .args(["download", "--quiet", PACKAGE])
+                .current_dir(&download),
+        )
+    };
+    // A machine whose package lists were never fetched has none to read.
+    if fetch().is_err() {
+        steps::run(Command::new("apt-get").args(["update", "--quiet"]))
+            .context("fetching Debian's package lists (apt-get update)")?;
+        fetch().context("downloading Debian's prometheus package (apt-get download)")?;
+    }
     let deb = std::fs::read_dir(&download)?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
