@@ -151,14 +151,14 @@ pub(crate) async fn run<H: Host>(
             "GET",
             format!(
                 "{}/groups{}",
-                config.phone_number_id,
+                config.phone_number_id(),
                 paging_query(request)?
             ),
             None,
         ),
         Create => (
             "POST",
-            format!("{}/groups", config.phone_number_id),
+            format!("{}/groups", config.phone_number_id()),
             graph_body(request, |fields| group_settings(fields, true))?,
         ),
         Get => ("GET", group_id(params)?.to_owned(), None),

@@ -82,7 +82,7 @@ fn waba(config: &Config) -> Result<&str, ApiError> {
 
 /// The number's health, without its id or the number itself.
 async fn phone_number_health<H: Host>(graph: &GraphClient<'_, H>) -> Result<Value, ApiError> {
-    let call = assets::phone_number(&graph.config.phone_number_id)?;
+    let call = assets::phone_number(graph.config.phone_number_id())?;
     let reply = graph.run(call).await?;
     Ok(json!({
         "verifiedName": reply["verified_name"],
@@ -144,7 +144,7 @@ async fn upload_media<H: Host>(
     let mime_type = request.header("content-type").unwrap_or_default();
     let file_name = request.query("fileName");
     let file_name = file_name.as_deref().unwrap_or("upload");
-    let phone_number_id = &graph.config.phone_number_id;
+    let phone_number_id = graph.config.phone_number_id();
     let call = media::upload_media(phone_number_id, mime_type, file_name, &request.body).map_err(
         |error| match error {
             // The media type arrives as a header here, not a field.

@@ -7,6 +7,7 @@
 use crate::compose::fields::{invalid, json_object, Fields, Limit};
 use crate::compose::{self, envelope, Composed, MAX_TEXT_CHARS};
 use crate::context::Context;
+use crate::core::config::NotServed;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Request, Response};
 use crate::core::http::{json_response, Params};
@@ -73,14 +74,15 @@ fn take_sender<H: Host>(
         return Ok(None);
     };
     let config = ctx.config()?;
-    match from.as_str().filter(|from| config.serves(from)) {
-        Some(id) if id == config.phone_number_id => Ok(None),
-        Some(id) => Ok(Some(id.to_owned())),
-        None => Err(invalid(
-            "from",
-            "must be one of the phone number ids in WATS_PHONE_NUMBER_ID",
-        )),
-    }
+    from.as_str()
+        .ok_or(NotServed)
+        .and_then(|from| config.sender(from))
+        .map_err(|NotServed| {
+            invalid(
+                "from",
+                "must be one of the phone number ids in WATS_PHONE_NUMBER_ID",
+            )
+        })
 }
 
 /// `POST {prefix}/messages/{messageId}/read`: marks an inbound message read,
@@ -104,7 +106,7 @@ async fn mark_read<H: Host>(
         fields.bool("typingIndicator")?.unwrap_or(false)
     };
     let graph = ctx.graph()?;
-    let call = messaging::mark_read(&graph.config.phone_number_id, message_id, typing)?;
+    let call = messaging::mark_read(graph.config.phone_number_id(), message_id, typing)?;
     Ok(json_response(200, &graph.run(call).await?))
 }
 

@@ -141,8 +141,6 @@ pub struct Config {
     pub paths: Paths,
     pub graph_base_url: String,
     pub graph_api_version: String,
-    /// The default sender: the first of `phone_number_ids`.
-    pub phone_number_id: String,
     /// Every number this deployment serves (`WATS_PHONE_NUMBER_ID`, a
     /// comma-separated list): one Meta app has one callback URL.
     pub phone_number_ids: Vec<String>,
@@ -335,7 +333,6 @@ impl Config {
         {
             return Err(invalid("WATS_PHONE_NUMBER_ID", expected));
         }
-        let phone_number_id = phone_number_ids[0].clone();
         let waba_id = setting(get, "WATS_WABA_ID");
         let embedder_dispatch = get(EMBEDDER_DISPATCH_KEY).as_deref() == Some("1");
         if waba_id.as_deref().is_some_and(|id| !is_numeric_id(id)) {
@@ -345,7 +342,6 @@ impl Config {
             paths,
             graph_base_url,
             graph_api_version,
-            phone_number_id,
             phone_number_ids,
             waba_id,
             access_token: secret(get, "WATS_ACCESS_TOKEN")?,
@@ -359,13 +355,32 @@ impl Config {
     }
 }
 
+/// A number that is not one of `WATS_PHONE_NUMBER_ID`'s.
+#[derive(Debug)]
+pub struct NotServed;
+
 /// Numbers one deployment may serve.
 const MAX_PHONE_NUMBERS: usize = 20;
 
 impl Config {
-    /// Whether a send body's `from` names one of the configured numbers.
-    pub fn serves(&self, phone_number_id: &str) -> bool {
-        self.phone_number_ids.iter().any(|id| id == phone_number_id)
+    /// The default sender: the first configured number.
+    pub fn phone_number_id(&self) -> &str {
+        &self.phone_number_ids[0]
+    }
+
+    /// A send's sender for a number: `Ok(None)` for the default one (which
+    /// a send uses unless told otherwise), `Ok(Some)` for another that this
+    /// deployment serves, `Err` for one it does not.
+    pub fn sender(&self, phone_number_id: &str) -> Result<Option<String>, NotServed> {
+        match self
+            .phone_number_ids
+            .iter()
+            .position(|id| id == phone_number_id)
+        {
+            Some(0) => Ok(None),
+            Some(_) => Ok(Some(phone_number_id.to_owned())),
+            None => Err(NotServed),
+        }
     }
 }
 

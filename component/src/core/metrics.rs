@@ -120,6 +120,15 @@ pub(crate) mod otel {
     pub(crate) const PERSISTENCE_ADAPTER: &str = "wats.persistence.adapter";
 }
 
+/// Whether held labels are these, in this order.
+fn same_labels<K: AsRef<str>>(held: &[(K, String)], labels: &[(&str, &str)]) -> bool {
+    held.len() == labels.len()
+        && held
+            .iter()
+            .zip(labels)
+            .all(|((key, value), (k, v))| key.as_ref() == *k && value == v)
+}
+
 /// The samples of one request, and its measurements for a telemetry sink,
 /// sent to the host once at its end.
 #[derive(Default)]
@@ -143,12 +152,7 @@ impl Recorder {
             !histogram
                 && !held.histogram
                 && held.name == name
-                && held.attributes.len() == attributes.len()
-                && held
-                    .attributes
-                    .iter()
-                    .zip(attributes)
-                    .all(|(held, (key, value))| held.0 == *key && held.1 == *value)
+                && same_labels(&held.attributes, attributes)
         };
         if let Some(held) = measurements.iter_mut().find(same) {
             held.value += value;
@@ -169,15 +173,8 @@ impl Recorder {
         let mut samples = self.samples.borrow_mut();
         // A request repeats a few series many times (one per store call):
         // summed here, the host gets and adds up each series once.
-        let same_series = |sample: &&mut Sample| {
-            sample.name == name
-                && sample.labels.len() == labels.len()
-                && sample
-                    .labels
-                    .iter()
-                    .zip(labels)
-                    .all(|(held, (key, value))| held.0 == *key && held.1 == *value)
-        };
+        let same_series =
+            |sample: &&mut Sample| sample.name == name && same_labels(&sample.labels, labels);
         if let Some(sample) = samples.iter_mut().find(same_series) {
             sample.value += value;
             return;

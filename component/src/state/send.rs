@@ -20,7 +20,7 @@ async fn post_message<H: Host>(
     let sender = composed
         .sender
         .as_deref()
-        .unwrap_or(&graph.config.phone_number_id);
+        .unwrap_or(graph.config.phone_number_id());
     let path = format!("{sender}/messages");
     Ok(graph
         .post_json(EndpointFamily::Messages, &path, &composed.payload)
@@ -81,7 +81,7 @@ pub(crate) async fn record_sent<H: Host>(
 ) -> Result<(), ApiError> {
     // A send to a business-scoped user id has no number to record.
     let to_user = is_bsuid(&composed.to);
-    let default_sender = ctx.config().ok().map(|c| c.phone_number_id.as_str());
+    let default_sender = ctx.config().ok().map(|c| c.phone_number_id());
     let message = NewMessage {
         wamid,
         outbound: true,

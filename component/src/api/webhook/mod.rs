@@ -496,7 +496,7 @@ async fn after_dispatch<H: Host>(
             let composed = compose::envelope(&from, "text", object, None);
             // From the number the message came to.
             let number = delivery.phone_number_id(update);
-            let sender = number.filter(|id| config.serves(id) && *id != config.phone_number_id);
+            let sender = number.and_then(|id| config.sender(&id).ok().flatten());
             let composed = compose::Composed { sender, ..composed };
             // A demo: its failure is counted and logged by the Graph client
             // and does not fail the delivery.

@@ -220,6 +220,7 @@ pub fn events_survive_failing_endpoints(label: &str, start: Start) {
         script,
         settings,
         delivery,
+        bearer,
     } = events_run(|graph| {
         format!("http://{graph}/__events/down-first, http://{graph}/__events/flaky")
     });
@@ -229,10 +230,6 @@ pub fn events_survive_failing_endpoints(label: &str, start: Start) {
     let (answers, updates) = post_distinct(
         &executor, &client, &host.base, &settings, &delivery, "D", DELIVERIES,
     );
-    let bearer = [(
-        "authorization".to_owned(),
-        format!("Bearer {}", settings["WATS_SERVICE_BEARER_TOKEN"]),
-    )];
     let arrived = |endpoint: &str| arrived_in(&script.lock().unwrap(), endpoint);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while (arrived("down-first") < updates || arrived("flaky") < updates)
@@ -297,6 +294,8 @@ struct EventsRun {
     script: Arc<Mutex<GraphScript>>,
     settings: HashMap<String, String>,
     delivery: PreparedRequest,
+    /// The service token, as the operator routes take it.
+    bearer: [(String, String); 1],
 }
 
 fn events_run(endpoints: impl FnOnce(SocketAddr) -> String) -> EventsRun {
@@ -308,11 +307,16 @@ fn events_run(endpoints: impl FnOnce(SocketAddr) -> String) -> EventsRun {
     let mut settings = forwarding_settings(&suite.settings, graph);
     settings.remove("WATS_EVENTS_FORWARD_URL");
     settings.insert("WATS_EVENTS_ENDPOINTS".into(), endpoints(graph));
+    let bearer = [(
+        "authorization".to_owned(),
+        format!("Bearer {}", settings["WATS_SERVICE_BEARER_TOKEN"]),
+    )];
     EventsRun {
         executor,
         script,
         settings,
         delivery,
+        bearer,
     }
 }
 
@@ -377,6 +381,7 @@ pub fn events_reach_a_cloudflare_queue(label: &str, start: Start) {
         script,
         settings,
         delivery,
+        bearer,
     } = events_run(|_| "queue:WATS_EVENTS_QUEUE".into());
     let dir = scratch_dir(label, "queue-endpoint");
     let host = start(&settings, &dir);
@@ -400,10 +405,6 @@ pub fn events_reach_a_cloudflare_queue(label: &str, start: Start) {
     while distinct_ids(&script.lock().unwrap()) < updates && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let bearer = [(
-        "authorization".to_owned(),
-        format!("Bearer {}", settings["WATS_SERVICE_BEARER_TOKEN"]),
-    )];
     let endpoints = executor.block_on(send(
         &client,
         &host.base,
