@@ -49,6 +49,24 @@ impl exports::wats::service::scheduler::Guest for Component {
     }
 }
 
+impl exports::wats::service::setup::Guest for Component {
+    fn check_config() -> Option<exports::wats::service::setup::ConfigFault> {
+        crate::check_config(&ImportedHost).map(|error| fault(&error))
+    }
+
+    fn openapi() -> Result<String, exports::wats::service::setup::ConfigFault> {
+        crate::openapi_json(&ImportedHost).map_err(|error| fault(&error))
+    }
+}
+
+fn fault(error: &crate::config::ConfigError) -> exports::wats::service::setup::ConfigFault {
+    exports::wats::service::setup::ConfigFault {
+        code: error.construction_code().into(),
+        key: error.key().into(),
+        message: error.to_string(),
+    }
+}
+
 export!(Component);
 
 /// The host as the world's imports provide it.

@@ -5,9 +5,26 @@
 use crate::core::config::{Config, ConfigError, PathCheck};
 use crate::core::error::ApiError;
 use crate::core::host::Host;
+use crate::core::host::Level;
 use crate::core::metrics::Recorder;
 use crate::graph::GraphClient;
 use std::cell::OnceCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether this instance has logged its configuration's fault: a host that
+/// cannot refuse to start (a Worker, a Spin app) says once which setting is
+/// wrong, on the first request that needs it, and `/readyz` keeps saying it.
+static FAULT_REPORTED: AtomicBool = AtomicBool::new(false);
+
+fn report_once(host: &impl Host, fault: &ConfigError) {
+    if !FAULT_REPORTED.swap(true, Ordering::Relaxed) {
+        let fields = [
+            ("key", fault.key().into()),
+            ("code", fault.construction_code().into()),
+        ];
+        host.log(Level::Error, "wats.config.invalid", &fields);
+    }
+}
 
 pub(crate) struct Context<'a, H: Host> {
     pub(crate) host: &'a H,
@@ -29,9 +46,13 @@ impl<'a, H: Host> Context<'a, H> {
 
     /// The configuration, or the `invalid_config` error naming the bad key.
     pub(crate) fn config(&self) -> Result<&Config, ApiError> {
-        let loaded = self
-            .config
-            .get_or_init(|| Config::load(self.host, self.colliding));
+        let loaded = self.config.get_or_init(|| {
+            let loaded = Config::load(self.host, self.colliding);
+            if let Err(fault) = &loaded {
+                report_once(self.host, fault);
+            }
+            loaded
+        });
         loaded
             .as_ref()
             .map_err(|error| ApiError::InvalidConfig(error.clone()))

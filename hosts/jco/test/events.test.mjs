@@ -8,7 +8,7 @@ import { connect, createServer as createNetServer } from "node:net";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Webhook } from "standardwebhooks";
-import { createWats } from "../index.js";
+import { createWats, WatsServiceError } from "../index.js";
 import { delivery, settings, signed } from "./delivery.mjs";
 
 const SECRET = `whsec_${Buffer.from("jco-events-test-signing-key-0042").toString("base64")}`;
@@ -82,15 +82,16 @@ test("without a store the events go out inline, and a refusal is Meta's 503", as
   assert.equal(verified(received).length, received.length, "every inline event verifies");
 });
 
-test("endpoints without a signing secret are invalid_config on /readyz", async () => {
+test("endpoints without a signing secret fail construction, naming the key", () => {
   const { WATS_EVENTS_SIGNING_SECRET: _, ...unsigned } = eventSettings;
-  const wats = createWats({ config: unsigned, log: () => {} });
-  const response = await wats.handle(new Request("http://127.0.0.1/readyz"));
-  assert.equal(response.status, 503);
-  const body = await response.text();
-  assert.match(body, /invalid_config/);
-  assert.match(body, /WATS_EVENTS_SIGNING_SECRET/);
-  assert.doesNotMatch(body, /app\.example/);
+  assert.throws(
+    () => createWats({ config: unsigned, log: () => {} }),
+    (error) =>
+      error instanceof WatsServiceError &&
+      error.code === "invalid_secret" &&
+      error.key === "WATS_EVENTS_SIGNING_SECRET" &&
+      !/app\.example/.test(error.message),
+  );
 });
 
 // The Node receiver of docs/events.md, run as it stands there.

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createWats, createWatsServiceApp, memoryKv, WatsServiceError } from "../index.js";
+import { createWats, createWatsServiceApp, createWatsServiceOpenApiDocument, memoryKv, WatsServiceError } from "../index.js";
 import { delivery, settings, signed } from "./delivery.mjs";
 
 test("concurrent copies of a delivery dispatch each update once", async () => {
@@ -136,6 +136,45 @@ test("wrong options fail construction with the reference's codes, naming the opt
   // A kv with a batch needs no single ops; without a store is allowed.
   createWats({ config: settings, kv: { listKeys() {}, batch() {} } });
   createWats({ config: settings, kv: null });
+});
+
+test("wrong WATS_* settings fail construction with the reference's codes, naming the key only", () => {
+  const { WATS_ACCESS_TOKEN: _, ...withoutToken } = settings;
+  const cases = [
+    [withoutToken, "invalid_secret", "WATS_ACCESS_TOKEN"],
+    [{ ...settings, WATS_APP_SECRET: " " }, "invalid_secret", "WATS_APP_SECRET"],
+    [{ ...settings, WATS_WEBHOOK_PATH: "CANARY-no-slash" }, "invalid_path", "WATS_WEBHOOK_PATH"],
+    [{ ...settings, WATS_GRAPH_API_VERSION: "CANARY-version" }, "invalid_config", "WATS_GRAPH_API_VERSION"],
+    [{ ...settings, WATS_EVENTS_ENDPOINTS: "https://CANARY.example/secret-path" }, "invalid_secret", "WATS_EVENTS_SIGNING_SECRET"],
+  ];
+  for (const [config, code, key] of cases) {
+    assert.throws(
+      () => createWats({ config, log: () => {} }),
+      (error) => error instanceof WatsServiceError && error.code === code && error.key === key && !error.message.includes("CANARY"),
+      `${code} ${key}`,
+    );
+  }
+});
+
+test("createWatsServiceOpenApiDocument is the document the app serves, without secrets", async () => {
+  const profile = { format: "wats-profile/1", settings: { WATS_API_PREFIX: "/v2" } };
+  const document = createWatsServiceOpenApiDocument(profile);
+  assert.equal(document.openapi, "3.1.0");
+  assert.ok("/v2/messages" in document.paths && !("/v2/groups" in document.paths), Object.keys(document.paths).join(" "));
+  const withGroups = createWatsServiceOpenApiDocument(profile, { enableGroupRoutes: true });
+  assert.ok("/v2/groups" in withGroups.paths);
+  const app = createWats({ config: { ...settings, WATS_API_PREFIX: "/v2" }, log: () => {} });
+  const served = await (await app.fetch(new Request("http://127.0.0.1/openapi.json"))).json();
+  assert.deepEqual(served, document);
+  assert.doesNotMatch(JSON.stringify(document), new RegExp(settings.WATS_SERVICE_BEARER_TOKEN));
+  assert.throws(
+    () => createWatsServiceOpenApiDocument({ settings: { WATS_API_PREFIX: "CANARY" } }),
+    (error) => error instanceof WatsServiceError && error.code === "invalid_path" && error.key === "WATS_API_PREFIX" && !error.message.includes("CANARY"),
+  );
+  assert.throws(
+    () => createWatsServiceOpenApiDocument(null),
+    (error) => error instanceof WatsServiceError && error.code === "invalid_profile",
+  );
 });
 
 test("a runtime without JSPI is told what it needs at construction", () => {

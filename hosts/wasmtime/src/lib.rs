@@ -8,6 +8,7 @@ pub mod dry_run;
 pub mod faults;
 pub mod http_server;
 pub mod kv;
+pub mod otlp;
 pub mod outbound;
 pub mod runtime;
 pub mod services;

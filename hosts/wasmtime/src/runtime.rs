@@ -45,6 +45,7 @@ pub use self::wats::service::events::Update;
 pub use self::wats::service::log::Level;
 pub use self::wats::service::metrics::Sample;
 pub use self::wats::service::outbound_http::{Error as OutboundError, OutgoingRequest};
+pub use self::wats::service::telemetry::{Instrument, Measurement};
 pub use self::wats::service::types::{Request, Response};
 
 /// How many instances may live at once (busy and warm); more requests wait
@@ -465,10 +466,14 @@ impl metrics::Host for State {
     }
 }
 
-/// `wats serve` has no telemetry sink yet (an OTLP export is the plan):
-/// its numbers are `/metrics`'.
+/// To the OTLP export when the environment configures one (`otlp`);
+/// dropped otherwise: the numbers are `/metrics`'.
 impl telemetry::Host for State {
-    async fn emit(&mut self, _measurements: Vec<telemetry::Measurement>) {}
+    async fn emit(&mut self, measurements: Vec<telemetry::Measurement>) {
+        if let Some(sink) = &self.services.telemetry {
+            sink.record(&measurements);
+        }
+    }
 }
 
 impl log::Host for State {

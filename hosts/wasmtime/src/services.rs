@@ -167,6 +167,9 @@ pub struct Services {
     pub log: Arc<dyn LogSink>,
     pub clock: Arc<dyn Clock>,
     pub metrics: MetricsStore,
+    /// Where the component's measurements go besides `/metrics`, if
+    /// anywhere (`wats serve`: an OTLP export).
+    pub telemetry: Option<Arc<dyn TelemetrySink>>,
     pub started_millis: u64,
 }
 
@@ -191,7 +194,19 @@ impl Services {
             log,
             clock,
             metrics: MetricsStore::default(),
+            telemetry: None,
             started_millis,
         }
     }
+
+    pub fn with_telemetry(mut self, sink: Arc<dyn TelemetrySink>) -> Services {
+        self.telemetry = Some(sink);
+        self
+    }
+}
+
+/// Takes the component's measurements (OpenTelemetry attribute keys), at
+/// the end of each request; must not block.
+pub trait TelemetrySink: Send + Sync {
+    fn record(&self, measurements: &[crate::runtime::Measurement]);
 }

@@ -9,6 +9,8 @@ mod support;
 
 use support::forwarding::{self, Running};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use prost::Message;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -541,4 +543,184 @@ fn a_second_wats_serve_on_the_same_state_refuses_to_start() {
 #[test]
 fn events_reach_failing_endpoints_in_the_end() {
     forwarding::events_survive_failing_endpoints("wats serve --live", &start_live);
+}
+
+/// An OTLP/HTTP receiver on 127.0.0.1: each export decoded with the
+/// OpenTelemetry project's own protobuf types, its raw bytes kept for the
+/// canary sweep.
+async fn start_otlp_receiver() -> (
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<(Vec<u8>, ExportMetricsServiceRequest)>,
+) {
+    use http_body_util::{BodyExt, Full};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (sender, received) = std::sync::mpsc::channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let sender = sender.clone();
+            let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+                let sender = sender.clone();
+                async move {
+                    let path_ok = request.uri().path() == "/v1/metrics";
+                    let body: hyper::body::Incoming = request.into_body();
+                    let bytes = body.collect().await.map(|b| b.to_bytes().to_vec());
+                    let decoded = bytes.ok().and_then(|bytes| {
+                        let decoded = ExportMetricsServiceRequest::decode(bytes.as_slice()).ok()?;
+                        Some((bytes, decoded))
+                    });
+                    let status = match decoded {
+                        Some(export) if path_ok => {
+                            let _ = sender.send(export);
+                            200
+                        }
+                        _ => 400,
+                    };
+                    let mut response = hyper::Response::new(Full::new(hyper::body::Bytes::new()));
+                    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    (address, received)
+}
+
+/// A metric's data points with their attributes as strings.
+fn otlp_points(
+    export: &ExportMetricsServiceRequest,
+    name: &str,
+) -> Vec<(HashMap<String, String>, f64)> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as N};
+    let attributes = |list: &[opentelemetry_proto::tonic::common::v1::KeyValue]| {
+        list.iter()
+            .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                Any::StringValue(text) => Some((kv.key.clone(), text.clone())),
+                _ => None,
+            })
+            .collect::<HashMap<_, _>>()
+    };
+    let metrics = export
+        .resource_metrics
+        .iter()
+        .flat_map(|resource| &resource.scope_metrics)
+        .flat_map(|scope| &scope.metrics)
+        .filter(|metric| metric.name == name);
+    metrics
+        .flat_map(|metric| match &metric.data {
+            Some(Data::Sum(sum)) => sum
+                .data_points
+                .iter()
+                .map(|point| {
+                    let value = match point.value {
+                        Some(N::AsDouble(v)) => v,
+                        Some(N::AsInt(v)) => v as f64,
+                        None => 0.0,
+                    };
+                    (attributes(&point.attributes), value)
+                })
+                .collect::<Vec<_>>(),
+            Some(Data::Histogram(histogram)) => histogram
+                .data_points
+                .iter()
+                .map(|point| (attributes(&point.attributes), point.count as f64))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, `wats serve` exports its
+/// measurements with OpenTelemetry's attribute keys: the route templated,
+/// the exact status (which `/metrics` narrows to a class), and nothing of
+/// the request itself.
+#[test]
+fn otlp_export_carries_the_full_attribute_set_and_no_request_data() {
+    let runtime = executor();
+    let (address, exports) = runtime.block_on(start_otlp_receiver());
+    let settings = HashMap::from([
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+            format!("http://{address}"),
+        ),
+        ("OTEL_METRIC_EXPORT_INTERVAL".to_owned(), "200".to_owned()),
+        ("OTEL_SERVICE_NAME".to_owned(), "wats-otlp-test".to_owned()),
+    ]);
+    let server = Server::start(&["--memory"], &settings)
+        .unwrap_or_else(|stderr| panic!("wats serve did not start: {stderr}"));
+    let canary = "wamid.OTLPCANARY15550001234";
+    let bearer = [(
+        "authorization".to_owned(),
+        "Bearer dry-run-service-token".to_owned(),
+    )];
+    let (missing, health) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let path = format!("/api/messages/{canary}");
+        let missing = send(&client, &server.base, "GET", &path, &bearer, Vec::new()).await;
+        let health = send(&client, &server.base, "GET", "/healthz", &[], Vec::new()).await;
+        (missing, health)
+    });
+    assert_eq!((missing.status, health.status), (404, 200));
+    // Exports are cumulative: wait for one that has both requests.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (raw, export) = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (raw, export) = exports
+            .recv_timeout(left)
+            .expect("an OTLP export within 30 s");
+        let requests = otlp_points(&export, "http_requests_total");
+        if requests.len() >= 2 {
+            break (raw, export);
+        }
+    };
+    let stderr = server.terminate();
+    let requests = otlp_points(&export, "http_requests_total");
+    let missing_point = requests
+        .iter()
+        .find(|(attributes, _)| {
+            attributes.get("http.status_code").map(String::as_str) == Some("404")
+        })
+        .unwrap_or_else(|| panic!("no 404 point: {requests:?}"));
+    let expected = [
+        ("http.route", "/api/messages/:messageId"),
+        ("http.request.method", "GET"),
+        ("http.response.status.class", "4xx"),
+    ];
+    for (key, value) in expected {
+        assert_eq!(
+            missing_point.0.get(key).map(String::as_str),
+            Some(value),
+            "{key}"
+        );
+    }
+    assert_eq!(missing_point.1, 1.0);
+    let durations = otlp_points(&export, "http_request_duration_seconds");
+    assert!(
+        durations
+            .iter()
+            .any(
+                |(a, count)| a.get("http.route").map(String::as_str) == Some("/healthz")
+                    && *count >= 1.0
+            ),
+        "{durations:?}"
+    );
+    let service = export.resource_metrics[0].resource.as_ref().unwrap();
+    assert!(
+        format!("{:?}", service.attributes).contains("wats-otlp-test"),
+        "service.name from OTEL_SERVICE_NAME"
+    );
+    let canaries = [
+        canary.to_owned(),
+        "dry-run-service-token".to_owned(),
+        address.to_string(),
+    ];
+    assert_no_canaries("OTLP export", &String::from_utf8_lossy(&raw), &canaries);
+    assert_no_canaries("wats serve's stderr", &stderr, &canaries);
 }

@@ -101,7 +101,10 @@ impl QueueItem for QueuedUpdate {
 
     /// Its earliest pending event's.
     fn next_attempt_at(&self) -> u64 {
-        self.pending().map(|event| event.next_attempt_at).min().unwrap_or(0)
+        self.pending()
+            .map(|event| event.next_attempt_at)
+            .min()
+            .unwrap_or(0)
     }
 
     fn is_pending(&self) -> bool {
@@ -115,7 +118,9 @@ impl QueueItem for QueuedUpdate {
 
 impl QueuedUpdate {
     fn pending(&self) -> impl Iterator<Item = &EventDelivery> {
-        self.events.iter().filter(|event| event.state == State::Pending)
+        self.events
+            .iter()
+            .filter(|event| event.state == State::Pending)
     }
 
     /// The id of its event at `slot`: `evt_<update id><slot, 2 hex>`.
@@ -305,7 +310,16 @@ async fn attempt<H: Host>(
     let now = ctx.host.now_millis();
     let index = endpoint_index(events, &event.endpoint);
     let answer = match index {
-        Some(index) => post(ctx, events, &events.endpoints[index], &event.webhook_id, body).await,
+        Some(index) => {
+            post(
+                ctx,
+                events,
+                &events.endpoints[index],
+                &event.webhook_id,
+                body,
+            )
+            .await
+        }
         None => Err(()),
     };
     event.attempts += 1;
@@ -499,8 +513,15 @@ mod tests {
         assert!(first.id < second.id, "{} {}", first.id, second.id);
         assert!(is_event_id(&first.event_id(0)) && is_event_id(&first.events[0].webhook_id));
         assert_eq!(first.events[0].webhook_id, second.events[0].webhook_id);
-        assert!(first.id.starts_with(&format!("{queued_at:013}")), "{}", first.id);
-        assert_eq!(split_event_id(&first.event_id(0)), Some((first.id.as_str(), 0)));
+        assert!(
+            first.id.starts_with(&format!("{queued_at:013}")),
+            "{}",
+            first.id
+        );
+        assert_eq!(
+            split_event_id(&first.event_id(0)),
+            Some((first.id.as_str(), 0))
+        );
     }
 
     /// The request path writes two rows per update, whatever the number of
@@ -528,7 +549,11 @@ mod tests {
         let urls: Vec<&str> = sent.iter().map(|request| request.url.as_str()).collect();
         assert_eq!(
             urls,
-            ["https://a.example/hook", "https://b.example/hook", "https://b.example/hook"]
+            [
+                "https://a.example/hook",
+                "https://b.example/hook",
+                "https://b.example/hook"
+            ]
         );
         assert!(!stored(&host)[0].is_pending());
     }
@@ -627,7 +652,11 @@ mod tests {
         loop {
             let page = block_on(list(&ctx, &two, State::Pending, 3, cursor.as_deref())).unwrap();
             assert_eq!(page.items.len(), 2, "{:?}", page.items);
-            seen.extend(page.items.iter().map(|item| item["id"].as_str().unwrap().to_owned()));
+            seen.extend(
+                page.items
+                    .iter()
+                    .map(|item| item["id"].as_str().unwrap().to_owned()),
+            );
             if let Some(next) = &page.next_cursor {
                 assert!(is_cursor(next), "{next}");
             }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wats_host::dry_run::DryRun;
 use wats_host::kv::{Commits, MemoryKv, SqliteKv};
+use wats_host::otlp::OtlpMetrics;
 use wats_host::outbound::LiveHttp;
 use wats_host::runtime::{Level, Request, Runtime};
 use wats_host::services::{Clock, EventSink, KvStore, Outbound, Services, SystemClock};
@@ -76,6 +77,42 @@ const COALESCE: Duration = Duration::from_millis(100);
 /// Outbox items (and events) one drain sends at most.
 const DRAIN_BATCH: u32 = 50;
 
+/// The drain on a thread of its own, at a lower CPU priority than the
+/// threads that answer requests: when a busy number's events compete with
+/// its deliveries for the cores, Meta's deliveries go first, and the
+/// events follow as the cores allow. Dropping the sender stops it.
+fn spawn_drainer(
+    runtime: Arc<Runtime>,
+    every: Duration,
+) -> Result<tokio::sync::oneshot::Sender<()>> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let drainer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("wats-drain".into())
+        .spawn(move || {
+            lower_this_threads_priority();
+            drainer.block_on(async move {
+                tokio::select! {
+                    () = drain_outbox(runtime, every) => {}
+                    _ = stopped => {}
+                }
+            });
+        })?;
+    Ok(stop)
+}
+
+/// Nice 10 for the calling thread (Linux sets niceness per thread); a
+/// no-op elsewhere.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its arguments; `0` is this thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 /// Drains the outbox and the events queue on a timer, and right after a
 /// request that may have queued some: each time again and again while a
 /// drain takes all it may (a busy number queues an event per update and
@@ -130,14 +167,19 @@ pub fn run(args: ServeArgs) -> Result<()> {
         None => Arc::new(LogEvents(StderrLog)),
     };
     settings.insert("wats.store".into(), store_label.into());
-    let services = Services::new(settings, kv, outbound, events, Arc::new(StderrLog), clock);
+    let mut services = Services::new(settings, kv, outbound, events, Arc::new(StderrLog), clock);
+    let otlp = OtlpMetrics::from_env()?.map(Arc::new);
+    if let Some(otlp) = &otlp {
+        services = services.with_telemetry(otlp.clone());
+    }
     eprintln!("wats: compiling the component…");
     let runtime = Arc::new(Runtime::load(&component, services)?);
 
+    let otlp_on = otlp.is_some();
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    tokio.block_on(async move {
+    let served = tokio.block_on(async move {
         check_ready(&runtime).await?;
         let listener = bind_loopback(args.port).await?;
         let bound = listener.local_addr()?;
@@ -145,21 +187,25 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let events = if args.events_out.is_some() { "file" } else { "log" };
         // One write, and a closed stdout is no reason to stop serving (a
         // parent that only wanted the address may close it at once).
-        let mut banner = format!("wats: listening on http://{bound} (mode: {mode}, store: {store_label}, events: {events})\n");
+        let telemetry = if otlp_on { "otlp" } else { "none" };
+        let mut banner = format!("wats: listening on http://{bound} (mode: {mode}, store: {store_label}, events: {events}, telemetry: {telemetry})\n");
         if !live(&args) {
             banner.push_str("wats: dry-run credentials are synthetic: service bearer token `dry-run-service-token`, verify token `dry-run-verify-token`, app secret `dry-run-app-secret`\n");
         }
         let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
-        let drainer = tokio::spawn(drain_outbox(
-            runtime.clone(),
-            Duration::from_millis(args.drain_every_ms),
-        ));
+        let drainer = spawn_drainer(runtime.clone(), Duration::from_millis(args.drain_every_ms))?;
         let served = wats_host::http_server::serve(runtime, listener, stop_signal()).await;
-        drainer.abort();
-        served?;
-        eprintln!("wats: stopped");
-        Ok(())
-    })
+        drop(drainer);
+        served
+    });
+    // After the server: the export's last batch leaves, and its thread
+    // ends, outside the async runtime.
+    if let Some(otlp) = otlp {
+        otlp.shutdown();
+    }
+    served?;
+    eprintln!("wats: stopped");
+    Ok(())
 }
 
 /// A listener on 127.0.0.1 only (`0` picks a free port).
