@@ -46,16 +46,24 @@ impl<'a, H: Host> Context<'a, H> {
 
     /// The configuration, or the `invalid_config` error naming the bad key.
     pub(crate) fn config(&self) -> Result<&Config, ApiError> {
-        let loaded = self.config.get_or_init(|| {
+        self.loaded()
+            .as_ref()
+            .map_err(|error| ApiError::InvalidConfig(error.clone()))
+    }
+
+    /// What is wrong with the settings, if anything.
+    pub(crate) fn config_fault(&self) -> Option<ConfigError> {
+        self.loaded().as_ref().err().cloned()
+    }
+
+    fn loaded(&self) -> &Result<Config, ConfigError> {
+        self.config.get_or_init(|| {
             let loaded = Config::load(self.host, self.colliding);
             if let Err(fault) = &loaded {
                 report_once(self.host, fault);
             }
             loaded
-        });
-        loaded
-            .as_ref()
-            .map_err(|error| ApiError::InvalidConfig(error.clone()))
+        })
     }
 
     /// The Graph client of this request: its host, settings and metrics.

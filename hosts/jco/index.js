@@ -172,11 +172,14 @@ async function applyBatch(kv, ops) {
 function metricTotals() {
   const series = new Map();
   return {
+    // Sums, except a `_last_seen_millis` series, which keeps the latest
+    // time (the component's rule, core/metrics.rs).
     add(samples) {
       for (const { name, labels, value } of samples) {
         const key = JSON.stringify([name, labels]);
-        const total = series.get(key);
-        series.set(key, { name, labels, value: (total?.value ?? 0) + value });
+        const held = series.get(key)?.value ?? 0;
+        const total = name.endsWith("_last_seen_millis") ? Math.max(held, value) : held + value;
+        series.set(key, { name, labels, value: total });
       }
     },
     snapshot() {

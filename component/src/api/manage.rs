@@ -193,7 +193,7 @@ async fn download_media<H: Host>(
         return Err(error.into());
     }
     info.verify(&response.body, MEDIA_MAX_DOWNLOAD_BYTES)?;
-    graph.record_success(EndpointFamily::Media);
+    graph.record_success(EndpointFamily::Media, response.status);
     let content_type = info
         .mime_type
         .as_deref()

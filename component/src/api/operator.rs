@@ -7,9 +7,10 @@ use crate::core::config::{self, Config, Paths, RUNTIME_KEY};
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Response, Sample};
 use crate::core::http::{json_response, text_response};
-use crate::core::metrics;
+use crate::core::metrics::{self, ERROR_LAST_SEEN};
 use crate::state::store;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 pub(crate) const SERVICE: &str = "wats";
 
@@ -170,25 +171,38 @@ fn runtime_label(host: &impl Host) -> &'static str {
         .unwrap_or("unknown")
 }
 
+/// The error classes answered most recently, newest first, each with its
+/// count: at most `MAX_ERROR_CLASSES`, the oldest dropped.
 fn recent_errors<H: Host>(ctx: &Context<'_, H>) -> Value {
-    let mut classes: Vec<(String, u64)> = ctx
-        .host
-        .metrics_snapshot()
-        .into_iter()
-        .filter(|s| s.name == "http_errors_total")
-        .filter_map(|s| {
-            let code = s.labels.into_iter().find(|(k, _)| k == "code")?.1;
-            Some((
-                code.chars().take(MAX_ERROR_CLASS_LEN).collect(),
-                s.value as u64,
-            ))
-        })
-        .collect();
-    classes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    // code -> (count, last seen)
+    let mut classes: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for sample in ctx.host.metrics_snapshot() {
+        let is_count = sample.name == "http_errors_total";
+        if !is_count && sample.name != ERROR_LAST_SEEN {
+            continue;
+        }
+        let Some((_, code)) = sample.labels.into_iter().find(|(k, _)| k == "code") else {
+            continue;
+        };
+        let class = classes.entry(code).or_default();
+        if is_count {
+            class.0 = sample.value as u64;
+        } else {
+            class.1 = sample.value as u64;
+        }
+    }
+    let mut classes: Vec<(String, (u64, u64))> = classes.into_iter().collect();
+    // Newest first; errors of the same millisecond by count, then name.
+    classes.sort_by(|(a, (a_count, a_seen)), (b, (b_count, b_seen))| {
+        (b_seen, b_count, a).cmp(&(a_seen, a_count, b))
+    });
     classes.truncate(MAX_ERROR_CLASSES);
     classes
         .into_iter()
-        .map(|(class, count)| json!({ "class": class, "count": count }))
+        .map(|(class, (count, _))| {
+            let class: String = class.chars().take(MAX_ERROR_CLASS_LEN).collect();
+            json!({ "class": class, "count": count })
+        })
         .collect()
 }
 
@@ -232,6 +246,37 @@ async fn diagnostics<H: Host>(
 #[cfg(test)]
 mod tests {
     use super::backend_label;
+    use crate::core::host::{Host, Request};
+    use crate::testing::{block_on, TestHost};
+
+    fn get(host: &TestHost, method: &str, path: &str) -> serde_json::Value {
+        let token = host.config("WATS_SERVICE_BEARER_TOKEN").unwrap();
+        let request = Request {
+            method: method.into(),
+            path_with_query: path.into(),
+            headers: vec![("authorization".into(), format!("Bearer {token}"))],
+            body: Vec::new(),
+        };
+        let response = block_on(crate::handle(host, request));
+        serde_json::from_slice(&response.body).unwrap_or_default()
+    }
+
+    /// The most recent classes, not the most frequent: a rare error seen
+    /// last comes first.
+    #[test]
+    fn recent_errors_are_the_newest_classes_first() {
+        let host = TestHost::configured();
+        for _ in 0..5 {
+            get(&host, "GET", "/nowhere");
+        }
+        host.advance(1_000);
+        get(&host, "DELETE", "/healthz");
+        let diagnostics = get(&host, "GET", "/debug/diagnostics");
+        let recent = &diagnostics["recentErrors"];
+        assert_eq!(recent[0]["class"], "method_not_allowed", "{recent}");
+        assert_eq!(recent[1]["class"], "not_found");
+        assert_eq!(recent[1]["count"], 5);
+    }
 
     #[test]
     fn backends_are_clamped_to_the_reference_s_three() {

@@ -92,7 +92,7 @@ async fn run<H: Host>(
 /// The answer to a result: an error is counted and becomes its envelope.
 fn respond<H: Host>(ctx: &Context<'_, H>, result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(|error| {
-        ctx.recorder.error(error.code());
+        ctx.recorder.error(error.code(), ctx.host.now_millis());
         error.into_response()
     })
 }
@@ -141,10 +141,7 @@ pub async fn drain<H: Host>(host: &H, limit: u32) -> outbox::DrainReport {
 /// reports it (the JS constructors' `WatsServiceError`); none when a
 /// request would find the configuration usable.
 pub fn check_config<H: Host>(host: &H) -> Option<ConfigError> {
-    context(host).config().err().and_then(|error| match error {
-        ApiError::InvalidConfig(error) => Some(error),
-        _ => None,
-    })
+    context(host).config_fault()
 }
 
 /// The OpenAPI document of the routes these settings give: the document

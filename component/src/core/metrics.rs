@@ -178,7 +178,7 @@ impl Recorder {
         let same_series =
             |sample: &&mut Sample| sample.name == name && same_labels(&sample.labels, labels);
         if let Some(sample) = samples.iter_mut().find(same_series) {
-            sample.value += value;
+            sample.value = merge(keeps_latest(name), sample.value, value);
             return;
         }
         samples.push(Sample {
@@ -231,8 +231,10 @@ impl Recorder {
         self.measure(true, "http_request_duration_seconds", seconds, &attributes);
     }
 
-    pub fn error(&self, code: &str) {
+    /// An error answered, and when (for `recentErrors`).
+    pub fn error(&self, code: &str, now_millis: u64) {
         self.add("http_errors_total", &[("code", code)], 1.0);
+        self.add(ERROR_LAST_SEEN, &[("code", code)], now_millis as f64);
     }
 
     pub fn webhook_update(&self, update_kind: &str, outcome: &str) {
@@ -245,7 +247,10 @@ impl Recorder {
         self.measure(false, "webhook_normalization_total", 1.0, &attributes);
     }
 
-    pub fn graph_operation(&self, family: &str, status_class: &str, outcome: &str) {
+    /// A Graph call; `status` is none when Graph did not answer (class
+    /// `none`). The sink gets the exact status, `/metrics` its class.
+    pub fn graph_operation(&self, family: &str, status: Option<u16>, outcome: &str) {
+        let status_class = status.map_or("none", status_class);
         self.add(
             "graph_operations_total",
             &[
@@ -255,16 +260,16 @@ impl Recorder {
             ],
             1.0,
         );
-        self.measure(
-            false,
-            "graph_operations_total",
-            1.0,
-            &[
-                (otel::ENDPOINT_FAMILY, family),
-                (otel::HTTP_STATUS_CLASS, status_class),
-                (otel::OUTCOME, outcome),
-            ],
-        );
+        let status_code = status.map(|status| status.to_string());
+        let mut attributes = vec![(otel::ENDPOINT_FAMILY, family)];
+        if let Some(code) = &status_code {
+            attributes.push((otel::HTTP_STATUS_CODE, code.as_str()));
+        }
+        attributes.extend([
+            (otel::HTTP_STATUS_CLASS, status_class),
+            (otel::OUTCOME, outcome),
+        ]);
+        self.measure(false, "graph_operations_total", 1.0, &attributes);
     }
 
     pub fn send_outcome(&self, family: &str, outcome: &str) {
@@ -335,13 +340,34 @@ pub struct Totals {
     series: BTreeMap<(String, Vec<(String, String)>), f64>,
 }
 
+/// When each error code was last answered (millis): a series that keeps
+/// its latest value rather than a sum, read by `/debug/diagnostics` and
+/// never rendered on `/metrics`.
+pub(crate) const ERROR_LAST_SEEN: &str = "http_errors_last_seen_millis";
+
+/// Whether a series keeps its latest value (a `_last_seen_` time) rather
+/// than a sum.
+fn keeps_latest(name: &str) -> bool {
+    name.ends_with("_last_seen_millis")
+}
+
+fn merge(latest: bool, held: f64, value: f64) -> f64 {
+    if latest {
+        held.max(value)
+    } else {
+        held + value
+    }
+}
+
 impl Totals {
     pub fn add(&mut self, samples: Vec<Sample>) {
         for sample in samples {
-            *self
+            let latest = keeps_latest(&sample.name);
+            let held = self
                 .series
                 .entry((sample.name, sample.labels))
-                .or_insert(0.0) += sample.value;
+                .or_insert(0.0);
+            *held = merge(latest, *held, sample.value);
         }
     }
 
@@ -554,6 +580,34 @@ mod tests {
             .any(|m| m.name == "webhook_normalization_total"
                 && m.attributes
                     .contains(&(otel::UPDATE_KIND, "message".to_owned()))));
+    }
+
+    /// The sink gets Graph's exact status, `/metrics` only its class; a call
+    /// Graph never answered has no status code at all.
+    #[test]
+    fn a_graph_call_gives_the_sink_its_status_code() {
+        let recorder = Recorder::default();
+        recorder.graph_operation("messages", Some(429), "rate_limited");
+        recorder.graph_operation("messages", None, "timeout");
+        let measurements = recorder.measurements.take();
+        let codes: Vec<Option<&str>> = measurements
+            .iter()
+            .map(|m| {
+                let code = m
+                    .attributes
+                    .iter()
+                    .find(|(k, _)| *k == otel::HTTP_STATUS_CODE);
+                code.map(|(_, v)| v.as_str())
+            })
+            .collect();
+        assert_eq!(codes, [Some("429"), None]);
+        let samples = recorder.samples.take();
+        assert!(samples
+            .iter()
+            .all(|s| s.labels.iter().all(|(k, _)| k != "status_code")));
+        assert!(samples
+            .iter()
+            .any(|s| s.labels.contains(&("status_class".into(), "4xx".into()))));
     }
 
     #[test]

@@ -87,12 +87,11 @@ impl GraphError {
         insert_opt(body, "fbtraceId", meta.fbtrace_id.clone().map(Value::from));
     }
 
-    pub fn status_class(&self) -> &'static str {
+    /// Graph's HTTP status, if it answered.
+    pub fn status(&self) -> Option<u16> {
         match self {
-            GraphError::Rejected { status, .. } | GraphError::BadReply { status } => {
-                crate::core::metrics::status_class(*status)
-            }
-            GraphError::Timeout | GraphError::Unreachable => "none",
+            GraphError::Rejected { status, .. } | GraphError::BadReply { status } => Some(*status),
+            GraphError::Timeout | GraphError::Unreachable => None,
         }
     }
 

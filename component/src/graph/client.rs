@@ -60,7 +60,7 @@ impl<'a, H: Host> GraphClient<'a, H> {
         let response = self.fetch(family, request).await?;
         let reply = parse_reply(&response);
         match &reply {
-            Ok(_) => self.record_success(family),
+            Ok(_) => self.record_success(family, response.status),
             Err(error) => self.record_failure(family, error),
         }
         reply
@@ -87,15 +87,15 @@ impl<'a, H: Host> GraphClient<'a, H> {
         }
     }
 
-    pub(crate) fn record_success(&self, family: EndpointFamily) {
+    pub(crate) fn record_success(&self, family: EndpointFamily, status: u16) {
         self.recorder
-            .graph_operation(family.label(), "2xx", "success");
+            .graph_operation(family.label(), Some(status), "success");
     }
 
     /// Counts and logs a failure.
     pub(crate) fn record_failure(&self, family: EndpointFamily, error: &GraphError) {
         self.recorder
-            .graph_operation(family.label(), error.status_class(), error.outcome());
+            .graph_operation(family.label(), error.status(), error.outcome());
         self.log_failure(error);
     }
 
