@@ -34,7 +34,7 @@ pub fn node() -> PathBuf {
 }
 
 /// A command run by the pinned Node, also for `#!/usr/bin/env node` tools.
-fn with_node(mut command: Command) -> Command {
+pub fn with_node(mut command: Command) -> Command {
     let bin = node().parent().expect("has a parent").to_path_buf();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![bin];

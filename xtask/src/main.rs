@@ -2,6 +2,7 @@
 //! bench steps, each installing what it needs and skipping what is there.
 
 mod component;
+mod console;
 mod fuzz;
 mod jco;
 mod leftovers;
@@ -136,7 +137,7 @@ fn test() -> Result<()> {
 }
 
 fn run_tests() -> Result<()> {
-    let mut steps = Steps::new(24);
+    let mut steps = Steps::new(27);
     steps.ensure_targets()?;
     steps.cargo("check formatting", &["fmt", "--all", "--", "--check"])?;
     steps.cargo(
@@ -197,6 +198,9 @@ fn run_tests() -> Result<()> {
     schemathesis::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
     schemathesis::python_receiver(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
     promtool::run(&mut steps, &steps::root().join("target/debug/wats"), &wasm)?;
+    console::ensure_chromium(&mut steps)?;
+    let wats = steps::root().join("target/debug/wats");
+    console::run(&mut steps, "serve", &[wats.as_os_str(), wasm.as_os_str()])?;
     let (worker_build, wasm_bindgen, npm_bin) = worker::tools(&mut steps)?;
     let (adapter_passed, adapter_failed) = worker::check(&mut steps, &wasm_bindgen)?;
     worker::build_with(&mut steps, &worker_build, &wasm_bindgen, &npm_bin)?;
@@ -214,6 +218,11 @@ fn run_tests() -> Result<()> {
         // One workerd at a time: in parallel they starve each other on 2 cores.
         "--test-threads=1",
     ])?;
+    console::run(&mut steps, "worker", &[steps::root().as_os_str()])?;
+    eprintln!(
+        "    console screenshots: {}",
+        console::screenshots().display()
+    );
     steps.finish();
     let passed = passed + js_passed + adapter_passed + worker_passed;
     let failed = failed + js_failed + adapter_failed + worker_failed;

@@ -1,12 +1,12 @@
-//! What the service remembers, read back: the message history and a queued
-//! send's state.
+//! What the service remembers, read back: the message history, queued
+//! sends, and the log of Meta's recent deliveries.
 
 use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Request, Response};
 use crate::core::http::{json_response, page_limit, Params};
 use crate::core::ids::is_safe_wamid;
-use crate::state::{outbox, projections};
+use crate::state::{outbox, projections, webhook_log};
 use serde_json::json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub(crate) enum Op {
     ListMessages,
     GetMessage,
     GetOutboxItem,
+    ListOutbox,
+    ListWebhookDeliveries,
 }
 
 pub(crate) async fn run<H: Host>(
@@ -26,6 +28,8 @@ pub(crate) async fn run<H: Host>(
         Op::ListMessages => list_messages(ctx, request).await,
         Op::GetMessage => get_message(ctx, params.get("messageId")).await,
         Op::GetOutboxItem => get_outbox_item(ctx, params.get("outboxId")).await,
+        Op::ListOutbox => list_outbox(ctx, request).await,
+        Op::ListWebhookDeliveries => list_webhook_deliveries(ctx, request).await,
     }
 }
 
@@ -70,4 +74,55 @@ async fn get_outbox_item<H: Host>(ctx: &Context<'_, H>, id: &str) -> Result<Resp
         Some(item) => Ok(json_response(200, &item.view())),
         None => Err(ApiError::NotFound),
     }
+}
+
+/// `GET {prefix}/outbox?state=&limit=&cursor=`.
+async fn list_outbox<H: Host>(
+    ctx: &Context<'_, H>,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    let state = match request.query("state").as_deref() {
+        None | Some("queued") => outbox::State::Queued,
+        Some("sent") => outbox::State::Sent,
+        Some("failed") => outbox::State::Failed,
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "`state` must be queued, sent or failed.".into(),
+            ))
+        }
+    };
+    let limit = page_limit(request)?;
+    let cursor = request.query("cursor");
+    if cursor
+        .as_deref()
+        .is_some_and(|id| !outbox::is_outbox_id(id))
+    {
+        return Err(ApiError::InvalidRequest(
+            "`cursor` must be the nextCursor of the previous page.".into(),
+        ));
+    }
+    let (items, next_cursor) = outbox::list(ctx, state, limit, cursor.as_deref()).await?;
+    Ok(json_response(
+        200,
+        &json!({ "items": items, "nextCursor": next_cursor }),
+    ))
+}
+
+/// `GET {prefix}/webhooks/deliveries?limit=`: newest first, at most 500.
+async fn list_webhook_deliveries<H: Host>(
+    ctx: &Context<'_, H>,
+    request: &Request,
+) -> Result<Response, ApiError> {
+    let limit = match request.query("limit") {
+        None => 100,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=webhook_log::MAX_ENTRIES).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest("`limit` must be an integer from 1 to 500.".into())
+            })?,
+    };
+    let items = webhook_log::recent(ctx, limit).await?;
+    Ok(json_response(200, &json!({ "items": items })))
 }

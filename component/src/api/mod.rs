@@ -4,6 +4,7 @@
 //! hold for many operations (auth, body limits, idempotency) are the
 //! dispatcher's, in `app`.
 
+pub(crate) mod console;
 pub(crate) mod events;
 pub(crate) mod groups;
 pub(crate) mod history;

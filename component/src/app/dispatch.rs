@@ -5,7 +5,7 @@
 
 use super::openapi;
 use super::routes::{self, Auth, Handler, Operation, ParamStyle, Resolution};
-use crate::api::{events, groups, history, manage, messages, operator, webhook};
+use crate::api::{console, events, groups, history, manage, messages, operator, webhook};
 use crate::context::Context;
 use crate::core::auth::{secrets_equal, signature_valid};
 use crate::core::config::{ConfigError, Paths};
@@ -106,6 +106,7 @@ async fn call<H: Host>(
 ) -> Result<Response, ApiError> {
     match handler {
         Handler::Operator(op) => operator::run(ctx, op, routes::inventory).await,
+        Handler::Console(op) => console::run(ctx, op),
         Handler::OpenApi => Ok(json_response(200, &openapi::document(&ctx.config()?.paths))),
         Handler::Webhook(op) => webhook::run(ctx, op, request).await,
         Handler::Events(op) => events::run(ctx, op, request, params).await,

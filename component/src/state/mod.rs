@@ -10,6 +10,7 @@ pub(crate) mod projections;
 pub(crate) mod queue;
 pub(crate) mod send;
 pub(crate) mod store;
+pub(crate) mod webhook_log;
 
 use crate::context::Context;
 use crate::core::error::ApiError;

@@ -198,6 +198,31 @@ pub(crate) async fn load<H: Host>(
     QUEUE.load(ctx, id).await
 }
 
+/// A page of queued sends in one state, in the order they were queued
+/// (their ids start with the time): the item keys, then the items, in two
+/// calls. The cursor is the last id looked at, so a page may hold fewer
+/// than `limit` items and still have a next one.
+pub(crate) async fn list<H: Host>(
+    ctx: &Context<'_, H>,
+    state: State,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    let after = cursor.map(|id| QUEUE.item_key(id));
+    let page = store::list(ctx, QUEUE.item, after.as_deref(), limit).await?;
+    let found = store::batch(ctx, page.keys.into_iter().map(KvOp::Get).collect()).await?;
+    let items = found
+        .into_iter()
+        .filter_map(Queue::parse::<Item>)
+        .filter(|item| item.state == state)
+        .map(|item| item.view())
+        .collect();
+    let next = page
+        .cursor
+        .and_then(|key| key.strip_prefix(QUEUE.item).map(str::to_owned));
+    Ok((items, next))
+}
+
 /// Whether `id` is an outbox id this service could have issued.
 pub(crate) fn is_outbox_id(id: &str) -> bool {
     id.len() <= 64

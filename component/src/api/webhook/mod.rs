@@ -17,7 +17,7 @@ use crate::core::limits::{MAX_UPDATES_PER_DELIVERY, TOO_MANY_UPDATES};
 use crate::state::events::{self, NewEvent};
 use crate::state::projections::{self, NewMessage};
 use crate::state::send::send;
-use crate::state::store;
+use crate::state::{store, webhook_log};
 use normalize::{normalize, Delivery, NormalizedUpdate};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -109,18 +109,57 @@ async fn receive<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Res
     let claimed = claim_all(ctx, &delivery, &mut handled).await;
     let projected = project_all(ctx, &delivery, claimed, &mut handled).await;
     let (dispatched, refused) = dispatch_all(ctx, projected, &mut handled).await;
-    settle(ctx, &dispatched, &refused).await;
+    let answer = if handled.store_failed {
+        Err(ApiError::StoreUnavailable)
+    } else if let Some(error) = handled.first_error.take() {
+        Err(error)
+    } else {
+        Ok(json_response(
+            200,
+            &json!({ "ok": true, "received": delivery.updates.len(), "dispatched": dispatched.len(), "duplicates": handled.duplicates }),
+        ))
+    };
+    // The console's log of deliveries joins the done marks' batch; a
+    // failed or absent store keeps no log.
+    let logged = (!handled.store_failed && !handled.stateless).then(|| {
+        let entry = log_entry(ctx, &delivery, &handled, dispatched.len(), &answer);
+        webhook_log::log_ops(ctx, &entry)
+    });
+    let (log_ops, trims) = logged.unwrap_or_default();
+    settle(ctx, &dispatched, &refused, log_ops).await;
+    if trims {
+        // Best effort: a later delivery trims again.
+        let _ = webhook_log::trim(ctx).await;
+    }
     after_dispatch(ctx, &delivery, &dispatched).await?;
-    if handled.store_failed {
-        return Err(ApiError::StoreUnavailable);
+    answer
+}
+
+/// What the log keeps of a delivery: kinds and counts, never an id.
+fn log_entry<H: Host>(
+    ctx: &Context<'_, H>,
+    delivery: &Delivery<'_>,
+    handled: &Handled,
+    accepted: usize,
+    answer: &Result<Response, ApiError>,
+) -> webhook_log::Entry {
+    let mut kinds: Vec<String> = Vec::new();
+    for update in &delivery.updates {
+        if !kinds.iter().any(|kind| kind == update.kind) {
+            kinds.push(update.kind.to_owned());
+        }
     }
-    if let Some(error) = handled.first_error {
-        return Err(error);
+    let updates = delivery.updates.len();
+    webhook_log::Entry {
+        at: ctx.host.now_millis(),
+        updates,
+        kinds,
+        accepted,
+        duplicates: handled.duplicates,
+        refused: updates.saturating_sub(accepted + handled.duplicates),
+        status: answer.as_ref().map_or_else(ApiError::status, |r| r.status),
+        code: answer.as_ref().err().map(|error| error.code().to_owned()),
     }
-    Ok(json_response(
-        200,
-        &json!({ "ok": true, "received": delivery.updates.len(), "dispatched": dispatched.len(), "duplicates": handled.duplicates }),
-    ))
 }
 
 /// The writes that list an inbound message (recorded with its claim) or
@@ -171,6 +210,8 @@ struct Handled {
     first_error: Option<ApiError>,
     /// The store failed: the updates not yet claimed were left alone.
     store_failed: bool,
+    /// The host has no store: nothing is claimed, marked or logged.
+    stateless: bool,
 }
 
 impl Handled {
@@ -254,6 +295,7 @@ async fn claim_all<'d, 'a, H: Host>(
         Ok(found) => found,
         // A host without a store gets no dedupe.
         Err(ApiError::PersistenceNotConfigured) => {
+            handled.stateless = true;
             for candidate in &mut candidates {
                 candidate.key = None;
             }
@@ -434,8 +476,8 @@ async fn send_unqueued<H: Host>(
     events::send_inline(ctx, events, &event).await
 }
 
-/// In one batch, marks dispatched updates done and releases the claims of
-/// refused ones for Meta's retry. A dispatch stands whatever happens to
+/// In one batch, marks dispatched updates done, releases the claims of
+/// refused ones for Meta's retry, and logs the delivery (`log`). A dispatch stands whatever happens to
 /// its mark; the batch is tried a few times, because a claim that expires
 /// unmarked is dispatched again by a later redelivery. A mark that never
 /// lands is logged: it is the one way an update can reach the application
@@ -444,6 +486,7 @@ async fn settle<H: Host>(
     ctx: &Context<'_, H>,
     dispatched: &[Claimed<'_, '_>],
     refused: &[Claimed<'_, '_>],
+    log: Vec<KvOp>,
 ) {
     let marks = dispatched.iter().filter_map(|claim| {
         let key = claim.key.clone()?;
@@ -452,7 +495,7 @@ async fn settle<H: Host>(
     let releases = refused
         .iter()
         .filter_map(|claim| claim.key.clone().map(KvOp::Remove));
-    let ops: Vec<KvOp> = marks.chain(releases).collect();
+    let ops: Vec<KvOp> = marks.chain(releases).chain(log).collect();
     if ops.is_empty() {
         return;
     }

@@ -5,7 +5,7 @@
 
 mod table;
 
-use crate::api::{events, groups, history, manage, messages, operator, webhook};
+use crate::api::{console, events, groups, history, manage, messages, operator, webhook};
 use crate::core::config::Paths;
 use crate::core::http::Params;
 use serde_json::{json, Value};
@@ -38,6 +38,8 @@ pub(crate) enum Auth {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Handler {
     Operator(operator::Op),
+    /// The operator console's page, and `/` leading to it.
+    Console(console::Op),
     /// The OpenAPI document, the app's own: it is made from this table.
     OpenApi,
     Webhook(webhook::Op),

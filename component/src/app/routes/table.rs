@@ -1,7 +1,7 @@
 //! The route table itself: every route the service has, in match order.
 
 use super::{op, Auth, Base, Handler, Link, Operation, Param, Route};
-use crate::api::{events, groups, history, manage, messages, operator, webhook};
+use crate::api::{console, events, groups, history, manage, messages, operator, webhook};
 use crate::core::limits::{API_MAX_BODY, MEDIA_MAX_UPLOAD_BYTES, WEBHOOK_MAX_BODY};
 
 const SEND_ERRORS: &[u16] = &[400, 401, 409, 413, 502, 503];
@@ -98,7 +98,41 @@ const fn group_op(
 const TEXT: &str = "text/plain";
 const PROMETHEUS: &str = "text/plain; version=0.0.4";
 
+const HTML: &str = "text/html";
+const LIMIT: Param = Param {
+    name: "limit",
+    location: "query",
+    required: false,
+    schema: "PageLimit",
+};
+
 pub(crate) static ROUTES: &[Route] = &[
+    Route {
+        base: Base::Root,
+        groups: false,
+        suffix: "/",
+        operations: &[op(
+            "GET",
+            Handler::Console(console::Op::Home),
+            Auth::None,
+            "getHome",
+            "Leads to the operator console (302 to /console).",
+        )
+        .success(302, HTML, "Html")],
+    },
+    Route {
+        base: Base::Root,
+        groups: false,
+        suffix: "/console",
+        operations: &[op(
+            "GET",
+            Handler::Console(console::Op::Page),
+            Auth::None,
+            "getConsole",
+            "The operator console: one static page, with no data of its own, that signs in with the service token and reads the bearer routes.",
+        )
+        .success(200, HTML, "Html")],
+    },
     Route {
         base: Base::Root,
         groups: false,
@@ -322,6 +356,55 @@ pub(crate) static ROUTES: &[Route] = &[
         .optional_body("MarkRead", API_MAX_BODY)
         .success(200, "application/json", "GraphReply")
         .errors(&[400, 401, 413, 502, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/outbox",
+        operations: &[op(
+            "GET",
+            Handler::History(history::Op::ListOutbox),
+            Auth::Bearer,
+            "listOutbox",
+            "Sends queued with Prefer: respond-async, in one state, oldest first (no payloads).",
+        )
+        .params(&[
+            Param {
+                name: "state",
+                location: "query",
+                required: false,
+                schema: "OutboxState",
+            },
+            LIMIT,
+            Param {
+                name: "cursor",
+                location: "query",
+                required: false,
+                schema: "OutboxCursor",
+            },
+        ])
+        .success(200, "application/json", "OutboxPage")
+        .errors(&[400, 401, 503])],
+    },
+    Route {
+        base: Base::Api,
+        groups: false,
+        suffix: "/webhooks/deliveries",
+        operations: &[op(
+            "GET",
+            Handler::History(history::Op::ListWebhookDeliveries),
+            Auth::Bearer,
+            "listWebhookDeliveries",
+            "Meta's recent signed deliveries (the last 500, or 24 hours), newest first: when, how many updates of which kinds, what became of them and what Meta was answered; never an id or content.",
+        )
+        .params(&[Param {
+            name: "limit",
+            location: "query",
+            required: false,
+            schema: "WebhookLogLimit",
+        }])
+        .success(200, "application/json", "WebhookDeliveryPage")
+        .errors(&[400, 401, 503])],
     },
     Route {
         base: Base::Api,
