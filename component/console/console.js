@@ -197,6 +197,7 @@ async function overview() {
   const deliveries = sumBy(samplesNow, "http_requests_total", "status_class", webhook);
   const total = Object.values(sumBy(samplesNow, "http_requests_total")).reduce((a, b) => a + b, 0);
   const graphFailures = sumBy(samplesNow, "graph_operations_total", "outcome", (l) => l.outcome !== "success");
+  const failures = Object.values(graphFailures).reduce((a, b) => a + b, 0);
   const readiness = ready.ok ? "ready" : (ready.body?.error?.message ?? "not ready");
   $("tiles").replaceChildren(
     tile("Health", health ? "ok" : "down", null, health ? "ok" : "bad"),
@@ -206,7 +207,7 @@ async function overview() {
     tile("Webhook deliveries", Object.values(deliveries).reduce((a, b) => a + b, 0), list(deliveries)),
     tile("Updates by kind", "", list(sumBy(samplesNow, "webhook_normalization_total", "update_kind", (l) => l.outcome === "dispatched"))),
     tile("Sends by outcome", "", list(sumBy(samplesNow, "send_outcomes_total", "outcome"))),
-    tile("Graph failures", Object.values(graphFailures).reduce((a, b) => a + b, 0), list(graphFailures), "warn"),
+    tile("Graph failures", failures, list(graphFailures), failures > 0 ? "warn" : undefined),
     tile("Request time p50", quantile(samplesNow, 0.5) ?? "—"),
     tile("Request time p99", quantile(samplesNow, 0.99) ?? "—"),
   );
