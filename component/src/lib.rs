@@ -44,7 +44,7 @@ pub use core::host::{
 };
 pub use core::http::percent_decode;
 pub use core::limits::{MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BYTES};
-pub use core::metrics::{Recorder, Totals, DURATION_BUCKETS};
+pub use core::metrics::{Recorder, Totals, DURATION_BUCKETS, SINK_ATTRIBUTES};
 pub use core::upstream::{GraphError, MediaError, MetaError};
 pub use graph::{parse_reply, CallBody, EndpointFamily, GraphCall, Multipart, Risk};
 pub use state::outbox::DrainReport;

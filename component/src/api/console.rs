@@ -27,8 +27,11 @@ pub(crate) fn run<H: Host>(ctx: &Context<'_, H>, op: Op) -> Result<Response, Api
     match op {
         Op::Home => Ok(Response {
             status: 302,
-            headers: vec![("location".into(), PATH.into())],
-            body: Vec::new(),
+            headers: vec![
+                ("location".into(), PATH.into()),
+                ("content-type".into(), "text/html; charset=utf-8".into()),
+            ],
+            body: format!(r#"<a href="{PATH}">{PATH}</a>"#).into_bytes(),
         }),
         // The page needs only the paths: with another setting wrong, it
         // still loads, and its Overview names the setting.

@@ -122,6 +122,40 @@ pub(crate) mod otel {
     pub(crate) const PERSISTENCE_ADAPTER: &str = "wats.persistence.adapter";
 }
 
+/// Every attribute key a sink may get, in a fixed order: the columns of a
+/// store of rows rather than attribute sets (a Workers Analytics Engine
+/// dataset: `blob2` to `blob9`, after the name in `blob1`).
+pub const SINK_ATTRIBUTES: [&str; 8] = [
+    otel::HTTP_ROUTE,
+    otel::HTTP_METHOD,
+    otel::HTTP_STATUS_CODE,
+    otel::HTTP_STATUS_CLASS,
+    otel::ENDPOINT_FAMILY,
+    otel::OUTCOME,
+    otel::UPDATE_KIND,
+    otel::PERSISTENCE_ADAPTER,
+];
+
+impl Measurement {
+    /// Its name, then its value of each of `SINK_ATTRIBUTES` ("" where it
+    /// has none), then its instrument: one row of fixed columns.
+    pub fn columns(&self) -> Vec<&str> {
+        let value = |key: &str| {
+            let found = self.attributes.iter().find(|(k, _)| *k == key);
+            found.map_or("", |(_, v)| v.as_str())
+        };
+        let instrument = if self.histogram {
+            "histogram"
+        } else {
+            "counter"
+        };
+        std::iter::once(self.name)
+            .chain(SINK_ATTRIBUTES.iter().map(|key| value(key)))
+            .chain(std::iter::once(instrument))
+            .collect()
+    }
+}
+
 /// Whether held labels are these, in this order.
 fn same_labels<K: AsRef<str>>(held: &[(K, String)], labels: &[(&str, &str)]) -> bool {
     held.len() == labels.len()
@@ -608,6 +642,29 @@ mod tests {
         assert!(samples
             .iter()
             .any(|s| s.labels.contains(&("status_class".into(), "4xx".into()))));
+    }
+
+    #[test]
+    fn a_measurement_is_one_row_of_fixed_columns() {
+        let recorder = Recorder::default();
+        recorder.http_request("/api/messages/:messageId", "GET", 404, 0.002);
+        let measurements = recorder.measurements.take();
+        let counter = measurements.iter().find(|m| !m.histogram).unwrap();
+        assert_eq!(
+            counter.columns(),
+            [
+                "http_requests_total",
+                "/api/messages/:messageId",
+                "GET",
+                "404",
+                "4xx",
+                "",
+                "",
+                "",
+                "",
+                "counter"
+            ]
+        );
     }
 
     #[test]

@@ -4,16 +4,18 @@ use crate::store::SqlKv;
 use std::cell::{Cell, RefCell};
 use wats::Totals;
 use wats::{
-    log_line, Host, KvError, KvOp, KvPage, Level, OutboundError, OutgoingRequest, Response, Sample,
-    Update,
+    log_line, Host, KvError, KvOp, KvPage, Level, Measurement, OutboundError, OutgoingRequest,
+    Response, Sample, Update,
 };
 use worker::{
-    js_sys, Date, Env, Fetch, Headers, Method, QueueContentType, RawMessageBuilder, Request,
-    RequestInit,
+    js_sys, AnalyticsEngineDataPointBuilder, Date, Env, Fetch, Headers, Method, QueueContentType,
+    RawMessageBuilder, Request, RequestInit,
 };
 
 /// The Durable Object namespace that holds the service's state.
 pub const STATE_BINDING: &str = "WATS_STATE";
+/// The Workers Analytics Engine dataset that takes the measurements.
+const ANALYTICS_BINDING: &str = "WATS_ANALYTICS";
 
 thread_local! {
     /// Metric totals of this isolate. With the Durable Object binding every
@@ -175,6 +177,25 @@ impl Host for WorkerHost {
 
     fn metrics_snapshot(&self) -> Vec<Sample> {
         METRICS.with(|totals| totals.borrow().snapshot())
+    }
+
+    /// To the Analytics Engine dataset bound as `WATS_ANALYTICS`, when
+    /// wrangler.toml declares one, so numbers add up across isolates: one
+    /// data point per measurement, indexed by its name, its columns in
+    /// `blob1`…`blob10` (`Measurement::columns`) and its value in `double1`.
+    /// A write is fire-and-forget: it never fails a request.
+    fn telemetry(&self, measurements: Vec<Measurement>) {
+        let Ok(dataset) = self.env.analytics_engine(ANALYTICS_BINDING) else {
+            return;
+        };
+        for measurement in &measurements {
+            let point = AnalyticsEngineDataPointBuilder::new()
+                .indexes([measurement.name])
+                .blobs(measurement.columns())
+                .doubles([measurement.value])
+                .build();
+            let _ = dataset.write_data_point(&point);
+        }
     }
 
     fn log(&self, level: Level, event: &str, fields: &[(&str, String)]) {

@@ -186,3 +186,116 @@ fn events_reach_failing_endpoints_in_the_end() {
 fn events_reach_a_cloudflare_queue_through_its_binding() {
     forwarding::events_reach_a_cloudflare_queue("workerd", &start_with_queue);
 }
+
+/// With an Analytics Engine dataset bound as `WATS_ANALYTICS`, each
+/// request's measurements become data points: indexed by the metric's
+/// name, the route templated and the exact status in their columns, the
+/// value in `double1`, and nothing of the request itself. The dataset is a
+/// stand-in Worker (tests/support/analytics-sink.mjs), bound through a
+/// service binding to its RPC entrypoint, that hands each point to the
+/// fake Graph: workerd's local dataset keeps nothing to read back.
+#[test]
+#[ignore = "needs the Worker build and wrangler: cargo xtask test runs it"]
+fn measurements_reach_an_analytics_engine_dataset() {
+    use std::sync::{Arc, Mutex};
+    use support::http::{executor, send, start_fake_graph, GraphScript};
+    let root = workspace_root();
+    let script = Arc::new(Mutex::new(GraphScript::default()));
+    let executor = executor();
+    let graph = executor.block_on(start_fake_graph(script.clone()));
+    let dir = std::env::temp_dir().join(format!("wats-workerd-analytics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let main = dir.join("wrangler.toml");
+    let config = format!(
+        r#"name = "wats"
+main = "{}"
+compatibility_date = "2026-04-20"
+[[durable_objects.bindings]]
+name = "WATS_STATE"
+class_name = "WatsState"
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["WatsState"]
+[[services]]
+binding = "WATS_ANALYTICS"
+service = "wats-analytics-sink"
+entrypoint = "AnalyticsSink"
+"#,
+        root.join("hosts/cloudflare/build/index.js").display()
+    );
+    std::fs::write(&main, config).unwrap();
+    let sink = dir.join("sink.toml");
+    let config = format!(
+        r#"name = "wats-analytics-sink"
+main = "{}"
+compatibility_date = "2026-04-20"
+[vars]
+SINK_URL = "http://{graph}/__analytics"
+"#,
+        root.join("hosts/wasmtime/tests/support/analytics-sink.mjs")
+            .display()
+    );
+    std::fs::write(&sink, config).unwrap();
+    let token = "analytics-service-token";
+    let settings: HashMap<String, String> = [
+        ("WATS_ACCESS_TOKEN", "analytics-access-token"),
+        ("WATS_APP_SECRET", "analytics-app-secret"),
+        ("WATS_VERIFY_TOKEN", "analytics-verify-token"),
+        ("WATS_SERVICE_BEARER_TOKEN", token),
+        ("WATS_PHONE_NUMBER_ID", "100000000000001"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let worker = start_workers(&settings, &dir, &[main, sink]);
+    let canary = "wamid.ANALYTICSCANARY15550001234";
+    let client = reqwest::Client::new();
+    let bearer = [("authorization".to_owned(), format!("Bearer {token}"))];
+    let missing = executor.block_on(send(
+        &client,
+        &worker.base,
+        "GET",
+        &format!("/api/messages/{canary}"),
+        &bearer,
+        Vec::new(),
+    ));
+    assert_eq!(missing.status, 404);
+    let wanted = |point: &serde_json::Value| {
+        point["blobs"][0] == "http_requests_total"
+            && point["blobs"][1] == "/api/messages/:messageId"
+            && point["blobs"][3] == "404"
+    };
+    // Written after the response, over RPC: bounded wait.
+    let mut found = None;
+    for _ in 0..300 {
+        found = script
+            .lock()
+            .unwrap()
+            .analytics_points
+            .iter()
+            .find(|point| wanted(point))
+            .cloned();
+        if found.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let point = found.unwrap_or_else(|| {
+        panic!(
+            "no data point for the request: {:?}",
+            script.lock().unwrap().analytics_points
+        )
+    });
+    drop(worker);
+    assert_eq!(point["indexes"], serde_json::json!(["http_requests_total"]));
+    assert_eq!(point["doubles"][0].as_f64(), Some(1.0));
+    assert_eq!(point["blobs"][2], "GET");
+    assert_eq!(point["blobs"][4], "4xx");
+    assert_eq!(point["blobs"][9], "counter");
+    let all = serde_json::to_string(&script.lock().unwrap().analytics_points).unwrap();
+    for private in [canary, token] {
+        assert!(!all.contains(private), "{private} in a data point");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

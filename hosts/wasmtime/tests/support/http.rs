@@ -41,6 +41,9 @@ pub struct GraphScript {
     /// What a Cloudflare Queue's consumer Worker POSTed to `/__queue`: each
     /// message as the queue carried it.
     pub queue_messages: Vec<Value>,
+    /// What the Analytics Engine stand-in POSTed to `/__analytics`: each
+    /// data point the Worker wrote.
+    pub analytics_points: Vec<Value>,
     attempts: BTreeMap<String, u32>,
 }
 
@@ -162,9 +165,12 @@ pub async fn start_fake_graph(script: Arc<Mutex<GraphScript>>) -> SocketAddr {
                                     hyper::StatusCode::from_u16(status).unwrap();
                                 return Ok(response);
                             }
-                            if parts.uri.path() == "/__queue" {
+                            if let path @ ("/__queue" | "/__analytics") = parts.uri.path() {
                                 let message = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                                script.queue_messages.push(message);
+                                match path {
+                                    "/__queue" => script.queue_messages.push(message),
+                                    _ => script.analytics_points.push(message),
+                                }
                                 let mut response = hyper::Response::new(Full::new(Bytes::new()));
                                 *response.status_mut() = hyper::StatusCode::NO_CONTENT;
                                 return Ok(response);
