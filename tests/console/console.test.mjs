@@ -85,9 +85,15 @@ async function fakeGraph() {
   return `http://127.0.0.1:${server.address().port}`;
 }
 
+// The environment without the caller's WATS_* settings (the run's marker,
+// which finds leftover processes, stays).
+function withoutSettings() {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("WATS_")));
+}
+
 async function startServe([wats, component]) {
   const child = start(wats, ["serve", "--component", component, "--port", "0", "--memory", "--dry-run"], {
-    env: { PATH: process.env.PATH },
+    env: withoutSettings(),
   });
   const [, base] = await waitFor(child, /listening on (http:\/\/127\.0\.0\.1:\d+)/, "wats serve");
   // Dry-run: the synthetic credentials README.md lists.
@@ -110,7 +116,7 @@ async function startWorker([root]) {
     wrangler,
     ["dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--config", path.join(root, "wrangler.toml"),
       "--persist-to", state, "--show-interactive-dev-session=false", ...vars],
-    { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false", WATS_WORKER_PREBUILT: "1" } },
+    { cwd: root, env: { ...withoutSettings(), WRANGLER_SEND_METRICS: "false", WATS_WORKER_PREBUILT: "1" } },
   );
   await waitFor(child, /Ready on http:\/\/127\.0\.0\.1/, "wrangler dev");
   return { base: `http://127.0.0.1:${port}`, token: SETTINGS.WATS_SERVICE_BEARER_TOKEN, appSecret: SETTINGS.WATS_APP_SECRET };
