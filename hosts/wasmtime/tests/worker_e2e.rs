@@ -86,17 +86,12 @@ fn start_workers(settings: &HashMap<String, String>, dir: &Path, configs: &[Path
     );
 }
 
-/// The Worker with a Queue producer binding, `WATS_EVENTS_QUEUE`, and the
-/// queue's consumer: a second Worker (tests/support/queue-consumer.mjs)
-/// that POSTs each message to the fake Graph's `/__queue`.
-fn start_with_queue(settings: &HashMap<String, String>, dir: &Path) -> Running {
-    let root = workspace_root();
-    let worker = root.join("hosts/cloudflare/build/index.js");
-    let producer = dir.join("wrangler.toml");
-    std::fs::write(
-        &producer,
-        format!(
-            r#"name = "wats"
+/// The Worker's wrangler.toml as the tests run it (its build, the Durable
+/// Object), with `bindings` added.
+fn worker_config(bindings: &str) -> String {
+    let worker = workspace_root().join("hosts/cloudflare/build/index.js");
+    format!(
+        r#"name = "wats"
 main = "{}"
 compatibility_date = "2026-04-20"
 [[durable_objects.bindings]]
@@ -105,14 +100,19 @@ class_name = "WatsState"
 [[migrations]]
 tag = "v1"
 new_sqlite_classes = ["WatsState"]
-[[queues.producers]]
-binding = "WATS_EVENTS_QUEUE"
-queue = "wats-events"
-"#,
-            worker.display()
-        ),
+{bindings}"#,
+        worker.display()
     )
-    .unwrap();
+}
+
+/// The Worker with a Queue producer binding, `WATS_EVENTS_QUEUE`, and the
+/// queue's consumer: a second Worker (tests/support/queue-consumer.mjs)
+/// that POSTs each message to the fake Graph's `/__queue`.
+fn start_with_queue(settings: &HashMap<String, String>, dir: &Path) -> Running {
+    let root = workspace_root();
+    let producer = dir.join("wrangler.toml");
+    let queue = "[[queues.producers]]\nbinding = \"WATS_EVENTS_QUEUE\"\nqueue = \"wats-events\"\n";
+    std::fs::write(&producer, worker_config(queue)).unwrap();
     let consumer = dir.join("consumer.toml");
     std::fs::write(
         &consumer,
@@ -207,24 +207,8 @@ fn measurements_reach_an_analytics_engine_dataset() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let main = dir.join("wrangler.toml");
-    let config = format!(
-        r#"name = "wats"
-main = "{}"
-compatibility_date = "2026-04-20"
-[[durable_objects.bindings]]
-name = "WATS_STATE"
-class_name = "WatsState"
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["WatsState"]
-[[services]]
-binding = "WATS_ANALYTICS"
-service = "wats-analytics-sink"
-entrypoint = "AnalyticsSink"
-"#,
-        root.join("hosts/cloudflare/build/index.js").display()
-    );
-    std::fs::write(&main, config).unwrap();
+    let binding = "[[services]]\nbinding = \"WATS_ANALYTICS\"\nservice = \"wats-analytics-sink\"\nentrypoint = \"AnalyticsSink\"\n";
+    std::fs::write(&main, worker_config(binding)).unwrap();
     let sink = dir.join("sink.toml");
     let config = format!(
         r#"name = "wats-analytics-sink"

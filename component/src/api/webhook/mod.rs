@@ -477,9 +477,10 @@ async fn send_unqueued<H: Host>(
 }
 
 /// In one batch, marks dispatched updates done, releases the claims of
-/// refused ones for Meta's retry, and logs the delivery (`log`). A dispatch stands whatever happens to
-/// its mark; the batch is tried a few times, because a claim that expires
-/// unmarked is dispatched again by a later redelivery. A mark that never
+/// refused ones for Meta's retry, and logs the delivery (`log`). A
+/// dispatch stands whatever happens to its mark; the batch is tried a few
+/// times, because a claim that expires unmarked is dispatched again by a
+/// later redelivery. A mark that never
 /// lands is logged: it is the one way an update can reach the application
 /// twice.
 async fn settle<H: Host>(
