@@ -480,9 +480,8 @@ async fn send_unqueued<H: Host>(
 /// refused ones for Meta's retry, and logs the delivery (`log`). A
 /// dispatch stands whatever happens to its mark; the batch is tried a few
 /// times, because a claim that expires unmarked is dispatched again by a
-/// later redelivery. A mark that never
-/// lands is logged: it is the one way an update can reach the application
-/// twice.
+/// later redelivery. A mark that never lands is logged: it is the one way
+/// an update can reach the application twice.
 async fn settle<H: Host>(
     ctx: &Context<'_, H>,
     dispatched: &[Claimed<'_, '_>],
