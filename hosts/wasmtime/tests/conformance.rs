@@ -338,3 +338,50 @@ fn warm_instances_serve_later_requests_and_keep_nothing_of_earlier_ones() {
         );
     }
 }
+
+/// A host that cannot refuse to start (a Worker, a Spin app) hears which
+/// setting is wrong on the first request that loads the settings: one
+/// line per instance, with the key and the construction code, never the
+/// value; `/readyz` keeps answering 503.
+#[test]
+fn a_bad_setting_is_logged_once_by_name() {
+    let (_, suites) = load_suites();
+    let suite = suites
+        .iter()
+        .find(|suite| suite.name == "invalid configuration")
+        .expect("tests/conformance/config.json");
+    let (fakes, services) = Fakes::new(suite);
+    let runtime = Runtime::load(&component_path(), services).expect("the component loads");
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let response = executor
+            .block_on(runtime.handle(Request {
+                method: "GET".into(),
+                path_with_query: "/readyz".into(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            }))
+            .unwrap();
+        assert_eq!(response.status, 503);
+    }
+    assert_eq!(runtime.warm_instances(), 1, "one instance served them all");
+    let logs = fakes.log.0.lock().unwrap().clone();
+    let faults: Vec<Value> = logs
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["event"] == "wats.config.invalid")
+        .collect();
+    assert_eq!(
+        faults,
+        [serde_json::json!({
+            "level": "error",
+            "event": "wats.config.invalid",
+            "key": "WATS_GRAPH_API_VERSION",
+            "code": "invalid_config",
+        })],
+        "{logs:?}"
+    );
+}
