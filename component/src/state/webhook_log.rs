@@ -15,6 +15,7 @@ use crate::core::host::{Host, KvOp};
 use crate::core::time::iso8601;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "wh:log:";
 /// The most entries the log shows, and keeps (give or take a trim's worth).
@@ -47,15 +48,21 @@ pub(crate) struct Entry {
 }
 
 /// The writes that log a delivery: its entry, and, for one delivery in 64,
-/// a note that it should trim the log afterwards (`trim`).
-pub(crate) fn log_ops<H: Host>(ctx: &Context<'_, H>, entry: &Entry) -> (Vec<KvOp>, bool) {
+/// a note that it should trim the log afterwards (`trim`). Which ones is
+/// decided by the hash of the delivery's body, so the same delivery
+/// always makes the same number of store calls (Meta's retry too).
+pub(crate) fn log_ops<H: Host>(
+    ctx: &Context<'_, H>,
+    entry: &Entry,
+    body: &[u8],
+) -> (Vec<KvOp>, bool) {
     let suffix = unique_hex(ctx.host, &entry.at.to_be_bytes());
     let key = format!(
         "{PREFIX}{:013}:{}",
         MAX_MILLIS.saturating_sub(entry.at),
         &suffix[..8]
     );
-    let trims = u8::from_str_radix(&suffix[..2], 16).is_ok_and(|byte| byte < TRIM_BELOW);
+    let trims = Sha256::digest(body)[0] < TRIM_BELOW;
     let value = serde_json::to_vec(entry).unwrap_or_default();
     (vec![KvOp::set(key, value, Some(TTL_SECONDS))], trims)
 }
@@ -166,7 +173,7 @@ mod tests {
                 at: host.now.get(),
                 ..Entry::default()
             };
-            let (ops, trim_now) = log_ops(&ctx, &entry);
+            let (ops, trim_now) = log_ops(&ctx, &entry, &entry.at.to_be_bytes());
             block_on(store::write(&ctx, ops)).unwrap();
             if trim_now {
                 trims += 1;

@@ -123,7 +123,7 @@ async fn receive<H: Host>(ctx: &Context<'_, H>, request: &Request) -> Result<Res
     // failed or absent store keeps no log.
     let logged = (!handled.store_failed && !handled.stateless).then(|| {
         let entry = log_entry(ctx, &delivery, &handled, dispatched.len(), &answer);
-        webhook_log::log_ops(ctx, &entry)
+        webhook_log::log_ops(ctx, &entry, &request.body)
     });
     let (log_ops, trims) = logged.unwrap_or_default();
     settle(ctx, &dispatched, &refused, log_ops).await;
