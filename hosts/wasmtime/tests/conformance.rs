@@ -257,13 +257,18 @@ fn state_calls(snapshot: &[wats_host::runtime::Sample]) -> u64 {
 
 /// The component over a suite's fakes, and an executor to call it on.
 fn loaded(suite: &Suite) -> (Runtime, tokio::runtime::Runtime) {
-    let (_, services) = Fakes::new(suite);
+    let (_, runtime, executor) = loaded_with_fakes(suite);
+    (runtime, executor)
+}
+
+fn loaded_with_fakes(suite: &Suite) -> (Fakes, Runtime, tokio::runtime::Runtime) {
+    let (fakes, services) = Fakes::new(suite);
     let runtime = Runtime::load(&component_path(), services).expect("the component loads");
     let executor = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    (runtime, executor)
+    (fakes, runtime, executor)
 }
 
 #[test]
@@ -350,12 +355,7 @@ fn a_bad_setting_is_logged_once_by_name() {
         .iter()
         .find(|suite| suite.name == "invalid configuration")
         .expect("tests/conformance/config.json");
-    let (fakes, services) = Fakes::new(suite);
-    let runtime = Runtime::load(&component_path(), services).expect("the component loads");
-    let executor = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (fakes, runtime, executor) = loaded_with_fakes(suite);
     for _ in 0..3 {
         let response = executor
             .block_on(runtime.handle(Request {
