@@ -8,6 +8,8 @@ const API = meta("wats-api");
 const WEBHOOK = meta("wats-webhook");
 const KEY = "wats.token";
 const views = ["overview", "webhooks", "messages", "events", "outbox", "send"];
+// How many pages of 100 messages a search by phone or user id reads.
+const SEARCH_PAGES = 5;
 let current = "overview";
 let timer = null;
 const samples = [];
@@ -284,8 +286,18 @@ async function search(query) {
     const { ok, body } = await api(`messages/${encodeURIComponent(q)}`);
     return renderMessages(ok ? [body] : []);
   }
-  const matches = (value) => value && String(value).includes(q);
-  renderMessages(messages.filter((m) => ["fromPhone", "toPhone", "fromUserId", "toUserId"].some((key) => matches(m[key]))));
+  // A phone or user id: the newest SEARCH_PAGES pages, filtered here (the
+  // service has no index by contact).
+  const matches = (m) => ["fromPhone", "toPhone", "fromUserId", "toUserId"].some((key) => m[key] && String(m[key]).includes(q));
+  const found = [];
+  let cursor = null;
+  for (let page = 0; page < SEARCH_PAGES; page++) {
+    const { body } = await api(`messages?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    found.push(...(body?.items ?? []).filter(matches));
+    cursor = body?.nextCursor;
+    if (!cursor) break;
+  }
+  renderMessages(found);
 }
 
 async function events() {

@@ -237,10 +237,19 @@ async function main() {
   await page.click("#reveal");
   await page.waitForFunction(() => document.querySelector("#message-rows").textContent.includes("15550002222"));
   await page.click("#reveal");
+  // Search by phone number.
+  await page.type("#search", "15550002222");
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#message-rows tr.pick").length === 1);
+  assert.equal(await page.$eval("#message-rows tr.pick td:nth-child(2)", (td) => td.textContent), "outbound");
+  await page.$eval("#search", (input) => (input.value = ""));
   // Search by message id, and open it from the keyboard.
   await page.type("#search", "wamid.CONSOLEIN1");
   await page.keyboard.press("Enter");
-  await page.waitForFunction(() => document.querySelectorAll("#message-rows tr.pick").length === 1);
+  await page.waitForFunction(() => {
+    const rows = document.querySelectorAll("#message-rows tr.pick");
+    return rows.length === 1 && rows[0].cells[1].textContent === "inbound";
+  });
   await page.focus("#message-rows tr.pick");
   await page.keyboard.press("Enter");
   await page.waitForSelector("#message-detail:not([hidden])");
