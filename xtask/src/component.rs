@@ -47,7 +47,24 @@ pub fn build(steps: &mut Steps) -> Result<PathBuf> {
         .context("encoding the component")?;
     let out = output_path();
     write_artifact("component", &out, &component)?;
+    report_console_page()?;
     Ok(out)
+}
+
+/// The operator console's page as served: its HTML with the style and
+/// script inline (`component/console/`, docs/console.md).
+fn report_console_page() -> Result<()> {
+    let dir = steps::root().join("component/console");
+    let mut page = Vec::new();
+    for file in ["console.html", "console.css", "console.js"] {
+        page.extend(std::fs::read(dir.join(file)).with_context(|| format!("reading {file}"))?);
+    }
+    eprintln!(
+        "    console page: {} raw, {} gzip (budget 25 KiB gzip)",
+        kib(page.len()),
+        kib(gzip_len(&page)?)
+    );
+    Ok(())
 }
 
 /// Writes `bytes` to `out` and prints the artifact's raw and gzip size.

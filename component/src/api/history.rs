@@ -4,7 +4,7 @@
 use crate::context::Context;
 use crate::core::error::ApiError;
 use crate::core::host::{Host, Request, Response};
-use crate::core::http::{json_response, page_limit, Params};
+use crate::core::http::{json_response, limit_within, page_limit, Params};
 use crate::core::ids::is_safe_wamid;
 use crate::state::{outbox, projections, webhook_log};
 use serde_json::json;
@@ -113,16 +113,7 @@ async fn list_webhook_deliveries<H: Host>(
     ctx: &Context<'_, H>,
     request: &Request,
 ) -> Result<Response, ApiError> {
-    let limit = match request.query("limit") {
-        None => 100,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=webhook_log::MAX_ENTRIES).contains(n))
-            .ok_or_else(|| {
-                ApiError::InvalidRequest("`limit` must be an integer from 1 to 500.".into())
-            })?,
-    };
+    let limit = limit_within(request, 100, webhook_log::MAX_ENTRIES)?;
     let items = webhook_log::recent(ctx, limit).await?;
     Ok(json_response(200, &json!({ "items": items })))
 }

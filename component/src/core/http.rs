@@ -11,16 +11,19 @@ const MAX_PAGE: u32 = 100;
 
 /// `?limit=`: 1 to 100, 50 when absent.
 pub(crate) fn page_limit(request: &Request) -> Result<u32, ApiError> {
+    limit_within(request, DEFAULT_PAGE, MAX_PAGE)
+}
+
+/// `?limit=`: 1 to `max`, `default` when absent.
+pub(crate) fn limit_within(request: &Request, default: u32, max: u32) -> Result<u32, ApiError> {
     match request.query("limit") {
-        None => Ok(DEFAULT_PAGE),
+        None => Ok(default),
         Some(text) => text
             .parse::<u32>()
             .ok()
-            .filter(|limit| (1..=MAX_PAGE).contains(limit))
+            .filter(|limit| (1..=max).contains(limit))
             .ok_or_else(|| {
-                ApiError::InvalidRequest(format!(
-                    "`limit` must be an integer from 1 to {MAX_PAGE}."
-                ))
+                ApiError::InvalidRequest(format!("`limit` must be an integer from 1 to {max}."))
             }),
     }
 }

@@ -724,3 +724,23 @@ fn otlp_export_carries_the_full_attribute_set_and_no_request_data() {
     assert_no_canaries("OTLP export", &String::from_utf8_lossy(&raw), &canaries);
     assert_no_canaries("wats serve's stderr", &stderr, &canaries);
 }
+
+/// An OTLP protocol `wats serve` does not speak is refused at start, by
+/// the key's name, rather than silently exporting nothing.
+#[test]
+fn an_otlp_protocol_other_than_http_protobuf_is_refused_by_name() {
+    let settings = HashMap::from([
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+            "http://127.0.0.1:9".to_owned(),
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(), "grpc".to_owned()),
+    ]);
+    match Server::start(&["--memory"], &settings) {
+        Ok(server) => panic!("started: {}", server.stop()),
+        Err(stderr) => {
+            assert!(stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{stderr}");
+            assert!(!stderr.contains("127.0.0.1:9"), "{stderr}");
+        }
+    }
+}

@@ -99,6 +99,7 @@ const TEXT: &str = "text/plain";
 const PROMETHEUS: &str = "text/plain; version=0.0.4";
 
 const HTML: &str = "text/html";
+/// A page's size (1..100), on every paged listing.
 const LIMIT: Param = Param {
     name: "limit",
     location: "query",
@@ -309,12 +310,7 @@ pub(crate) static ROUTES: &[Route] = &[
                 "Recorded messages, newest first.",
             )
             .params(&[
-                Param {
-                    name: "limit",
-                    location: "query",
-                    required: false,
-                    schema: "PageLimit",
-                },
+                LIMIT,
                 Param {
                     name: "cursor",
                     location: "query",
@@ -444,12 +440,7 @@ pub(crate) static ROUTES: &[Route] = &[
                 required: false,
                 schema: "EventState",
             },
-            Param {
-                name: "limit",
-                location: "query",
-                required: false,
-                schema: "PageLimit",
-            },
+            LIMIT,
             Param {
                 name: "cursor",
                 location: "query",
@@ -544,12 +535,7 @@ pub(crate) static ROUTES: &[Route] = &[
                 required: false,
                 schema: "TemplateStatus",
             },
-            Param {
-                name: "limit",
-                location: "query",
-                required: false,
-                schema: "PageLimit",
-            },
+            LIMIT,
             GRAPH_AFTER,
         ])],
     },
